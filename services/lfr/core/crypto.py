@@ -1,0 +1,144 @@
+"""AES-256-GCM for face crops, under short-lived data keys held only in Redis.
+
+Privacy rule 1 by construction: a crop is on Kafka only as ciphertext under a key that Redis forgets after
+``crypto.key_ttl_s``. Readers cache a key no longer than its remaining Redis TTL, so once the TTL passes no
+process anywhere can decrypt the crop, even from broker logs or backups. The associated data binds the
+ciphertext to its crop, camera and deployment, so a chip cannot be replayed under another identity.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from lfr.core.config import Settings
+from lfr.core.ids import new_id
+from lfr.core.redis_client import key as rkey
+from lfr.v1.common_pb2 import EncryptedBlob
+
+NONCE_BYTES = 12
+
+
+class KeyExpired(Exception):
+    """The data key is gone: the crop is deleted by design and must be counted, not retried."""
+
+
+class DecryptFailed(Exception):
+    """Ciphertext, nonce or associated data do not match: tampered or misrouted; dead-letter it."""
+
+
+def crop_aad(crop_id: str, camera_id: str, deployment_id: str) -> bytes:
+    return f"lfr.crop|{crop_id}|{camera_id}|{deployment_id}".encode()
+
+
+def seal(key_id: str, key: bytes, plaintext: bytes, aad: bytes, content_type: str = "image/jpeg") -> EncryptedBlob:
+    nonce = os.urandom(NONCE_BYTES)
+    ct = AESGCM(key).encrypt(nonce, plaintext, aad)
+    return EncryptedBlob(key_id=key_id, nonce=nonce, ciphertext=ct, content_type=content_type)
+
+
+def open_blob(key: bytes, blob: EncryptedBlob, aad: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(blob.nonce, blob.ciphertext, aad)
+    except (InvalidTag, ValueError) as exc:
+        raise DecryptFailed(f"blob under key {blob.key_id} failed authentication") from exc
+
+
+@dataclass
+class _CachedKey:
+    key: bytes
+    expires_at: float
+
+
+class CropKeyring:
+    """Creates, rotates and looks up crop data keys in Redis."""
+
+    def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
+        self.settings = settings
+        self.redis = redis
+        self._current: tuple[str, bytes, float] | None = None
+        self._cache: dict[str, _CachedKey] = {}
+
+    def _redis_key(self, key_id: str) -> str:
+        return rkey(self.settings, "cropkey", key_id)
+
+    async def current(self) -> tuple[str, bytes]:
+        """The key to encrypt with now; a new one every ``key_rotation_s``."""
+        now = time.monotonic()
+        if self._current is None or now - self._current[2] >= self.settings.crypto.key_rotation_s:
+            key_id, key = new_id(), AESGCM.generate_key(bit_length=256)
+            await self.redis.set(self._redis_key(key_id), key, ex=self.settings.crypto.key_ttl_s, nx=True)
+            self._current = (key_id, key, now)
+        return self._current[0], self._current[1]
+
+    async def encrypt(self, plaintext: bytes, aad: bytes) -> EncryptedBlob:
+        key_id, key = await self.current()
+        return seal(key_id, key, plaintext, aad)
+
+    async def lookup(self, key_id: str) -> bytes:
+        now = time.monotonic()
+        cached = self._cache.get(key_id)
+        if cached and cached.expires_at > now:
+            return cached.key
+        self._cache.pop(key_id, None)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self._redis_key(key_id))
+        pipe.pttl(self._redis_key(key_id))
+        value, pttl = await pipe.execute()
+        if value is None or pttl is None or pttl <= 0:
+            raise KeyExpired(f"crop key {key_id} has expired")
+        self._cache[key_id] = _CachedKey(bytes(value), now + pttl / 1000.0)
+        if len(self._cache) > 1024:
+            for k in [k for k, v in self._cache.items() if v.expires_at <= now]:
+                del self._cache[k]
+        return bytes(value)
+
+    async def decrypt(self, blob: EncryptedBlob, aad: bytes) -> bytes:
+        return open_blob(await self.lookup(blob.key_id), blob, aad)
+
+
+class AlertKey:
+    """The deployment's alert-retention key: probe crops kept with alerts are sealed under it.
+
+    In production it comes from a Secret; the local stack generates one into the data dir once.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        c = settings.crypto
+        if c.alert_key is not None:
+            raw = base64.b64decode(c.alert_key.get_secret_value())
+        else:
+            path = settings.data_dir / "secrets" / "alert.key"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(base64.b64encode(AESGCM.generate_key(bit_length=256)))
+                os.chmod(tmp, 0o600)
+                try:
+                    os.link(tmp, path)  # first writer wins when several services start at once
+                except FileExistsError:
+                    pass
+                tmp.unlink(missing_ok=True)
+            raw = base64.b64decode(path.read_bytes())
+        if len(raw) != 32:
+            raise ValueError("crypto.alert_key must be 32 bytes, base64-encoded")
+        self.key_id = c.alert_key_id
+        self._key = raw
+
+    def seal(self, plaintext: bytes, aad: bytes) -> EncryptedBlob:
+        return seal(self.key_id, self._key, plaintext, aad)
+
+    def open(self, blob: EncryptedBlob, aad: bytes) -> bytes:
+        if blob.key_id != self.key_id:
+            raise DecryptFailed(f"probe sealed under unknown key {blob.key_id}")
+        return open_blob(self._key, blob, aad)
+
+
+def probe_aad(hit_or_crop_id: str, deployment_id: str) -> bytes:
+    return f"lfr.probe|{hit_or_crop_id}|{deployment_id}".encode()

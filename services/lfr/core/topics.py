@@ -1,0 +1,64 @@
+"""Every Kafka topic LFR uses, with its partitioning, retention and key, in one place.
+
+Topics are always created explicitly (``lfr topics create``): the embedded broker auto-creates topics with
+four partitions, and production clusters usually forbid auto-creation. Partition counts come from settings
+because they bound how many embedder and alerting replicas can do useful work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lfr.core.config import Settings
+
+CROPS = "lfr.crops.v1"
+HITS = "lfr.hits.v1"
+ALERTS = "lfr.alerts.v1"
+ALERTS_JSON = "lfr.alerts.json.v1"
+ADJUDICATIONS = "lfr.adjudications.v1"
+AUDIT = "lfr.audit.v1"
+DEADLETTER = "lfr.deadletter.v1"
+STATS = "lfr.stats.v1"
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    key: str
+    retention_ms: int
+    cleanup_policy: str = "delete"
+    description: str = ""
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup_policy, **self.extra_config}
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    k = settings.kafka
+    alert_retention = settings.alerting.retention_days * DAY_MS
+    return [
+        TopicSpec(CROPS, k.crops_partitions, "camera_id", k.crops_retention_ms,
+                  description="encrypted face crops; short retention and expiring keys (privacy rule 1)"),
+        TopicSpec(HITS, k.hits_partitions, "deployment_id", alert_retention,
+                  description="watchlist matches above threshold"),
+        TopicSpec(ALERTS, k.alerts_partitions, "deployment_id", alert_retention,
+                  description="alerts (protobuf); subscribers de-duplicate by alert_id"),
+        TopicSpec(ALERTS_JSON, k.alerts_partitions, "deployment_id", alert_retention,
+                  description="JSON mirror of lfr.alerts.v1"),
+        TopicSpec(ADJUDICATIONS, k.hits_partitions, "deployment_id", -1, description="officers' decisions"),
+        TopicSpec(AUDIT, 1, "none (single partition: total order for the hash chain)", -1,
+                  description="append-only hash-chained audit log"),
+        TopicSpec(DEADLETTER, 3, "stage", 14 * DAY_MS, description="records a stage could not process"),
+        TopicSpec(STATS, 3, "deployment_id", alert_retention, description="per-deployment counters"),
+    ]
+
+
+def spec_for(settings: Settings, name: str) -> TopicSpec:
+    for spec in topic_specs(settings):
+        if spec.name == name:
+            return spec
+    raise KeyError(f"unknown topic {name}")
