@@ -24,6 +24,7 @@ from lfr.core.bus import make_consumer
 from lfr.core.config import Settings
 from lfr.core.ids import new_id
 from lfr.core.redis_client import key as rkey
+from lfr.core.redis_client import text
 from lfr.core.serde import decode, encode
 from lfr.core.timeutil import ms_from_ts, now_ms, ts_from_ms
 from lfr.v1.audit_pb2 import AuditEvent
@@ -78,10 +79,16 @@ class AuditLog:
         try:
             head = await self.redis.hgetall(self._head_key)
             seq = int(head.get(b"seq", b"0"))
-            prev = head.get(b"hash", GENESIS.encode()).decode()
+            prev = text(head.get(b"hash"), GENESIS)
             event = AuditEvent(
-                seq=seq + 1, event_id=new_id(), actor=actor, action=action, target=target, reason=reason,
-                time=ts_from_ms(now_ms()), details={k: str(v) for k, v in (details or {}).items()},
+                seq=seq + 1,
+                event_id=new_id(),
+                actor=actor,
+                action=action,
+                target=target,
+                reason=reason,
+                time=ts_from_ms(now_ms()),
+                details={k: str(v) for k, v in (details or {}).items()},
                 prev_hash=prev,
             )
             event.hash = chain_hash(event)
@@ -102,8 +109,12 @@ class VerifyReport:
     problem: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"ok": self.ok, "records": self.records, "first_bad_seq": self.first_bad_seq,
-                "problem": self.problem}
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "first_bad_seq": self.first_bad_seq,
+            "problem": self.problem,
+        }
 
 
 def verify_events(events: Iterable[AuditEvent], expected_head_seq: int | None = None) -> VerifyReport:
@@ -115,8 +126,12 @@ def verify_events(events: Iterable[AuditEvent], expected_head_seq: int | None = 
         n += 1
         if ev.seq != expected:
             kind = "missing" if ev.seq > expected else "reordered or duplicated"
-            return VerifyReport(False, n, expected if ev.seq > expected else ev.seq,
-                                f"record {expected} {kind}: found seq {ev.seq}")
+            return VerifyReport(
+                False,
+                n,
+                expected if ev.seq > expected else ev.seq,
+                f"record {expected} {kind}: found seq {ev.seq}",
+            )
         if ev.prev_hash != prev:
             return VerifyReport(False, n, ev.seq, f"record {ev.seq} does not follow record {ev.seq - 1}")
         if chain_hash(ev) != ev.hash:

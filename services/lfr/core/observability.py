@@ -98,8 +98,13 @@ class HealthServer:
 
     async def start(self) -> int:
         app = web.Application()
-        app.add_routes([web.get("/healthz", self._healthz), web.get("/readyz", self._readyz),
-                        web.get("/metrics", self._metrics)])
+        app.add_routes(
+            [
+                web.get("/healthz", self._healthz),
+                web.get("/readyz", self._readyz),
+                web.get("/metrics", self._metrics),
+            ]
+        )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         o = self.settings.observability
@@ -117,8 +122,15 @@ class HealthServer:
     def _write_runfile(self) -> None:
         path = self._runfile()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"service": self.service, "pid": os.getpid(),
-                                    "health_url": f"http://{self.settings.observability.health_host}:{self.port}"}))
+        path.write_text(
+            json.dumps(
+                {
+                    "service": self.service,
+                    "pid": os.getpid(),
+                    "health_url": f"http://{self.settings.observability.health_host}:{self.port}",
+                }
+            )
+        )
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -21,3 +21,10 @@ def make_redis(settings: Settings) -> aioredis.Redis:
 
 def key(settings: Settings, *parts: str) -> str:
     return settings.redis.key_prefix + ":".join(parts)
+
+
+def text(value: bytes | str | None, default: str = "") -> str:
+    """Redis replies arrive as bytes (decode_responses=False keeps binary values intact)."""
+    if value is None:
+        return default
+    return value.decode() if isinstance(value, bytes) else value

@@ -34,7 +34,9 @@ DEAD = Counter("lfr_stage_dead_letters_total", "Records sent to the dead-letter 
 RETRIES = Counter("lfr_stage_batch_retries_total", "Batches retried after a failure", ["stage"])
 COMMIT_FAILURES = Counter("lfr_stage_commit_failures_total", "Commits refused (rebalance)", ["stage"])
 BATCH_SECONDS = Histogram(
-    "lfr_stage_batch_seconds", "Time to process, produce and commit one batch", ["stage"],
+    "lfr_stage_batch_seconds",
+    "Time to process, produce and commit one batch",
+    ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 ASSIGNED = Gauge("lfr_stage_assigned_partitions", "Partitions currently assigned", ["stage"])
@@ -125,14 +127,18 @@ class Stage:
 
     async def run(self) -> None:
         self._producer = make_producer(self.settings, self.name)
-        self._consumer = make_consumer(self.settings, self.topic, group_id=self.group_id, client_suffix=self.name)
+        self._consumer = make_consumer(
+            self.settings, self.topic, group_id=self.group_id, client_suffix=self.name
+        )
         await self._producer.start()
         await self._consumer.start()
         self.ready = True
         log.info("stage %s consuming %s as group %s", self.name, self.topic, self.group_id)
         try:
             while not self._stop.is_set():
-                batch = await self._consumer.getmany(timeout_ms=self.batch_wait_ms, max_records=self.batch_size)
+                batch = await self._consumer.getmany(
+                    timeout_ms=self.batch_wait_ms, max_records=self.batch_size
+                )
                 ASSIGNED.labels(self.name).set(len(self._consumer.assignment()))
                 records = [r for part in batch.values() for r in part]
                 if records:
@@ -154,8 +160,13 @@ class Stage:
                 # Transient: broker, Redis or Milvus away. Nothing is committed, so retrying is safe; outputs
                 # are idempotent by id. A stop request leaves the batch uncommitted for redelivery.
                 RETRIES.labels(self.name).inc()
-                log.warning("stage %s batch failed (%s: %s); retrying in %.1fs", self.name,
-                            type(exc).__name__, exc, delay)
+                log.warning(
+                    "stage %s batch failed (%s: %s); retrying in %.1fs",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
                 if self._stop.is_set():
                     return
                 try:

@@ -12,13 +12,14 @@ import redis.asyncio as aioredis
 
 from lfr.core.config import Settings
 from lfr.core.redis_client import key as rkey
+from lfr.core.redis_client import text
 from lfr.core.timeutil import now_ms
 
 # Counter names shared by the stages that write them and the report that reads them.
 FACES_ANALYSED = "faces_analysed"
 CROPS_EXPIRED = "crops_expired"
 CROPS_REFUSED = "crops_refused"
-CROPS_DISCARDED = "crops_discarded"   # analysed and matched nothing: deleted at once
+CROPS_DISCARDED = "crops_discarded"  # analysed and matched nothing: deleted at once
 HITS = "hits"
 ALERTS = "alerts"
 ADJ_MATCH = "adjudicated_match"
@@ -30,11 +31,16 @@ MINUTE_TTL_S = 8 * 24 * 3600
 
 def _keys(settings: Settings, deployment_id: str, at_ms: int) -> tuple[str, str]:
     minute = at_ms // 60_000 * 60
-    return rkey(settings, "stats", deployment_id, "total"), rkey(settings, "stats", deployment_id, str(minute))
+    return rkey(settings, "stats", deployment_id, "total"), rkey(
+        settings, "stats", deployment_id, str(minute)
+    )
 
 
 async def add(
-    redis: aioredis.Redis, settings: Settings, deployment_id: str, counts: Mapping[str, int],
+    redis: aioredis.Redis,
+    settings: Settings,
+    deployment_id: str,
+    counts: Mapping[str, int],
     at_ms: int | None = None,
 ) -> None:
     if not deployment_id or not any(counts.values()):
@@ -51,7 +57,7 @@ async def add(
 
 async def totals(redis: aioredis.Redis, settings: Settings, deployment_id: str) -> dict[str, int]:
     raw = await redis.hgetall(rkey(settings, "stats", deployment_id, "total"))
-    return {k.decode(): int(v) for k, v in raw.items()}
+    return {text(k): int(v) for k, v in raw.items()}
 
 
 async def per_minute(
@@ -63,7 +69,7 @@ async def per_minute(
     for m in starts:
         pipe.hgetall(rkey(settings, "stats", deployment_id, str(m)))
     rows = await pipe.execute()
-    return [(m, {k.decode(): int(v) for k, v in row.items()}) for m, row in zip(starts, rows, strict=True)]
+    return [(m, {text(k): int(v) for k, v in row.items()}) for m, row in zip(starts, rows, strict=True)]
 
 
 async def purge(redis: aioredis.Redis, settings: Settings, deployment_id: str) -> None:

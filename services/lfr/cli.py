@@ -1,0 +1,212 @@
+"""The `lfr` command: one entry point for every service, the local stack and the operators' tools.
+
+Sub-command groups live next to the code they drive (``lfr.<service>.cli``); this module only mounts them
+and owns the global ``--config`` option, so each service keeps its own small composition root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from lfr.core.config import ConfigError, Settings, get_settings, masked_dump
+
+app = typer.Typer(
+    name="lfr",
+    help="LFR: live and retrospective facial recognition for police deployments.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+stack_app = typer.Typer(
+    help="The embedded single-machine stack: broker, Redis, Milvus Lite.", no_args_is_help=True
+)
+config_app = typer.Typer(help="Effective configuration.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topic provisioning.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print figures as JSON.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(config_app, name="config")
+app.add_typer(topics_app, name="topics")
+app.add_typer(bench_app, name="bench")
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        typer.echo(f"lfr: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.callback()
+def _global(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML settings file (also LFR_CONFIG).")
+    ] = None,
+) -> None:
+    if config is not None:
+        import os
+
+        os.environ["LFR_CONFIG"] = str(config)
+        get_settings.cache_clear()
+
+
+# ---- config ---------------------------------------------------------------------------------------------
+@config_app.command("show")
+def config_show(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print the effective settings with every secret masked."""
+    doc = masked_dump(settings())
+    typer.echo(json.dumps(doc, indent=2) if as_json else yaml.safe_dump(doc, sort_keys=False))
+
+
+# ---- stack ----------------------------------------------------------------------------------------------
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start the broker, Redis and Milvus Lite on free loopback ports and provision every topic."""
+    from lfr.stack.local import LocalStack, StackError
+
+    try:
+        state = LocalStack(settings()).up()
+    except StackError as exc:
+        typer.echo(f"lfr stack up failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for name in ("kafka", "redis", "milvus"):
+        typer.echo(f"{name:7s} {state[name]['url']}  (pid {state[name]['pid']})")
+
+
+@stack_app.command("status")
+def stack_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Health of each stack component; exit 1 when any is unhealthy."""
+    from lfr.stack.local import COMPONENTS, LocalStack
+
+    st = LocalStack(settings()).status()
+    if as_json:
+        typer.echo(json.dumps(st))
+    else:
+        for name in COMPONENTS:
+            c = st[name]
+            typer.echo(f"{name:7s} {'healthy' if c['healthy'] else 'DOWN':8s} {c.get('url', '')}")
+    raise typer.Exit(0 if st["healthy"] else 1)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop exactly the processes `lfr stack up` started."""
+    from lfr.stack.local import LocalStack
+
+    stopped = LocalStack(settings()).down()
+    typer.echo(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+# ---- topics ---------------------------------------------------------------------------------------------
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic with its configured partitions, retention and cleanup policy (idempotent)."""
+    from lfr.core.bus import ensure_topics, wait_for_broker
+
+    s = settings()
+
+    async def go() -> dict[str, str]:
+        await wait_for_broker(s, timeout_s=60)
+        return await ensure_topics(s)
+
+    for name, outcome in asyncio.run(go()).items():
+        typer.echo(f"{name:24s} {outcome}")
+
+
+@topics_app.command("list")
+def topics_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The topics table: partitions, key, retention, cleanup policy."""
+    from lfr.core.topics import topic_specs
+
+    specs = topic_specs(settings())
+    rows = [
+        {
+            "topic": s.name,
+            "partitions": s.partitions,
+            "key": s.key,
+            "retention_ms": s.retention_ms,
+            "cleanup_policy": s.cleanup_policy,
+            "description": s.description,
+        }
+        for s in specs
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        line = f"{r['topic']:24s} {r['partitions']:>4} {r['retention_ms']:>12} {r['cleanup_policy']:8s}"
+        typer.echo(f"{line} {r['key']}")
+
+
+# ---- services -------------------------------------------------------------------------------------------
+@app.command("embed")
+def embed() -> None:
+    """Run an embedding worker: crops -> embeddings -> watchlist search -> hits."""
+    from lfr.core.service import run_service
+    from lfr.embedder.service import main
+
+    run_service(settings(), "embedder", main)
+
+
+@app.command("api")
+def api() -> None:
+    """Run the API and operator console."""
+    from lfr.api.app import main
+    from lfr.core.service import run_service
+
+    run_service(settings(), "api", main)
+
+
+def _mount_optional() -> None:
+    """Mount the service groups; each lives beside its service code."""
+    from lfr.alerting import cli as alerting_cli
+    from lfr.ingest import cli as ingest_cli
+    from lfr.vision import cli as vision_cli
+    from lfr.watchlist import cli as watchlist_cli
+
+    app.add_typer(vision_cli.app, name="models", help="Build and list face models.")
+    bench_app.command("models")(vision_cli.bench_models)
+    app.add_typer(watchlist_cli.watchlist_app, name="watchlist")
+    app.add_typer(watchlist_cli.deployment_app, name="deployment")
+    app.add_typer(watchlist_cli.audit_app, name="audit")
+    app.add_typer(alerting_cli.webhooks_app, name="webhooks")
+    app.add_typer(alerting_cli.report_app, name="report")
+    app.add_typer(ingest_cli.cameras_app, name="cameras")
+    bench_app.command("ingest")(ingest_cli.bench_ingest_command)
+
+
+@app.command("ingest")
+def ingest() -> None:
+    """Run a frame-ingest worker for this replica's shard of the cameras."""
+    from lfr.core.service import run_service
+    from lfr.ingest.service import main
+
+    run_service(settings(), "ingest", main)
+
+
+@app.command("alert")
+def alert() -> None:
+    """Run an alerting worker: hits -> deduplicated alerts -> topics, webhooks, consoles."""
+    from lfr.alerting.service import main
+    from lfr.core.service import run_service
+
+    run_service(settings(), "alerting", main)
+
+
+def main() -> None:
+    try:
+        _mount_optional()
+    except ImportError as exc:  # a broken install must say which part is missing
+        typer.echo(f"lfr: incomplete installation: {exc}", err=True)
+        sys.exit(2)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""The embedder's batch handler: each crop is either a hit on its deployment's watchlists or gone.
+
+For a batch of FaceCrop records it decrypts the chips (an expired key means the crop is already deleted by
+design: counted, never retried), embeds every readable chip in one batched model call, searches the
+vector store once per deployment restricted to that deployment's watchlists, and emits a Hit for every
+candidate that clears the deployment's threshold. Nothing derived from a non-matching face leaves this
+function: no output, no Redis key, no log line; only counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+from aiokafka import ConsumerRecord
+from prometheus_client import Counter, Histogram
+
+from lfr.core import stats, topics
+from lfr.core.crypto import AlertKey, CropKeyring, DecryptFailed, KeyExpired, crop_aad, probe_aad
+from lfr.core.ids import hit_id
+from lfr.core.serde import SerdeError, decode, encode, require
+from lfr.core.stage import Output, dead_letter
+from lfr.core.timeutil import ts_now
+from lfr.v1.crop_pb2 import FaceCrop
+from lfr.v1.hit_pb2 import Hit
+
+log = logging.getLogger(__name__)
+STAGE = "embedder"
+
+CROPS = Counter("lfr_embedder_crops_total", "Crops by outcome", ["outcome"])
+EMBED_SECONDS = Histogram(
+    "lfr_embedder_embed_seconds",
+    "Model time per batch",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+SEARCH_SECONDS = Histogram(
+    "lfr_embedder_search_seconds",
+    "Vector search time per deployment batch",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    subject_id: str
+    watchlist_id: str
+    category: str
+    distance: float  # native metric value
+    score: float  # 0..1, higher = closer
+
+
+@dataclass(frozen=True)
+class LiveDeployment:
+    deployment_id: str
+    watchlist_ids: tuple[str, ...]
+    threshold: float  # native units of the embedder's metric
+
+
+class DeploymentLookup(Protocol):
+    async def live(self, deployment_id: str) -> LiveDeployment | None:
+        """The deployment if it is authorised, running and inside its time window; else None."""
+        ...
+
+
+class Matcher(Protocol):
+    async def search(
+        self, vectors: np.ndarray, watchlist_ids: Sequence[str], top_k: int
+    ) -> list[list[Candidate]]: ...
+
+
+class MatchRule(Protocol):
+    def is_match(self, raw: float, threshold: float | None = None) -> bool: ...
+
+
+class FaceEmbedder(Protocol):
+    card: MatchRule
+    model_id: str
+    chip_size: int
+
+    def embed(self, chips: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+class CounterSink(Protocol):
+    async def __call__(self, deployment_id: str, counts: dict[str, int]) -> None: ...
+
+
+@dataclass
+class _Readable:
+    crop: FaceCrop
+    chip: np.ndarray
+    jpeg: bytes
+    deployment: LiveDeployment
+
+
+class EmbedHandler:
+    def __init__(
+        self,
+        top_k: int,
+        keyring: CropKeyring,
+        alert_key: AlertKey,
+        embedder: FaceEmbedder,
+        matcher: Matcher,
+        deployments: DeploymentLookup,
+        count: CounterSink,
+    ) -> None:
+        self.top_k = top_k
+        self.keyring = keyring
+        self.alert_key = alert_key
+        self.embedder = embedder
+        self.matcher = matcher
+        self.deployments = deployments
+        self.count = count
+
+    async def __call__(self, records: Sequence[ConsumerRecord]) -> list[Output]:
+        outputs: list[Output] = []
+        readable: list[_Readable] = []
+        counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for rec in records:
+            item = await self._open(rec, outputs, counts)
+            if item is not None:
+                readable.append(item)
+        if readable:
+            outputs.extend(await self._match(readable, counts))
+        for deployment_id, c in counts.items():
+            await self.count(deployment_id, dict(c))
+        return outputs
+
+    async def _open(
+        self, rec: ConsumerRecord, outputs: list[Output], counts: dict[str, dict[str, int]]
+    ) -> _Readable | None:
+        try:
+            crop = decode(FaceCrop, rec.value)
+            require(crop, "crop_id", "deployment_id", "camera_id")
+        except SerdeError as exc:
+            CROPS.labels("bad_payload").inc()
+            outputs.append(dead_letter(STAGE, rec, "bad_payload", str(exc), keep_payload=False))
+            return None
+        deployment = await self.deployments.live(crop.deployment_id)
+        if deployment is None:
+            # Not authorised or not running: the crop is refused unread, so nothing about the face is used.
+            CROPS.labels("refused").inc()
+            counts[crop.deployment_id][stats.CROPS_REFUSED] += 1
+            outputs.append(
+                dead_letter(
+                    STAGE,
+                    rec,
+                    "deployment_not_live",
+                    f"deployment {crop.deployment_id} is not authorised and running",
+                    keep_payload=False,
+                )
+            )
+            return None
+        try:
+            jpeg = await self.keyring.decrypt(
+                crop.chip, crop_aad(crop.crop_id, crop.camera_id, crop.deployment_id)
+            )
+        except KeyExpired:
+            CROPS.labels("expired").inc()
+            counts[crop.deployment_id][stats.CROPS_EXPIRED] += 1
+            return None
+        except DecryptFailed as exc:
+            CROPS.labels("undecryptable").inc()
+            outputs.append(dead_letter(STAGE, rec, "decrypt_failed", str(exc), keep_payload=False))
+            return None
+        chip = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        size = self.embedder.chip_size
+        if chip is None or chip.shape[:2] != (size, size):
+            CROPS.labels("bad_chip").inc()
+            shape = "undecodable" if chip is None else f"{chip.shape[1]}x{chip.shape[0]}"
+            outputs.append(
+                dead_letter(
+                    STAGE,
+                    rec,
+                    "bad_chip",
+                    f"chip {shape}, embedder expects {size}x{size} "
+                    f"({crop.chip_template or 'no template named'})",
+                    keep_payload=False,
+                )
+            )
+            return None
+        return _Readable(crop, chip, jpeg, deployment)
+
+    async def _match(self, items: list[_Readable], counts: dict[str, dict[str, int]]) -> list[Output]:
+        with EMBED_SECONDS.time():
+            vectors = await asyncio.to_thread(self.embedder.embed, [i.chip for i in items])
+        by_deployment: dict[str, list[int]] = defaultdict(list)
+        for idx, item in enumerate(items):
+            by_deployment[item.deployment.deployment_id].append(idx)
+        outputs: list[Output] = []
+        for deployment_id, idxs in by_deployment.items():
+            dep = items[idxs[0]].deployment
+            with SEARCH_SECONDS.time():
+                results = await self.matcher.search(vectors[idxs], dep.watchlist_ids, self.top_k)
+            for idx, candidates in zip(idxs, results, strict=True):
+                item = items[idx]
+                counts[deployment_id][stats.FACES_ANALYSED] += 1
+                matched = [c for c in candidates if self.embedder.card.is_match(c.distance, dep.threshold)]
+                if not matched:
+                    CROPS.labels("no_match").inc()
+                    counts[deployment_id][stats.CROPS_DISCARDED] += 1
+                    continue
+                CROPS.labels("hit").inc()
+                for rank, cand in enumerate(sorted(matched, key=lambda c: -c.score), start=1):
+                    counts[deployment_id][stats.HITS] += 1
+                    outputs.append(self._hit(item, cand, rank, dep))
+        # The chips, JPEGs and vectors of non-matches die with these locals; drop them explicitly anyway.
+        for item in items:
+            item.chip = np.empty(0)
+        del vectors
+        return outputs
+
+    def _hit(self, item: _Readable, cand: Candidate, rank: int, dep: LiveDeployment) -> Output:
+        crop = item.crop
+        hit = Hit(
+            hit_id=hit_id(crop.crop_id, cand.subject_id),
+            crop_id=crop.crop_id,
+            deployment_id=crop.deployment_id,
+            camera_id=crop.camera_id,
+            track_id=crop.track_id,
+            subject_id=cand.subject_id,
+            watchlist_id=cand.watchlist_id,
+            score=cand.score,
+            threshold=dep.threshold,
+            rank=rank,
+            embedder_model_id=self.embedder.model_id,
+            captured_at=crop.captured_at,
+            probe=self.alert_key.seal(item.jpeg, probe_aad(crop.crop_id, crop.deployment_id)),
+            distance=cand.distance,
+            category=cand.category,
+            trace=crop.trace,
+            hit_at=ts_now(),
+        )
+        return Output(topics.HITS, encode(hit), key=crop.deployment_id.encode())

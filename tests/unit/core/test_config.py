@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lfr.core.config import SECRET_MASK, ConfigError, load_settings, masked_dump
+
+
+def test_env_beats_yaml_and_nesting_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "lfr.yaml"
+    cfg.write_text("kafka:\n  crops_partitions: 24\n  bootstrap_servers: a:1\nembedder:\n  top_k: 5\n")
+    monkeypatch.setenv("LFR_KAFKA__CROPS_PARTITIONS", "12")
+    s = load_settings(cfg)
+    assert s.kafka.crops_partitions == 12
+    assert s.kafka.bootstrap_servers == "a:1"
+    assert s.embedder.top_k == 5
+
+
+def test_invalid_settings_name_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LFR_CRYPTO__KEY_TTL_S", "not-a-number")
+    with pytest.raises(ConfigError, match=r"crypto\.key_ttl_s"):
+        load_settings()
+
+
+def test_ttl_must_outlive_rotation() -> None:
+    with pytest.raises(ConfigError, match="key_ttl_s must be longer"):
+        load_settings(crypto={"key_ttl_s": 10, "key_rotation_s": 30})
+
+
+def test_unknown_keys_are_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "lfr.yaml"
+    cfg.write_text("kafak: {}\n")
+    with pytest.raises(ConfigError, match="kafak"):
+        load_settings(cfg)
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(bad)
+
+
+def test_secrets_are_masked() -> None:
+    s = load_settings(
+        kafka={
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "PLAIN",
+            "sasl_username": "u",
+            "sasl_password": "hunter2",
+        },
+        api={"api_keys": [{"name": "ops", "key": "k-secret", "roles": ["operator"]}]},
+    )
+    dump = masked_dump(s)
+    text = str(dump)
+    assert "hunter2" not in text and "k-secret" not in text
+    assert dump["kafka"]["sasl_password"] == SECRET_MASK
+    assert dump["api"]["api_keys"][0]["key"] == SECRET_MASK
+
+
+def test_sasl_needs_credentials() -> None:
+    with pytest.raises(ConfigError, match="SASL"):
+        load_settings(kafka={"security_protocol": "SASL_SSL"})
+
+
+def test_endpoints_without_stack_say_what_to_do(tmp_path: Path) -> None:
+    s = load_settings(data_dir=tmp_path)
+    with pytest.raises(ConfigError, match="lfr stack up"):
+        _ = s.kafka_bootstrap
