@@ -113,6 +113,11 @@ class CryptoSettings(BaseModel):
     alert_key: SecretStr | None = Field(
         None, description="base64 AES-256 key for probe images kept with alerts"
     )
+    previous_alert_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="key id -> base64 key of retired alert keys, kept only to open probes sealed before a "
+        "rotation; drop an entry once the alert retention period has passed",
+    )
 
     @model_validator(mode="after")
     def _ttl_covers_rotation(self) -> CryptoSettings:

@@ -132,14 +132,22 @@ class AlertKey:
             raise ValueError("crypto.alert_key must be 32 bytes, base64-encoded")
         self.key_id = c.alert_key_id
         self._key = raw
+        self._retired: dict[str, bytes] = {}
+        for key_id, secret in c.previous_alert_keys.items():
+            old = base64.b64decode(secret.get_secret_value())
+            if len(old) != 32:
+                raise ValueError(f"crypto.previous_alert_keys[{key_id}] must be 32 bytes, base64-encoded")
+            self._retired[key_id] = old
 
     def seal(self, plaintext: bytes, aad: bytes) -> EncryptedBlob:
         return seal(self.key_id, self._key, plaintext, aad)
 
     def open(self, blob: EncryptedBlob, aad: bytes) -> bytes:
-        if blob.key_id != self.key_id:
-            raise DecryptFailed(f"probe sealed under unknown key {blob.key_id}")
-        return open_blob(self._key, blob, aad)
+        """Open a probe sealed under the current key or a retired one still within retention."""
+        key = self._key if blob.key_id == self.key_id else self._retired.get(blob.key_id)
+        if key is None:
+            raise DecryptFailed(f"probe sealed under unknown or retired key {blob.key_id}")
+        return open_blob(key, blob, aad)
 
 
 def probe_aad(hit_or_crop_id: str, deployment_id: str) -> bytes:

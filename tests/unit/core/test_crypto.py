@@ -31,3 +31,34 @@ def test_alert_key_from_settings_and_generated(tmp_path: Path) -> None:
     assert oct((tmp_path / "x" / "secrets" / "alert.key").stat().st_mode)[-3:] == "600"
     with pytest.raises(ValueError, match="32 bytes"):
         AlertKey(load_settings(data_dir=tmp_path, crypto={"alert_key": base64.b64encode(b"short").decode()}))
+
+
+def test_rotated_alert_key_still_opens_probes_within_retention(tmp_path: Path) -> None:
+    old, new = os.urandom(32), os.urandom(32)
+    before = AlertKey(
+        load_settings(
+            data_dir=tmp_path,
+            crypto={"alert_key": base64.b64encode(old).decode(), "alert_key_id": "alert-v1"},
+        )
+    )
+    blob = before.seal(b"probe", probe_aad("h", "d"))
+    after = AlertKey(
+        load_settings(
+            data_dir=tmp_path,
+            crypto={
+                "alert_key": base64.b64encode(new).decode(),
+                "alert_key_id": "alert-v2",
+                "previous_alert_keys": {"alert-v1": base64.b64encode(old).decode()},
+            },
+        )
+    )
+    assert after.open(blob, probe_aad("h", "d")) == b"probe"
+    assert after.seal(b"x", b"a").key_id == "alert-v2"
+    forgot = AlertKey(
+        load_settings(
+            data_dir=tmp_path,
+            crypto={"alert_key": base64.b64encode(new).decode(), "alert_key_id": "alert-v2"},
+        )
+    )
+    with pytest.raises(DecryptFailed, match="retired"):
+        forgot.open(blob, probe_aad("h", "d"))
