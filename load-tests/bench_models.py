@@ -1,0 +1,22 @@
+"""Model latency and recall benchmark, runnable without the CLI wiring: ``python load-tests/bench_models.py``.
+
+Prints the same JSON object as ``lfr bench models --json`` (median latencies with one ORT and one OpenCV
+thread, recall on the labelled street video when ../shared/data/faces is present).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from lfr.core.config import get_settings
+from lfr.vision.cli import run_model_bench
+
+if __name__ == "__main__":
+    faces = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "faces"
+    )
+    print(json.dumps(run_model_bench(get_settings(), faces_dir=faces)))

@@ -1,0 +1,140 @@
+"""Command line for models: ``lfr models build|list`` (``app``) and ``lfr bench models`` (``bench_app``).
+
+Why a benchmark command: cameras-per-core is the figure operators size ingest with, so detection and
+embedding latency on the target machine (one thread, as deployed) must be one command away, together with
+the detector's recall on the shared test video, so a faster configuration cannot silently lose faces.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+from lfr.core.config import Settings, get_settings
+from lfr.vision.build import build_models
+from lfr.vision.cards import CardError, list_cards
+
+app = typer.Typer(help="Build and list face models (detector and embedder cards).", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+
+
+@bench_app.callback()
+def _bench() -> None:
+    """Benchmarks (a callback keeps ``models`` a subcommand even while it is the only one)."""
+
+
+SHARED_FACES = Path("..") / "shared" / "data" / "faces"
+VIDEO_LABELS = Path("tests") / "integration" / "vision" / "fixtures" / "video_faces.json"
+
+
+@app.command("build")
+def build_cmd(force: bool = typer.Option(False, "--force", help="rebuild even when up to date")) -> None:
+    """Convert the default models from their registry packages into the models directory."""
+    settings = get_settings()
+    try:
+        cards = build_models(settings.models_dir, force=force)
+    except CardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for c in cards:
+        typer.echo(f"{c.name:20s} {c.kind:9s} {c.model_id}  {c.directory}")
+
+
+@app.command("list")
+def list_cmd(as_json: bool = typer.Option(False, "--json", help="print the cards as JSON")) -> None:
+    """List model cards found in the models directory."""
+    settings = get_settings()
+    try:
+        cards = list_cards(settings.models_dir)
+    except CardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps([c.model_dump(mode="json", exclude_none=True) for c in cards], indent=2))
+        return
+    if not cards:
+        typer.echo(f"no model cards in {settings.models_dir}: run `lfr models build`")
+        return
+    for c in cards:
+        extra = (
+            f"{c.metric} threshold {c.threshold} (floor {c.threshold_floor})" if c.kind == "embedder" else ""
+        )
+        typer.echo(f"{c.name:20s} {c.kind:9s} {c.type:14s} {c.model_id}  {extra}")
+
+
+def _median_ms(fn: Callable[[], object], repeat: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000.0)
+    return round(statistics.median(times), 2)
+
+
+def run_model_bench(settings: Settings, repeat: int = 15, faces_dir: Path | None = None) -> dict[str, object]:
+    """Median latencies (one ORT thread, one OpenCV thread) and the detector's recall on the test video."""
+    import cv2
+    import numpy as np
+
+    from lfr.vision.evaluate import detection_recall, load_frame_labels, read_frames
+    from lfr.vision.pipeline import load_detector, load_embedder
+
+    cv2.setNumThreads(1)
+    one = settings.model_copy(
+        update={"models": settings.models.model_copy(update={"intra_op_threads": 1, "inter_op_threads": 1})}
+    )
+    build_models(one.models_dir)
+    detector = load_detector(one)
+    embedder = load_embedder(one)
+    faces = faces_dir or SHARED_FACES
+    video = faces / "facenet_pytorch_samples" / "video" / "video.mp4"
+    result: dict[str, object] = {"detector": detector.model_id, "embedder": embedder.model_id}
+    if video.is_file():
+        frame = read_frames(video, [0])[0]
+    else:
+        # No shared data: a synthetic frame still measures the pyramid cost (recall is then not measured).
+        frame = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    small = cv2.resize(frame, (640, 480), interpolation=cv2.INTER_AREA)
+    result["detect_ms_640x480"] = _median_ms(lambda: detector.detect(small), repeat)
+    result["detect_ms_1920x1080"] = _median_ms(lambda: detector.detect(frame), repeat)
+    rng = np.random.default_rng(1)
+    chips = [rng.integers(0, 256, (embedder.chip_size,) * 2 + (3,), dtype=np.uint8) for _ in range(32)]
+    result["embed_ms_per_face_b1"] = _median_ms(lambda: embedder.embed(chips[:1]), repeat)
+    result["embed_ms_per_face_b32"] = round(
+        _median_ms(lambda: embedder.embed(chips), max(3, repeat // 3)) / 32, 2
+    )
+    labels = Path(__file__).resolve().parents[3] / VIDEO_LABELS
+    if video.is_file() and labels.is_file():
+        _, frames = load_frame_labels(labels)
+        imgs = read_frames(video, [f.frame for f in frames])
+        found, total = detection_recall(
+            detector, [imgs[f.frame] for f in frames], [f.boxes for f in frames], min_width=40
+        )
+        result["detect_recall_video"] = round(found / total, 4) if total else None
+        result["detect_recall_faces"] = total
+    else:
+        result["detect_recall_video"] = None
+    return result
+
+
+@bench_app.command("models")
+def bench_models_cmd(
+    as_json: bool = typer.Option(False, "--json", help="print only the JSON object"),
+    repeat: int = typer.Option(15, min=3, help="timed runs per figure"),
+    faces_dir: Path | None = typer.Option(
+        None, help="the shared faces folder (default ../shared/data/faces)"
+    ),
+) -> None:
+    """Detection and embedding latency (median, one thread) and detection recall on the test video."""
+    result = run_model_bench(get_settings(), repeat=repeat, faces_dir=faces_dir)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(json.dumps(result, indent=2))

@@ -1,0 +1,186 @@
+"""Verification and detection measurements on labelled data (used by tests, calibration and the benchmark).
+
+Why in the package rather than only in tests: the figures recorded in a model card's calibration must be
+reproducible by anyone with the same data, with the same preprocessing, through the same code path the
+services use (FaceAnalyzer), and ``lfr bench models`` reports some of them.
+
+Preprocessing is part of every figure: images whose longer side exceeds ``max_side`` are shrunk first
+(INTER_AREA) because enrolment-style photos of 4000+ px hold faces far larger than the chip, and the
+largest detected face is the one compared (the label is the main face).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lfr.vision.boxes import iou_matrix
+from lfr.vision.detectors.base import Detector
+from lfr.vision.pipeline import FaceAnalyzer
+
+
+@dataclass(frozen=True)
+class PairRow:
+    a: str
+    b: str
+    same: bool
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    pairs: int
+    skipped: int
+    accuracy: float
+    tar: float
+    far: float
+    genuine_mean: float
+    impostor_mean: float
+    fell_back: int
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "accuracy": round(self.accuracy, 4),
+            "tar": round(self.tar, 4),
+            "far": round(self.far, 4),
+            "pairs": float(self.pairs),
+            "skipped": float(self.skipped),
+        }
+
+
+def load_pairs(path: Path) -> list[PairRow]:
+    with Path(path).open(newline="") as fh:
+        return [PairRow(r["img_a"], r["img_b"], r["same"].strip() == "1") for r in csv.DictReader(fh)]
+
+
+def read_image(path: Path, max_side: int | None) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"cannot read image {path}")
+    h, w = img.shape[:2]
+    if max_side and max(h, w) > max_side:
+        f = max_side / max(h, w)
+        img = cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def embed_images(
+    analyzer: FaceAnalyzer, root: Path, names: Sequence[str], pad_tight: bool, max_side: int | None
+) -> dict[str, tuple[np.ndarray, bool] | None]:
+    """Embedding of the largest face of each image (None when no face), and whether it fell back."""
+    out: dict[str, tuple[np.ndarray, bool] | None] = {}
+    for name in names:
+        faces = analyzer.analyse(read_image(root / name, max_side), pad_tight=pad_tight)
+        out[name] = (faces[0].embedding, faces[0].fell_back) if faces else None
+    return out
+
+
+def verify_pairs(
+    analyzer: FaceAnalyzer,
+    root: Path,
+    pairs: Sequence[PairRow],
+    threshold: float | None = None,
+    pad_tight: bool = False,
+    max_side: int | None = 1600,
+) -> VerificationResult:
+    """Accuracy, TAR and FAR at the card threshold (or ``threshold``) over pairs with a face in both."""
+    card = analyzer.embedder.card
+    names = sorted({p.a for p in pairs} | {p.b for p in pairs})
+    emb = embed_images(analyzer, root, names, pad_tight, max_side)
+    same: list[bool] = []
+    match: list[bool] = []
+    gen: list[float] = []
+    imp: list[float] = []
+    skipped = 0
+    fell = sum(1 for v in emb.values() if v is not None and v[1])
+    for p in pairs:
+        ea, eb = emb[p.a], emb[p.b]
+        if ea is None or eb is None:
+            skipped += 1
+            continue
+        d = float(card.distance(ea[0], eb[0]))
+        same.append(p.same)
+        match.append(card.is_match(d, threshold))
+        (gen if p.same else imp).append(d)
+    s, m = np.asarray(same, bool), np.asarray(match, bool)
+    n = len(s)
+    return VerificationResult(
+        pairs=n,
+        skipped=skipped,
+        accuracy=float((s == m).mean()) if n else 0.0,
+        tar=float(m[s].mean()) if s.any() else 0.0,
+        far=float(m[~s].mean()) if (~s).any() else 0.0,
+        genuine_mean=float(np.mean(gen)) if gen else 0.0,
+        impostor_mean=float(np.mean(imp)) if imp else 0.0,
+        fell_back=fell,
+    )
+
+
+@dataclass(frozen=True)
+class LabelledFrame:
+    frame: int
+    boxes: np.ndarray  # (n, 4) x, y, w, h
+
+
+def load_frame_labels(path: Path) -> tuple[str, list[LabelledFrame]]:
+    data = json.loads(Path(path).read_text())
+    frames = [
+        LabelledFrame(
+            int(f["frame"]), np.asarray([b["bbox"] for b in f["faces"]], dtype=np.float64).reshape(-1, 4)
+        )
+        for f in data["frames"]
+    ]
+    return str(data["video"]), frames
+
+
+def read_frames(video: Path, indices: Sequence[int]) -> dict[int, np.ndarray]:
+    wanted = set(indices)
+    cap = cv2.VideoCapture(str(video))
+    out: dict[int, np.ndarray] = {}
+    i = 0
+    try:
+        while wanted - out.keys():
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i in wanted:
+                out[i] = frame
+            i += 1
+    finally:
+        cap.release()
+    return out
+
+
+def detection_recall(
+    detector: Detector,
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    min_width: float,
+    iou: float = 0.5,
+) -> tuple[int, int]:
+    """(found, total) over labelled x,y,w,h boxes at least ``min_width`` wide, matched at IoU >= ``iou``."""
+    found = total = 0
+    for img, gt in zip(images, labels, strict=True):
+        gt = gt[gt[:, 2] >= min_width]
+        if not len(gt):
+            continue
+        dets = detector.detect(img)
+        total += len(gt)
+        if not dets:
+            continue
+        pred = np.asarray([d.xyxy for d in dets])
+        g = np.column_stack([gt[:, 0], gt[:, 1], gt[:, 0] + gt[:, 2], gt[:, 1] + gt[:, 3]])
+        m = iou_matrix(g, pred)
+        # Greedy one-to-one matching, best overlaps first.
+        used_g, used_p = set(), set()
+        for gi, pi in sorted(np.argwhere(m >= iou).tolist(), key=lambda ij: -m[ij[0], ij[1]]):
+            if gi not in used_g and pi not in used_p:
+                used_g.add(gi)
+                used_p.add(pi)
+        found += len(used_g)
+    return found, total

@@ -1,0 +1,63 @@
+"""Shared fixtures for the vision integration tests: built models (once per session) and the shared faces.
+
+The real photos and videos live outside the repository in ``<repo>/../shared/data/faces`` (see its
+README); tests that need them skip with a one-line reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lfr.core.config import Settings, load_settings
+from lfr.vision import FaceAnalyzer, build_models
+from lfr.vision.cards import ModelCard
+
+REPO = Path(__file__).resolve().parents[3]
+FACES = REPO / ".." / "shared" / "data" / "faces"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    if not FACES.is_dir():
+        pytest.skip("shared face data ../shared/data/faces is absent")
+    return FACES.resolve()
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("models")
+    build_models(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def cards(models_dir: Path) -> dict[str, ModelCard]:
+    return {c.name: c for c in build_models(models_dir)}
+
+
+@pytest.fixture(scope="session")
+def settings(models_dir: Path) -> Settings:
+    return load_settings(models={"dir": str(models_dir)})
+
+
+@pytest.fixture(scope="session")
+def analyzer(settings: Settings) -> FaceAnalyzer:
+    return FaceAnalyzer(settings)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+def _load_fixture(name: str) -> dict[str, Any]:
+    return dict(json.loads((FIXTURES / name).read_text()))
+
+
+@pytest.fixture(scope="session")
+def photo_labels() -> dict[str, Any]:
+    return _load_fixture("photo_faces.json")

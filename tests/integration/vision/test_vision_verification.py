@@ -1,0 +1,42 @@
+"""Verification accuracy at the card's threshold, asserted against the floors recorded in the card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lfr.vision import FaceAnalyzer
+from lfr.vision.evaluate import load_pairs, verify_pairs
+
+pytestmark = pytest.mark.shared_data
+
+
+def _check(analyzer: FaceAnalyzer, name: str, result_accuracy: float, pairs: int) -> None:
+    cal = analyzer.embedder.card.calibration_for(name)
+    assert pairs == int(cal.figures["pairs"])
+    assert result_accuracy >= cal.figures["accuracy_floor"], (name, result_accuracy)
+    # Within a few pairs of the figure the card publishes: the card must stay truthful.
+    assert abs(result_accuracy - cal.figures["accuracy"]) <= 0.01, (name, result_accuracy)
+
+
+def test_deepface_pairs(analyzer: FaceAnalyzer, faces_dir: Path) -> None:
+    root = faces_dir / "deepface_testset"
+    r = verify_pairs(analyzer, root / "images", load_pairs(root / "pairs.csv"), max_side=1600)
+    assert r.skipped == 0
+    assert r.genuine_mean < 0.6 < r.impostor_mean
+    _check(analyzer, "deepface", r.accuracy, r.pairs)
+
+
+def test_lfw_pairs_subsample(analyzer: FaceAnalyzer, faces_dir: Path) -> None:
+    root = faces_dir / "lfw_pairs_dev"
+    pairs = load_pairs(root / "pairs.csv")[::5]
+    r = verify_pairs(analyzer, root / "images", pairs, pad_tight=True)
+    _check(analyzer, "lfw_dev_every5", r.accuracy, r.pairs)
+
+
+@pytest.mark.slow
+def test_lfw_pairs_full(analyzer: FaceAnalyzer, faces_dir: Path) -> None:
+    root = faces_dir / "lfw_pairs_dev"
+    r = verify_pairs(analyzer, root / "images", load_pairs(root / "pairs.csv"), pad_tight=True)
+    _check(analyzer, "lfw_dev_full", r.accuracy, r.pairs)
+    assert r.fell_back <= 30
