@@ -154,6 +154,19 @@ def embed() -> None:
     run_service(settings(), "embedder", main)
 
 
+@bench_app.command("pipeline")
+def bench_pipeline_command(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    crops: Annotated[int, typer.Option(help="encrypted crops pushed through the pipeline")] = 1500,
+    subjects: Annotated[int, typer.Option(help="watchlist size")] = 1000,
+) -> None:
+    """End-to-end embedder throughput over raw onnxruntime throughput (`efficiency`, target >= 0.85)."""
+    from lfr.embedder.bench import bench_pipeline
+
+    result = bench_pipeline(settings(), crops=crops, subjects=subjects)
+    typer.echo(json.dumps(result) if as_json else "\n".join(f"{k:22s} {v}" for k, v in result.items()))
+
+
 @app.command("api")
 def api() -> None:
     """Run the API and operator console."""
@@ -197,6 +210,24 @@ def alert() -> None:
     from lfr.core.service import run_service
 
     run_service(settings(), "alerting", main)
+
+
+@app.command("demo")
+def demo(
+    duration: Annotated[
+        float | None, typer.Option("--duration", envvar="LFR_DEMO_DURATION", help="stop after S seconds")
+    ] = None,
+    video: Annotated[
+        Path | None, typer.Option("--video", help="real footage instead of the sample scene")
+    ] = None,
+    watchlist: Annotated[
+        Path | None, typer.Option("--watchlist", help="folder per person to enrol (with --video)")
+    ] = None,
+) -> None:
+    """Run the whole pipeline on embedded defaults and print alerts as they arrive."""
+    from lfr.demo.runner import run_demo
+
+    raise typer.Exit(run_demo(settings(), duration, video, watchlist))
 
 
 def main() -> None:

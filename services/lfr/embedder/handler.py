@@ -29,6 +29,8 @@ from lfr.core.stage import Output, dead_letter
 from lfr.core.timeutil import ts_now
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.v1.hit_pb2 import Hit
+from lfr.watchlist.deployments import LiveDeployment
+from lfr.watchlist.store import Candidate
 
 log = logging.getLogger(__name__)
 STAGE = "embedder"
@@ -44,22 +46,6 @@ SEARCH_SECONDS = Histogram(
     "Vector search time per deployment batch",
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
-
-
-@dataclass(frozen=True)
-class Candidate:
-    subject_id: str
-    watchlist_id: str
-    category: str
-    distance: float  # native metric value
-    score: float  # 0..1, higher = closer
-
-
-@dataclass(frozen=True)
-class LiveDeployment:
-    deployment_id: str
-    watchlist_ids: tuple[str, ...]
-    threshold: float  # native units of the embedder's metric
 
 
 class DeploymentLookup(Protocol):

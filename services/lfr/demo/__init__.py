@@ -1,0 +1,1 @@
+"""`lfr demo`: the whole pipeline on one machine."""

@@ -1,0 +1,79 @@
+"""Composition root of `lfr embed`: wires settings, Redis, the model, the watchlist store and the stage."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from lfr.core import stats, topics
+from lfr.core.config import Settings
+from lfr.core.crypto import AlertKey, CropKeyring
+from lfr.core.redis_client import make_redis
+from lfr.core.service import ServiceContext
+from lfr.core.stage import Stage
+from lfr.embedder.handler import EmbedHandler
+from lfr.vision import load_embedder
+from lfr.watchlist.deployments import DeploymentStore, LiveDeployments
+from lfr.watchlist.store import Candidate, WatchlistStore
+
+log = logging.getLogger(__name__)
+
+
+class StoreMatcher:
+    """The watchlist store behind the handler's async interface (pymilvus calls block)."""
+
+    def __init__(self, store: WatchlistStore) -> None:
+        self.store = store
+
+    async def search(
+        self, vectors: np.ndarray, watchlist_ids: Sequence[str], top_k: int
+    ) -> list[list[Candidate]]:
+        return await asyncio.to_thread(self.store.search, vectors, list(watchlist_ids), top_k)
+
+
+def build_handler(settings: Settings, redis: object, embedder: object, store: WatchlistStore) -> EmbedHandler:
+    deployments = LiveDeployments(DeploymentStore(settings, redis), card=embedder.card)  # type: ignore[arg-type,attr-defined]
+
+    async def count(deployment_id: str, counts: dict[str, int]) -> None:
+        await stats.add(redis, settings, deployment_id, counts)  # type: ignore[arg-type]
+
+    return EmbedHandler(
+        settings.embedder.top_k,
+        CropKeyring(settings, redis),  # type: ignore[arg-type]
+        AlertKey(settings),
+        embedder,  # type: ignore[arg-type]
+        StoreMatcher(store),
+        deployments,
+        count,
+    )
+
+
+async def main(ctx: ServiceContext) -> None:
+    s = ctx.settings
+    redis = make_redis(s)
+    embedder = await asyncio.to_thread(load_embedder, s)
+    store = WatchlistStore(s, embedder.card)
+    await asyncio.to_thread(store.ensure_collection)
+    handler = build_handler(s, redis, embedder, store)
+    stage = Stage(
+        s,
+        "embedder",
+        topics.CROPS,
+        s.embedder.group_id,
+        handler,
+        batch_size=s.embedder.batch_size,
+        batch_wait_ms=s.embedder.batch_wait_ms,
+    )
+    ctx.on_stop(stage.stop)
+    ctx.health.add_check("kafka", lambda: stage.ready)
+    ctx.health.add_check("model", lambda: embedder is not None)
+    ctx.health.add_check("redis", redis.ping)
+    log.info("embedder ready: model %s, group %s", embedder.model_id, s.embedder.group_id)
+    try:
+        await stage.run()
+    finally:
+        store.close()
+        await redis.aclose()

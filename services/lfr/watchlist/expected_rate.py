@@ -1,0 +1,151 @@
+"""The false-alert rate to expect for a deployment's watchlist size (design: threshold governance).
+
+Every face in the crowd is compared with every image on the deployment's watchlists, so a per-comparison
+false match rate (FMR) that looks negligible compounds with watchlist size: with FMR ``f`` and ``N``
+comparisons per face, the chance a face that is on no watchlist raises a false alert is ``1 - (1 - f)^N``.
+Authorising officers see this figure, per 1,000 faces passing the cameras, before they authorise.
+
+The FMR comes from the model card's calibration. A figure measured at the card threshold (``far`` or
+``fmr``) or at other thresholds (``fmr@0.55``) applies to any threshold at least as strict as the one it
+was measured at (a stricter threshold can only match less), so the rate shown is an upper bound unless the
+thresholds are equal. A calibration that saw no false matches gives the rule-of-three bound ``3 / n`` when
+it records its impostor pair count (``impostor_pairs``). Without a usable figure the rate is "unknown",
+never zero.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+_KEY = re.compile(r"^(?:fmr|far)(?:@(-?[0-9.]+))?$")
+
+
+class CalibratedCard(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def metric(self) -> str | None: ...
+
+    @property
+    def threshold(self) -> float | None: ...
+
+    @property
+    def calibration(self) -> Any: ...
+
+    def is_looser(self, threshold: float, than: float) -> bool: ...
+
+
+@dataclass(frozen=True)
+class FmrPoint:
+    threshold: float
+    fmr: float
+    basis: str
+
+
+@dataclass(frozen=True)
+class ExpectedRate:
+    watchlist_size: int
+    threshold: float
+    fmr: float | None
+    basis: str
+    false_alerts_per_1000: float | None
+
+    def summary(self) -> str:
+        if self.false_alerts_per_1000 is None:
+            return (
+                f"expected false alerts: unknown for {self.watchlist_size} watchlist images at threshold "
+                f"{self.threshold:g} ({self.basis})"
+            )
+        return (
+            f"expected false alerts: {self.false_alerts_per_1000:.3g} per 1,000 faces for "
+            f"{self.watchlist_size} watchlist images at threshold {self.threshold:g} "
+            f"(per-comparison FMR {self.fmr:.3g}; {self.basis})"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "watchlist_size": self.watchlist_size,
+            "threshold": self.threshold,
+            "fmr": self.fmr,
+            "basis": self.basis,
+            "false_alerts_per_1000": self.false_alerts_per_1000,
+            "summary": self.summary(),
+        }
+
+
+def false_alerts_per_1000(fmr: float, watchlist_size: int) -> float:
+    """``1000 * (1 - (1 - fmr)^N)``, computed without losing precision for tiny ``fmr``."""
+    if not 0.0 <= fmr <= 1.0:
+        raise ValueError(f"fmr must lie in [0, 1], got {fmr}")
+    if watchlist_size < 0:
+        raise ValueError("watchlist size cannot be negative")
+    if watchlist_size == 0 or fmr == 0.0:
+        return 0.0
+    if fmr == 1.0:
+        return 1000.0
+    return -1000.0 * math.expm1(watchlist_size * math.log1p(-fmr))
+
+
+def calibration_points(card: CalibratedCard) -> list[FmrPoint]:
+    """Every usable (threshold, FMR) figure in the card's calibration records."""
+    points: list[FmrPoint] = []
+    for cal in _iter(getattr(card, "calibration", ()) or ()):
+        figures = dict(getattr(cal, "figures", {}) or {})
+        dataset = str(getattr(cal, "dataset", "calibration")).split(" (")[0]
+        impostors = float(figures.get("impostor_pairs", 0) or 0)
+        for key, value in figures.items():
+            m = _KEY.match(str(key).lower())
+            if not m:
+                continue
+            at = float(m.group(1)) if m.group(1) else card.threshold
+            if at is None:
+                continue
+            fmr = float(value)
+            if fmr > 0:
+                points.append(FmrPoint(at, fmr, f"{key}={fmr:.3g} measured on {dataset} at threshold {at:g}"))
+            elif impostors > 0:
+                bound = min(1.0, 3.0 / impostors)
+                points.append(
+                    FmrPoint(
+                        at,
+                        bound,
+                        f"no false match in {impostors:.0f} impostor pairs of "
+                        f"{dataset} at threshold {at:g}: rule-of-three bound",
+                    )
+                )
+    return points
+
+
+def _iter(value: Any) -> Iterable[Any]:
+    return value if isinstance(value, list | tuple) else [value]
+
+
+def fmr_at(card: CalibratedCard, threshold: float) -> FmrPoint | None:
+    """The tightest calibrated FMR valid for ``threshold``: measured at it, or at a looser threshold."""
+    usable = [p for p in calibration_points(card) if not card.is_looser(threshold, p.threshold)]
+    if not usable:
+        return None
+    # The point closest to the requested threshold from the loose side; ties -> the larger (safer) FMR.
+    nearest = min(usable, key=lambda p: (abs(p.threshold - threshold), -p.fmr))
+    return nearest
+
+
+def expected_rate(card: CalibratedCard, threshold: float | None, watchlist_size: int) -> ExpectedRate:
+    t = card.threshold if threshold is None else threshold
+    if t is None:
+        return ExpectedRate(
+            watchlist_size, float("nan"), None, f"model card {card.name} has no threshold", None
+        )
+    point = fmr_at(card, t)
+    if point is None:
+        basis = f"model card {card.name} records no false match rate valid at this threshold"
+        return ExpectedRate(watchlist_size, float(t), None, basis, None)
+    basis = point.basis if point.threshold == t else f"upper bound: {point.basis}"
+    return ExpectedRate(
+        watchlist_size, float(t), point.fmr, basis, false_alerts_per_1000(point.fmr, watchlist_size)
+    )

@@ -1,0 +1,149 @@
+"""DeploymentStore on the real Redis and audit topic: lifecycle, purge hook, rollback, concurrency, the
+embedder's cached view, and the expected rate on create."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from lfr.core.audit import AuditLog, read_all
+from lfr.core.bus import make_producer
+from lfr.core.redis_client import make_redis
+from lfr.watchlist.deployments import (
+    AuditUnavailable,
+    DeploymentSpec,
+    DeploymentStatus,
+    DeploymentStore,
+    GovernanceError,
+    LiveDeployments,
+    ThresholdError,
+    TransitionError,
+)
+from lfr.watchlist.service import WatchlistService, own_chain
+
+from .conftest import VectorCard
+
+pytestmark = pytest.mark.integration
+
+
+def _spec(**over: object) -> DeploymentSpec:
+    now = datetime.now(UTC)
+    base: dict[str, object] = dict(
+        name="High street",
+        location="Market Sq",
+        purpose="wanted: robbery series",
+        starts_at=now - timedelta(minutes=5),
+        ends_at=now + timedelta(hours=4),
+        authorising_officer="Supt Khan",
+        watchlist_ids=["wl-a"],
+    )
+    base.update(over)
+    return DeploymentSpec.model_validate(base)
+
+
+@pytest.fixture
+async def parts(wl_settings):
+    redis = make_redis(wl_settings)
+    producer = make_producer(wl_settings, "test")
+    await producer.start()
+    try:
+        yield wl_settings, redis, AuditLog(wl_settings, producer, redis)
+    finally:
+        await producer.stop()
+        await redis.aclose()
+
+
+async def test_lifecycle_is_audited_and_purge_calls_the_hook(parts) -> None:
+    settings, redis, audit = parts
+    store = DeploymentStore(settings, redis, audit)
+    card = VectorCard()
+    with pytest.raises(ThresholdError, match="reason"):
+        await store.create(_spec(threshold=0.7), "pc.smith", card)
+    dep = await store.create(_spec(threshold=0.7, threshold_reason="night-time trial"), "pc.smith", card)
+    assert dep.status == DeploymentStatus.DRAFT and dep.embedder_model == card.name
+    assert [d.deployment_id for d in await store.list()] == [dep.deployment_id]
+
+    live = LiveDeployments(DeploymentStore(settings, redis), ttl_s=0.0, card=card)
+    assert await live.live(dep.deployment_id) is None  # draft: crops refused
+    with pytest.raises(TransitionError, match="not authorised"):
+        await store.start(dep.deployment_id, "pc.smith")
+    with pytest.raises(GovernanceError, match="cannot authorise"):
+        await store.authorise(dep.deployment_id, "Insp Brown", "pc.smith")
+    await store.authorise(dep.deployment_id, "Supt Khan", "supt.khan")
+
+    # Two operators press start at once: exactly one succeeds.
+    outcomes = await asyncio.gather(
+        store.start(dep.deployment_id, "pc.a"), store.start(dep.deployment_id, "pc.b"), return_exceptions=True
+    )
+    assert sum(isinstance(o, TransitionError) for o in outcomes) == 1
+    view = await live.live(dep.deployment_id)
+    assert view is not None and view.threshold == 0.7 and view.watchlist_ids == ("wl-a",)
+
+    await store.set_threshold(dep.deployment_id, 0.55, "fewer false alerts", "pc.smith", card)
+    assert (await live.live(dep.deployment_id)).threshold == 0.55  # type: ignore[union-attr]
+
+    purged: list[str] = []
+
+    async def purge(deployment_id: str) -> int:
+        purged.append(deployment_id)
+        return 7
+
+    with pytest.raises(GovernanceError, match="no alert purge hook"):
+        await store.stop(dep.deployment_id, "pc.smith", purge=True)
+    assert (await store.require(dep.deployment_id)).status == DeploymentStatus.RUNNING  # nothing half-done
+    stopped = await store.stop(dep.deployment_id, "pc.smith", purge=True, purge_alerts=purge, reason="end")
+    assert (
+        stopped.status == DeploymentStatus.STOPPED
+        and stopped.purged_alerts == 7
+        and purged == [dep.deployment_id]
+    )
+    assert await live.live(dep.deployment_id) is None
+
+    head = await redis.hgetall(f"{settings.redis.key_prefix}audit:head")
+    chain = own_chain(await read_all(settings), head[b"hash"].decode())
+    assert [e.action for e in chain] == [
+        "deployment.create",
+        "deployment.authorise",
+        "deployment.start",
+        "deployment.threshold",
+        "deployment.stop",
+        "deployment.purge",
+    ]
+    assert chain[0].reason == "night-time trial" and chain[1].details["officer"] == "Supt Khan"
+    assert chain[3].details["from"] == "0.7" and chain[3].details["to"] == "0.55"
+    assert chain[5].details["alerts_deleted"] == "7"
+
+
+async def test_read_only_store_and_audit_failure_rollback(parts) -> None:
+    settings, redis, audit = parts
+    with pytest.raises(RuntimeError, match="read-only"):
+        await DeploymentStore(settings, redis).create(_spec(), "pc", VectorCard())
+
+    class BrokenAudit:
+        async def append(self, *a: object, **k: object) -> None:
+            raise ConnectionError("broker down")
+
+    store = DeploymentStore(settings, redis, audit)
+    dep = await store.create(_spec(), "pc.smith", VectorCard())
+    broken = DeploymentStore(settings, redis, BrokenAudit())  # type: ignore[arg-type]
+    with pytest.raises(AuditUnavailable, match="rolled back"):
+        await broken.authorise(dep.deployment_id, "Supt Khan", "supt.khan")
+    assert (await store.require(dep.deployment_id)).status == DeploymentStatus.DRAFT
+    with pytest.raises(AuditUnavailable):
+        await broken.create(_spec(name="other"), "pc", VectorCard())
+    assert [d.deployment_id for d in await store.list()] == [dep.deployment_id]
+
+
+async def test_service_shows_expected_rate_for_the_watchlist(parts, models_dir) -> None:
+    settings, redis, audit = parts
+    svc = WatchlistService(settings, redis, audit)
+    try:
+        out = await svc.create_deployment(_spec(watchlist_ids=["wl-empty"]), "pc.smith")
+        assert out.expected_rate is not None and out.expected_rate.watchlist_size == 0
+        assert out.expected_rate.false_alerts_per_1000 in (0.0, None)
+        assert out.effective_threshold == svc.card.threshold and not out.live
+        got = await svc.get_deployment(out.deployment_id)
+        assert got.deployment_id == out.deployment_id and got.expected_rate is not None
+    finally:
+        await svc.aclose()
