@@ -23,8 +23,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from lfr.core import stats, topics
-from lfr.core.audit import AuditLog
-from lfr.core.bus import make_consumer, make_producer
+from lfr.core.bus import make_consumer
 from lfr.core.config import Settings, load_settings
 from lfr.core.redis_client import make_redis
 from lfr.core.serde import decode
@@ -35,6 +34,7 @@ from lfr.v1.alert_pb2 import Alert
 
 log = logging.getLogger(__name__)
 DEMO_WATCHLIST = "demo-watchlist"
+DEMO_OFFICER = "Demo Superintendent"
 
 
 @dataclass
@@ -100,49 +100,36 @@ class DemoRunner:
         return DemoInputs(Path(manifest.video), Path(manifest.enrol_dir), "the packaged sample scene")
 
     async def _prepare(self, settings: Settings, inputs: DemoInputs) -> str:
-        from lfr.vision import load_embedder
-        from lfr.watchlist.deployments import DeploymentSpec, DeploymentStore
-        from lfr.watchlist.service import import_folder
+        """Enrol and authorise through the same service layer (and audit trail) as the API and CLI."""
+        from lfr.watchlist.deployments import DeploymentSpec
+        from lfr.watchlist.service import open_service
 
-        embedder = await asyncio.to_thread(load_embedder, settings)
-        redis = make_redis(settings)
-        producer = make_producer(settings, "demo")
-        await producer.start()
         actor = f"demo:{getpass.getuser()}"
-        try:
-            audit = AuditLog(settings, producer, redis)
-            summary = await import_folder(
-                settings,
-                audit,
-                embedder,
-                inputs.enrol_dir,
-                DEMO_WATCHLIST,
-                actor=actor,
-                reason="demo enrolment",
-                progress=False,
+        async with open_service(settings) as svc:
+            summary = await svc.import_subjects(
+                inputs.enrol_dir, DEMO_WATCHLIST, actor, reason="demo enrolment", progress=False
             )
+            rejected = len(summary.rejected)
             _print(
-                f"enrolled {summary.accepted} image(s) into {DEMO_WATCHLIST}"
-                + (f", rejected {summary.rejected}" if summary.rejected else "")
+                f"enrolled {summary.accepted} image(s) of {summary.subjects} subject(s) into {DEMO_WATCHLIST}"
+                + (f", rejected {rejected}: {summary.by_code()}" if rejected else "")
             )
-            store = DeploymentStore(settings, redis, audit)
             now = datetime.now(UTC)
-            spec = DeploymentSpec(
-                name="LFR demo",
-                location="demo camera",
-                purpose="demonstration of the pipeline",
-                starts_at=now - timedelta(minutes=1),
-                ends_at=now + timedelta(hours=4),
-                authorising_officer="Demo Superintendent",
-                watchlist_ids=[DEMO_WATCHLIST],
+            dep = await svc.create_deployment(
+                DeploymentSpec(
+                    name="LFR demo",
+                    location="demo camera",
+                    purpose="demonstration of the pipeline",
+                    starts_at=now - timedelta(minutes=1),
+                    ends_at=now + timedelta(hours=4),
+                    authorising_officer=DEMO_OFFICER,
+                    watchlist_ids=[DEMO_WATCHLIST],
+                ),
+                actor,
             )
-            dep = await store.create(spec, actor, embedder.card)
-            await store.authorise(dep.deployment_id, "Demo Superintendent", actor)
-            await store.start(dep.deployment_id, actor)
+            await svc.authorise(dep.deployment_id, DEMO_OFFICER, DEMO_OFFICER)
+            await svc.start(dep.deployment_id, actor)
             return dep.deployment_id
-        finally:
-            await producer.stop()
-            await redis.aclose()
 
     # ---- run --------------------------------------------------------------------------------------------
     def run(self) -> int:
