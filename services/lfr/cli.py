@@ -184,7 +184,7 @@ def _mount_optional() -> None:
     from lfr.watchlist import cli as watchlist_cli
 
     app.add_typer(vision_cli.app, name="models", help="Build and list face models.")
-    bench_app.command("models")(vision_cli.bench_models)
+    bench_app.command("models")(vision_cli.bench_models_cmd)
     app.add_typer(watchlist_cli.watchlist_app, name="watchlist")
     app.add_typer(watchlist_cli.deployment_app, name="deployment")
     app.add_typer(watchlist_cli.audit_app, name="audit")

@@ -141,6 +141,12 @@ class IngestSettings(BaseModel):
     max_in_flight: int = Field(256, ge=1)
     reconnect_initial_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
+    require_live_deployment: bool = Field(
+        True, description="analyse a camera only while its deployment is authorised and running"
+    )
+    decode_threads: int = Field(1, ge=1)
+    analyse_threads: int = Field(0, ge=0, description="0 = the CPUs this process may use (cgroup-aware)")
+    max_pending: int | None = Field(None, ge=1, description="crops awaiting the broker; None = max_in_flight")
 
 
 class EmbedderSettings(BaseModel):

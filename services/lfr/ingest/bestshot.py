@@ -1,0 +1,114 @@
+"""Best-shot selection: which faces of a track are worth sending to the embedder.
+
+Why: embedding and watchlist search cost far more than detection per face, and a person is seen in many
+frames. Sending one good crop per track as soon as it exists keeps alerts fast; sending a later crop only
+when its quality is clearly better (by ``margin``) gives the matcher a second chance on a sharper or more
+frontal face; the per-track cap and the minimum interval bound the load by the number of people, not the
+number of frames.
+
+A better face that arrives too soon after the last send is held (only the best held face per track) and
+sent once the interval has passed, so a brief frontal glance between two sends is not lost. Only faces
+that passed the quality gate are offered here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    HELD = "too_soon"  # better, but inside the minimum interval: kept as the track's pending shot
+    NOT_BETTER = "not_better"
+    TRACK_LIMIT = "track_limit"
+
+
+@dataclass
+class _Pending(Generic[T]):
+    quality: float
+    payload: T
+
+
+@dataclass
+class _TrackShots(Generic[T]):
+    sent: int = 0
+    last_sent_s: float = float("-inf")
+    best_sent: float = float("-inf")
+    pending: _Pending[T] | None = None
+
+
+class BestShotSelector(Generic[T]):
+    """Per-track send decisions; ``T`` is whatever the caller needs to build the crop later."""
+
+    def __init__(self, margin: float, max_per_track: int, min_interval_s: float) -> None:
+        if max_per_track < 1:
+            raise ValueError("max_per_track must be at least 1")
+        self.margin = margin
+        self.max_per_track = max_per_track
+        self.min_interval_s = min_interval_s
+        self._tracks: dict[str, _TrackShots[T]] = {}
+
+    @staticmethod
+    def _record(st: _TrackShots[T], t: float, quality: float) -> None:
+        st.sent += 1
+        st.last_sent_s = t
+        st.best_sent = max(st.best_sent, quality)
+        st.pending = None
+
+    def offer(self, track_id: str, t: float, quality: float, payload: T) -> tuple[Outcome, list[T]]:
+        """Decide about one face of ``track_id`` seen at stream time ``t``; return what to send now."""
+        st = self._tracks.setdefault(track_id, _TrackShots())
+        if st.sent >= self.max_per_track:
+            return Outcome.TRACK_LIMIT, []
+        if st.sent == 0:
+            self._record(st, t, quality)
+            return Outcome.SENT, [payload]
+        if quality < st.best_sent + self.margin:
+            # Not better than what was sent; a pending better shot may still be due.
+            return Outcome.NOT_BETTER, self._release_pending(st, t)
+        if t - st.last_sent_s >= self.min_interval_s:
+            if st.pending is not None and st.pending.quality > quality:
+                out = self._release_pending(st, t)
+                return Outcome.NOT_BETTER, out
+            self._record(st, t, quality)
+            return Outcome.SENT, [payload]
+        if st.pending is None or quality > st.pending.quality:
+            st.pending = _Pending(quality, payload)
+        return Outcome.HELD, []
+
+    def _release_pending(self, st: _TrackShots[T], t: float) -> list[T]:
+        if st.pending is None or t - st.last_sent_s < self.min_interval_s or st.sent >= self.max_per_track:
+            return []
+        p = st.pending
+        self._record(st, t, p.quality)
+        return [p.payload]
+
+    def due(self, t: float) -> list[tuple[str, T]]:
+        """Held shots whose interval has passed at ``t`` (for tracks not seen in the current frame)."""
+        out: list[tuple[str, T]] = []
+        for tid, st in self._tracks.items():
+            for payload in self._release_pending(st, t):
+                out.append((tid, payload))
+        return out
+
+    def end(self, track_id: str, t: float) -> tuple[list[T], int]:
+        """The track is gone: send its held shot if the interval allows, then forget the track.
+
+        Returns the shots to send now and how many the track sent in all (for crops-per-track figures).
+        """
+        st = self._tracks.pop(track_id, None)
+        if st is None:
+            return [], 0
+        out = self._release_pending(st, t)
+        return out, st.sent
+
+    def sent(self, track_id: str) -> int:
+        st = self._tracks.get(track_id)
+        return 0 if st is None else st.sent
+
+    def active(self) -> int:
+        return len(self._tracks)

@@ -1,0 +1,227 @@
+"""IngestPipeline: frame in, sealed best-shot FaceCrops out, synchronously and without I/O.
+
+Why a pure, synchronous core: the service runs it in a thread pool (detection is CPU-bound and ONNX
+Runtime releases the GIL), while tests and ``lfr bench ingest`` drive exactly the same code frame by frame
+on one thread. Everything stateful per camera (tracker, best-shot) lives here; frames of one camera must be
+processed in order, one at a time, which the service guarantees with one task per camera.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lfr.core.config import Settings
+from lfr.ingest.bestshot import BestShotSelector, Outcome
+from lfr.ingest.cameras import Camera
+from lfr.ingest.crops import CropKey, build_crop
+from lfr.ingest.sources import Frame
+from lfr.ingest.tracker import IouTracker
+from lfr.v1.crop_pb2 import FaceCrop
+from lfr.vision.align import AlignmentError, align
+from lfr.vision.cards import CardError, ChipTemplate, find_card
+from lfr.vision.detectors.base import Detection, Detector
+from lfr.vision.quality import QualityReport, assess
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A face held by best-shot selection until it is sent (chip only; the frame is not kept)."""
+
+    frame_seq: int
+    captured_ms: int
+    mono: float
+    detection: Detection
+    quality: QualityReport
+    chip: np.ndarray
+
+
+@dataclass
+class OutgoingCrop:
+    crop: FaceCrop
+    captured_mono: float  # for capture-to-publish latency
+
+
+@dataclass
+class FrameResult:
+    camera_id: str
+    frame_seq: int
+    faces: int = 0
+    rejected_quality: int = 0
+    tracks_started: int = 0
+    tracks_ended: int = 0
+    detect_s: float = 0.0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    crops: list[OutgoingCrop] = field(default_factory=list)
+
+
+@dataclass
+class PipelineTotals:
+    """Counts across all cameras since start (counts only: nothing about any face)."""
+
+    frames: int = 0
+    faces: int = 0
+    rejected_quality: int = 0
+    tracks: int = 0
+    crops: int = 0
+    detect_s: float = 0.0
+    crops_per_ended_track: Counter[int] = field(default_factory=Counter)
+
+    def crops_per_track_median(self) -> float | None:
+        """Median crops over ended tracks that sent at least one crop."""
+        values = [k for k, n in self.crops_per_ended_track.items() if k > 0 for _ in range(n)]
+        return float(statistics.median(values)) if values else None
+
+    def as_dict(self) -> dict[str, object]:
+        ended = sum(self.crops_per_ended_track.values())
+        return {
+            "frames": self.frames,
+            "faces": self.faces,
+            "rejected_quality": self.rejected_quality,
+            "tracks": self.tracks,
+            "crops": self.crops,
+            "tracks_ended": ended,
+            "tracks_without_crop": self.crops_per_ended_track.get(0, 0),
+            "crops_per_track_median": self.crops_per_track_median(),
+            "crops_per_track_max": max((k for k in self.crops_per_ended_track if k), default=0),
+            "crops_per_track_histogram": {str(k): v for k, v in sorted(self.crops_per_ended_track.items())},
+        }
+
+
+class _CameraState:
+    def __init__(self, settings: Settings) -> None:
+        ing = settings.ingest
+        self.tracker = IouTracker(ing.track_iou, ing.track_max_age_s)
+        self.selector: BestShotSelector[Shot] = BestShotSelector(
+            ing.best_shot_margin, ing.best_shot_max_per_track, ing.best_shot_min_interval_s
+        )
+        self.last_t: float | None = None
+
+
+def chip_template_for(settings: Settings, landmark_scheme: str) -> tuple[ChipTemplate, str]:
+    """The embedder card's chip template for the detector's landmark scheme, and its recorded name."""
+    card = find_card(settings.models_dir, settings.models.embedder)
+    template = card.templates.get(landmark_scheme)
+    if template is None:
+        raise CardError(
+            f"embedder {card.name} has no chip template for the detector's landmark scheme "
+            f"{landmark_scheme!r} (card lists {sorted(card.templates)})"
+        )
+    return template, f"{card.name}/{landmark_scheme}"
+
+
+class IngestPipeline:
+    def __init__(
+        self, settings: Settings, detector: Detector, template: ChipTemplate, template_name: str
+    ) -> None:
+        self.settings = settings
+        self.detector = detector
+        self.template = template
+        self.template_name = template_name
+        self.totals = PipelineTotals()
+        self._cameras: dict[str, _CameraState] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, detector: Detector | None = None) -> IngestPipeline:
+        if detector is None:
+            from lfr.vision import load_detector
+
+            detector = load_detector(settings)
+        template, name = chip_template_for(settings, getattr(detector, "landmark_scheme", "mtcnn5"))
+        return cls(settings, detector, template, name)
+
+    def _state(self, camera_id: str) -> _CameraState:
+        st = self._cameras.get(camera_id)
+        if st is None:
+            st = self._cameras[camera_id] = _CameraState(self.settings)
+        return st
+
+    def active_tracks(self, camera_id: str) -> int:
+        st = self._cameras.get(camera_id)
+        return 0 if st is None else len(st.tracker.tracks)
+
+    def process(self, camera: Camera, frame: Frame, key: CropKey) -> FrameResult:
+        """Detect, track, assess and select the faces of one frame; seal the crops chosen to be sent."""
+        st = self._state(camera.camera_id)
+        t = frame.stream_s
+        st.last_t = t
+        res = FrameResult(camera.camera_id, frame.seq)
+        t0 = time.perf_counter()
+        detections = self.detector.detect(frame.image)
+        res.detect_s = time.perf_counter() - t0
+        res.faces = len(detections)
+        update = st.tracker.update([d.bbox for d in detections], t)
+        res.tracks_started = len(update.started)
+        res.tracks_ended = len(update.ended)
+        to_send: list[tuple[str, Shot]] = []
+        for tid in update.ended:
+            to_send.extend((tid, s) for s in self._end_track(st, tid, t))
+        for det, tid in zip(detections, update.track_ids, strict=True):
+            try:
+                chip = align(frame.image, det.landmarks, self.template)
+            except AlignmentError:
+                res.rejected_quality += 1
+                res.outcomes["rejected_quality"] += 1
+                continue
+            report = assess(det, chip, self.settings.quality)
+            if not report.passed:
+                res.rejected_quality += 1
+                res.outcomes["rejected_quality"] += 1
+                continue
+            shot = Shot(frame.seq, frame.captured_ms, frame.mono, det, report, chip)
+            outcome, now = st.selector.offer(tid, t, report.score, shot)
+            if outcome is not Outcome.SENT:
+                res.outcomes[outcome.value] += 1
+            to_send.extend((tid, s) for s in now)
+        to_send.extend(st.selector.due(t))
+        self._seal(camera, to_send, key, res)
+        tot = self.totals
+        tot.frames += 1
+        tot.faces += res.faces
+        tot.rejected_quality += res.rejected_quality
+        tot.tracks += res.tracks_started
+        tot.detect_s += res.detect_s
+        return res
+
+    def finish(self, camera: Camera, key: CropKey) -> FrameResult:
+        """End every track of the camera (its stream ended) as if ``track_max_age_s`` had passed."""
+        st = self._cameras.pop(camera.camera_id, None)
+        res = FrameResult(camera.camera_id, 0)
+        if st is None:
+            return res
+        t = (st.last_t or 0.0) + self.settings.ingest.track_max_age_s
+        to_send: list[tuple[str, Shot]] = []
+        for tid in st.tracker.end_all():
+            to_send.extend((tid, s) for s in self._end_track(st, tid, t))
+            res.tracks_ended += 1
+        self._seal(camera, to_send, key, res)
+        return res
+
+    def _end_track(self, st: _CameraState, track_id: str, t: float) -> list[Shot]:
+        shots, sent = st.selector.end(track_id, t)
+        self.totals.crops_per_ended_track[sent] += 1
+        return shots
+
+    def _seal(self, camera: Camera, shots: list[tuple[str, Shot]], key: CropKey, res: FrameResult) -> None:
+        for tid, shot in shots:
+            crop = build_crop(
+                deployment_id=camera.deployment_id,
+                camera_id=camera.camera_id,
+                track_id=tid,
+                captured_ms=shot.captured_ms,
+                frame_seq=shot.frame_seq,
+                detection=shot.detection,
+                quality=shot.quality,
+                detector_model_id=self.detector.model_id,
+                chip=shot.chip,
+                chip_template=self.template_name,
+                jpeg_quality=self.settings.ingest.jpeg_quality,
+                key=key,
+            )
+            res.crops.append(OutgoingCrop(crop, shot.mono))
+            res.outcomes["sent"] += 1
+        self.totals.crops += len(shots)
