@@ -50,6 +50,7 @@ class DemoSummary:
     alerts: dict[str, Alert] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     exit_codes: dict[str, int | None] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -216,7 +217,7 @@ class DemoRunner:
         deadline = None if self.duration_s is None else loop.time() + self.duration_s
         consumer: AIOKafkaConsumer = make_consumer(settings, group_id=None, client_suffix="demo-watch")
         await consumer.start()
-        names = await self._subject_names(settings)
+        names = summary.names = await self._subject_names(settings)
         try:
             parts = consumer.partitions_for_topic(topics.ALERTS) or set()
             tps = [TopicPartition(topics.ALERTS, p) for p in sorted(parts)]
@@ -279,7 +280,7 @@ class DemoRunner:
         for a in s.alerts.values():
             subjects[a.subject.subject_id] = subjects.get(a.subject.subject_id, 0) + a.hit_count
         for sid, hits in sorted(subjects.items()):
-            _print(f"  subject {sid}: {hits} hit(s)")
+            _print(f"  {s.names.get(sid, sid)}: {hits} hit(s)")
         for name, code in s.exit_codes.items():
             _print(f"{name:17s} exit {code}")
 
