@@ -48,16 +48,27 @@ def _image(path: Path) -> np.ndarray:
     return img
 
 
-async def _crop(settings: Settings, analyzer: FaceAnalyzer, keyring: CropKeyring, image: np.ndarray,
-                deployment_id: str, crop_id: str) -> FaceCrop:
+async def _crop(
+    settings: Settings,
+    analyzer: FaceAnalyzer,
+    keyring: CropKeyring,
+    image: np.ndarray,
+    deployment_id: str,
+    crop_id: str,
+) -> FaceCrop:
     face = analyzer.enrol(image)
     jpeg = cv2.imencode(".jpg", face.chip, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
     x, y, w, h = face.detection.bbox
     return FaceCrop(
-        crop_id=crop_id, deployment_id=deployment_id, camera_id="cam-e2e", track_id=f"t-{crop_id}",
-        captured_at=ts_now(), bbox=BoundingBox(x=x, y=y, width=w, height=h),
+        crop_id=crop_id,
+        deployment_id=deployment_id,
+        camera_id="cam-e2e",
+        track_id=f"t-{crop_id}",
+        captured_at=ts_now(),
+        bbox=BoundingBox(x=x, y=y, width=w, height=h),
         landmarks=[Point(x=float(px), y=float(py)) for px, py in face.detection.landmarks],
-        detector_score=face.detection.score, detector_model_id=analyzer.detector.model_id,
+        detector_score=face.detection.score,
+        detector_model_id=analyzer.detector.model_id,
         chip=await keyring.encrypt(jpeg, crop_aad(crop_id, "cam-e2e", deployment_id)),
         chip_size=face.chip.shape[0],
     )
@@ -76,9 +87,10 @@ def _service(settings: Settings, name: str, log_path: Path) -> subprocess.Popen[
         "LFR_ALERTING__GROUP_ID": f"e2e-alert-{settings.redis.key_prefix}",
         "LFR_OBSERVABILITY__LOG_LEVEL": "DEBUG",
     }
-    out = open(log_path, "wb")  # noqa: SIM115 - closed when the process is reaped
-    return subprocess.Popen([sys.executable, "-m", "lfr.cli", name], env=env, stdout=out,
-                            stderr=subprocess.STDOUT, cwd=REPO)
+    out = open(log_path, "wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "lfr.cli", name], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO
+    )
 
 
 async def _all_topic_bytes(settings: Settings) -> bytes:
@@ -153,8 +165,11 @@ async def test_match_becomes_alert_and_non_match_leaves_nothing(
     store = WatchlistStore(settings, card)
     enrol_img = _image(demo / "known_people" / "obama" / "obama.jpg")
     face = analyzer.enrol(enrol_img)
-    store.upsert_subject(SubjectMeta(subject_id="subj-obama", watchlist_id=wl, display_name="Barack Obama"),
-                         face.embedding, hashlib.sha256(enrol_img.tobytes()).hexdigest())
+    store.upsert_subject(
+        SubjectMeta(subject_id="subj-obama", watchlist_id=wl, display_name="Barack Obama"),
+        face.embedding,
+        hashlib.sha256(enrol_img.tobytes()).hexdigest(),
+    )
     rows_before = store.count([wl])
 
     redis = make_redis(settings)
@@ -165,19 +180,41 @@ async def test_match_becomes_alert_and_non_match_leaves_nothing(
     try:
         deployments = DeploymentStore(settings, redis, AuditLog(settings, producer, redis))
         now = datetime.now(UTC)
-        dep = await deployments.create(DeploymentSpec(
-            name="e2e", location="test", purpose="end-to-end test", starts_at=now - timedelta(minutes=1),
-            ends_at=now + timedelta(hours=1), authorising_officer="Supt Test", watchlist_ids=[wl]), "pytest", card)
+        dep = await deployments.create(
+            DeploymentSpec(
+                name="e2e",
+                location="test",
+                purpose="end-to-end test",
+                starts_at=now - timedelta(minutes=1),
+                ends_at=now + timedelta(hours=1),
+                authorising_officer="Supt Test",
+                watchlist_ids=[wl],
+            ),
+            "pytest",
+            card,
+        )
         await deployments.authorise(dep.deployment_id, "Supt Test", "pytest")
         await deployments.start(dep.deployment_id, "pytest")
 
         keyring = CropKeyring(settings, redis)
         stranger_id = f"stranger-{uuid.uuid4().hex}"
         match_id = f"match-{uuid.uuid4().hex}"
-        stranger = await _crop(settings, analyzer, keyring, _image(demo / "known_people" / "biden" / "biden.jpg"),
-                               dep.deployment_id, stranger_id)
-        match = await _crop(settings, analyzer, keyring, _image(demo / "known_people" / "obama" / "obama2.jpg"),
-                            dep.deployment_id, match_id)
+        stranger = await _crop(
+            settings,
+            analyzer,
+            keyring,
+            _image(demo / "known_people" / "biden" / "biden.jpg"),
+            dep.deployment_id,
+            stranger_id,
+        )
+        match = await _crop(
+            settings,
+            analyzer,
+            keyring,
+            _image(demo / "known_people" / "obama" / "obama2.jpg"),
+            dep.deployment_id,
+            match_id,
+        )
         for crop in (stranger, match):
             await producer.send_and_wait(topics.CROPS, encode(crop), key=crop.camera_id.encode())
 

@@ -46,8 +46,11 @@ def authenticate(settings: Settings, token: str) -> Principal | None:
         for pem in settings.api.jwt_public_keys:
             try:
                 claims = jwt.decode(
-                    token, pem, algorithms=["RS256", "ES256", "EdDSA"],
-                    audience=settings.api.jwt_audience, issuer=settings.api.jwt_issuer,
+                    token,
+                    pem,
+                    algorithms=["RS256", "ES256", "EdDSA"],
+                    audience=settings.api.jwt_audience,
+                    issuer=settings.api.jwt_issuer,
                     options={"require": ["exp", "sub"], "verify_aud": settings.api.jwt_audience is not None},
                 )
             except jwt.PyJWTError:
@@ -61,11 +64,14 @@ def principal(request: Request) -> Principal:
     settings: Settings = request.app.state.settings
     token = _token_from(request)
     if token is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
     who = authenticate(settings, token)
     if who is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"}
+        )
     return who
 
 

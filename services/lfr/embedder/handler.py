@@ -94,8 +94,10 @@ class EmbedHandler:
         matcher: Matcher,
         deployments: DeploymentLookup,
         count: CounterSink,
+        model_batch: int = 32,
     ) -> None:
         self.top_k = top_k
+        self.model_batch = model_batch
         self.keyring = keyring
         self.alert_key = alert_key
         self.embedder = embedder
@@ -173,8 +175,35 @@ class EmbedHandler:
         return _Readable(crop, chip, jpeg, deployment)
 
     async def _match(self, items: list[_Readable], counts: dict[str, dict[str, int]]) -> list[Output]:
+        """Embed in model-sized chunks, searching each chunk while the next one is embedded.
+
+        The vector store answers from another process (or cluster), so its search overlaps the model's
+        next chunk instead of adding to it; on two cores this hides most of the search time.
+        """
+        size = self.model_batch
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        outputs: list[Output] = []
+        pending: asyncio.Future[list[Output]] | None = None
+        for chunk in chunks:
+            embedding = asyncio.ensure_future(self._embed(chunk))
+            if pending is not None:
+                outputs.extend(await pending)
+            vectors = await embedding
+            pending = asyncio.ensure_future(self._search(chunk, vectors, counts))
+        if pending is not None:
+            outputs.extend(await pending)
+        # The chips and JPEGs of non-matches die with these objects; drop the pixels explicitly anyway.
+        for item in items:
+            item.chip = np.empty(0)
+        return outputs
+
+    async def _embed(self, chunk: list[_Readable]) -> np.ndarray:
         with EMBED_SECONDS.time():
-            vectors = await asyncio.to_thread(self.embedder.embed, [i.chip for i in items])
+            return await asyncio.to_thread(self.embedder.embed, [i.chip for i in chunk])
+
+    async def _search(
+        self, items: list[_Readable], vectors: np.ndarray, counts: dict[str, dict[str, int]]
+    ) -> list[Output]:
         by_deployment: dict[str, list[int]] = defaultdict(list)
         for idx, item in enumerate(items):
             by_deployment[item.deployment.deployment_id].append(idx)
@@ -195,10 +224,6 @@ class EmbedHandler:
                 for rank, cand in enumerate(sorted(matched, key=lambda c: -c.score), start=1):
                     counts[deployment_id][stats.HITS] += 1
                     outputs.append(self._hit(item, cand, rank, dep))
-        # The chips, JPEGs and vectors of non-matches die with these locals; drop them explicitly anyway.
-        for item in items:
-            item.chip = np.empty(0)
-        del vectors
         return outputs
 
     def _hit(self, item: _Readable, cand: Candidate, rank: int, dep: LiveDeployment) -> Output:

@@ -48,6 +48,7 @@ def build_handler(settings: Settings, redis: object, embedder: object, store: Wa
         StoreMatcher(store),
         deployments,
         count,
+        model_batch=settings.embedder.batch_size,
     )
 
 
@@ -58,13 +59,14 @@ async def main(ctx: ServiceContext) -> None:
     store = WatchlistStore(s, embedder.card)
     await asyncio.to_thread(store.ensure_collection)
     handler = build_handler(s, redis, embedder, store)
+    # Two model batches per stage batch, so one chunk's search overlaps the next chunk's embedding.
     stage = Stage(
         s,
         "embedder",
         topics.CROPS,
         s.embedder.group_id,
         handler,
-        batch_size=s.embedder.batch_size,
+        batch_size=2 * s.embedder.batch_size,
         batch_wait_ms=s.embedder.batch_wait_ms,
     )
     ctx.on_stop(stage.stop)

@@ -393,6 +393,10 @@ class CameraSource:
                 mono = time.monotonic()
                 stream_s = media_offset + index / fps if is_file else mono
                 index += 1
+                # The frame's number in everything this camera has decoded (for a file played once: its
+                # frame number), so a crop can be traced back to the exact frame of the footage.
+                seq = self._seq
+                self._seq += 1
                 if not delivered:
                     delivered = True
                     self.health.state = "connected"
@@ -415,9 +419,8 @@ class CameraSource:
                         return "delivered"
                     continue
                 bad_run = 0
-                self._seq += 1
                 self.health.frames_sampled += 1
-                frame = Frame(cam.camera_id, self._seq, now_ms(), mono, stream_s, image)
+                frame = Frame(cam.camera_id, seq, now_ms(), mono, stream_s, image)
                 if self.queue.put(frame) is not None:
                     self.health.dropped_queue += 1
                     m.FRAMES_DROPPED.labels(self._labels, "queue_full").inc()

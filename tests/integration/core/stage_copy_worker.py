@@ -13,6 +13,7 @@ import signal
 from collections.abc import Sequence
 
 from aiokafka import ConsumerRecord
+
 from lfr.core.config import load_settings
 from lfr.core.stage import Output, Stage
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from lfr.core.crypto import CropKeyring, KeyExpired, crop_aad
 from lfr.core.redis_client import make_redis
 

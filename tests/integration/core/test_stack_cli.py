@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from lfr.core.bus import describe_partitions
 from lfr.core.config import load_settings
 from lfr.core.topics import topic_specs

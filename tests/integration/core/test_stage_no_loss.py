@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from lfr.core.bus import ensure_topics, make_producer
 from lfr.core.config import Settings
 from lfr.core.topics import TopicSpec

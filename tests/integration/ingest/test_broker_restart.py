@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from lfr.core.bus import ensure_topics, wait_for_broker
 from lfr.core.crypto import CropKeyring
 from lfr.core.redis_client import make_redis

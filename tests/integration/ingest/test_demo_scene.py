@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from lfr.core.config import load_settings
 from lfr.ingest import demo_scene as ds
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from lfr.core.crypto import CropKeyring, KeyExpired, crop_aad
 from lfr.core.redis_client import make_redis
 from lfr.ingest.cameras import Camera

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
+from typer.testing import CliRunner
+
 from lfr.core.observability import HealthServer
 from lfr.core.service import ServiceContext
 from lfr.ingest import metrics as m
 from lfr.ingest.service import main
-from prometheus_client import generate_latest
-from typer.testing import CliRunner
 
 pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
 

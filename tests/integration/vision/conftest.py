@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from lfr.core.config import Settings, load_settings
 from lfr.vision import FaceAnalyzer, build_models
 from lfr.vision.cards import ModelCard

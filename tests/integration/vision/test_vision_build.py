@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from lfr.vision import build_models
 from lfr.vision.cards import ModelFileError, find_card, list_cards, sha256_file
 

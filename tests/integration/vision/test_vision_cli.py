@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from lfr.core.config import get_settings
 from lfr.vision.cli import app, bench_app
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.shared_data
 

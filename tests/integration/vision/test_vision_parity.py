@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from lfr.core.config import Settings
 from lfr.vision import templates
 from lfr.vision.align import align

@@ -11,11 +11,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper, numpy_helper
+
 from lfr.core.config import load_settings
 from lfr.vision import FaceAnalyzer, find_card
 from lfr.vision.cards import Calibration, ChipTemplate, FileRef, InputSpec, ModelCard, Preprocessing
 from lfr.vision.templates import ARCFACE_112
-from onnx import TensorProto, helper, numpy_helper
 
 pytestmark = pytest.mark.shared_data
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from lfr.vision import FaceAnalyzer
 from lfr.vision.evaluate import load_pairs, verify_pairs
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.testing import CliRunner
+
 from lfr.core.config import Settings, get_settings
 from lfr.watchlist import cli as wl_cli
 from lfr.watchlist import service as wl_service
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.integration
 

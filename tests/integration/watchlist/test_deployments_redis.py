@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from lfr.core.audit import AuditLog, read_all
 from lfr.core.bus import make_producer
 from lfr.core.redis_client import make_redis

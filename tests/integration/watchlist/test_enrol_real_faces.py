@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from lfr.core.audit import read_all, verify_events
 from lfr.vision import FaceAnalyzer
 from lfr.watchlist.enrol import EnrolmentRejected, RejectCode

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+
 from lfr.watchlist.store import SubjectMeta, WatchlistStore
 
 from .conftest import VectorCard

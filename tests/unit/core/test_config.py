@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from lfr.core.config import SECRET_MASK, ConfigError, load_settings, masked_dump
 
 

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from lfr.core.config import load_settings
 from lfr.core.crypto import AlertKey, DecryptFailed, crop_aad, open_blob, probe_aad, seal
 

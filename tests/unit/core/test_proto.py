@@ -6,6 +6,7 @@ import copy
 import json
 
 import pytest
+
 from lfr.core import wire_lock
 from lfr.core.serde import SerdeError, decode, encode, to_json_dict
 from lfr.core.timeutil import ts_from_ms

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
 from lfr.core.config import load_settings
 from lfr.ingest.cameras import (
     CameraConfigError,

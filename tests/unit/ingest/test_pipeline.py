@@ -11,6 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+
 from lfr.core.config import load_settings
 from lfr.core.crypto import crop_aad, open_blob
 from lfr.core.serde import decode

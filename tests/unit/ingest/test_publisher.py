@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+
 from lfr.core.config import load_settings
 from lfr.ingest.publisher import CropPublisher
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from lfr.core.config import load_settings
 from lfr.ingest.cameras import Camera
 from lfr.ingest.sources import CameraSource, Frame, FrameQueue, Sampler, backoff_delay
@@ -117,7 +118,7 @@ def test_corrupt_and_oversized_frames_are_counted_and_skipped() -> None:
     while (f := src.queue.get_nowait()) is not None:
         got.append(f)
     assert len(got) == 3 and all(f.image.shape == (48, 64, 3) for f in got)
-    assert [f.seq for f in got] == [1, 2, 3]
+    assert [f.seq for f in got] == [0, 4, 5]  # each frame keeps its number in the decoded stream
 
 
 def test_only_sampled_frames_are_retrieved() -> None:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from lfr.vision.align import AlignmentError, align, similarity_transform, transform_points, warp_to_chip
 from lfr.vision.cards import ChipTemplate
 from lfr.vision.templates import MTCNN5_DLIB_CHIP, dlib5_template

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
 from lfr.vision.cards import (
     CardError,
     ChipTemplate,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+
 from lfr.vision.build import SourceWeightsError, package_file
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
 from lfr.core.config import QualitySettings
 from lfr.vision.detectors.base import Detection
 from lfr.vision.quality import assess, sharpness, yaw_ratio

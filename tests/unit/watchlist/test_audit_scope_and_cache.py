@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from lfr.core.audit import GENESIS, chain_hash
 from lfr.core.timeutil import ts_from_ms
 from lfr.v1.audit_pb2 import AuditEvent

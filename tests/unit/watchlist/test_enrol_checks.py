@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+
 from lfr.core.config import load_settings
 from lfr.watchlist.enrol import (
     EnrolmentRejected,

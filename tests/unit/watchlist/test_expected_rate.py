@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from lfr.watchlist.expected_rate import expected_rate, false_alerts_per_1000, fmr_at
 
 from .conftest import FakeCalibration, FakeCard

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
+
 from lfr.core.audit import GENESIS, chain_hash
 from lfr.core.timeutil import ts_from_ms
 from lfr.v1.audit_pb2 import AuditEvent
@@ -12,7 +14,6 @@ from lfr.watchlist.deployments import Deployment, DeploymentSpec
 from lfr.watchlist.schemas import AuditEventOut, SubjectOut, SubjectUpdate
 from lfr.watchlist.store import SubjectMeta, SubjectRecord
 from lfr.watchlist.types import Category, iso_s, parse_image_date, parse_when, validate_id
-from pydantic import ValidationError
 
 
 @pytest.mark.parametrize("good", ["wl-1", "PNC:12345", "s-abc.def_9", "a", "x" * 128, "a@b"])

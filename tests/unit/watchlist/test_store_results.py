@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from lfr.core.config import load_settings
 from lfr.watchlist.store import OVERFETCH, WatchlistStore, collection_name
 

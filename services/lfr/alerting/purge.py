@@ -1,0 +1,30 @@
+"""The purge hook behind ``lfr deployment stop --purge`` (contract in lfr.watchlist.service).
+
+Deletes a deployment's alert records, probe crops, dedupe state and pending webhook deliveries at once and
+leaves a tombstone so hits still in flight cannot recreate them. Statistics counters are kept: they are
+counts, not personal data, and the transparency report needs them after the purge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+
+from lfr.alerting.store import AlertStore
+from lfr.alerting.webhooks import Outbox
+from lfr.core.config import Settings
+
+
+async def purge_deployment(settings: Settings, redis: aioredis.Redis, deployment_id: str) -> int:
+    """Returns how many alerts were deleted."""
+    deleted = await AlertStore(settings, redis).purge(deployment_id)
+    await Outbox(settings, redis).purge_deployment(deployment_id)
+    return deleted
+
+
+def make_purge_alerts(settings: Settings, redis: aioredis.Redis) -> Callable[[str], Awaitable[int]]:
+    async def purge(deployment_id: str) -> int:
+        return await purge_deployment(settings, redis, deployment_id)
+
+    return purge

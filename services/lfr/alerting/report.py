@@ -1,0 +1,160 @@
+"""Per-deployment transparency figures: faces analysed, alerts and officers' decisions, per category too.
+
+Forces publish these after each deployment (how many faces were scanned, how many alerts, how many were
+true matches). They are read from the counters of lfr.core.stats, which survive a purge of the alert data,
+so a report can still be produced after ``lfr deployment stop --purge``. Counts only: no ids, no names.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel
+
+from lfr.alerting.schemas import DashboardOut
+from lfr.core import stats
+from lfr.core.config import Settings
+from lfr.core.timeutil import iso, now_ms
+
+CATEGORY_MARK = ":category:"
+DECISIONS = {"confirmed": stats.ADJ_MATCH, "rejected": stats.ADJ_NO_MATCH, "unable": stats.ADJ_UNDECIDED}
+
+
+class CategoryFigures(BaseModel):
+    category: str
+    alerts: int
+    confirmed: int
+    rejected: int
+    unable: int
+    pending: int
+
+
+class DeploymentReport(BaseModel):
+    deployment_id: str
+    generated_at: str
+    faces_analysed: int
+    hits: int
+    alerts: int
+    confirmed: int
+    rejected: int
+    unable: int
+    pending: int
+    alerts_per_1000_faces: float | None
+    confirmed_share_of_decided: float | None
+    categories: list[CategoryFigures]
+
+
+def _rate(part: int, whole: int, scale: float = 1.0, digits: int = 4) -> float | None:
+    return round(part * scale / whole, digits) if whole else None
+
+
+def build_report(deployment_id: str, totals: dict[str, int], at_ms: int | None = None) -> DeploymentReport:
+    categories: set[str] = set()
+    for name in totals:
+        if CATEGORY_MARK in name:
+            categories.add(name.split(CATEGORY_MARK, 1)[1])
+
+    def figures(suffix: str) -> dict[str, int]:
+        out = {"alerts": totals.get(stats.ALERTS + suffix, 0)}
+        for label, counter in DECISIONS.items():
+            out[label] = totals.get(counter + suffix, 0)
+        out["pending"] = max(0, out["alerts"] - out["confirmed"] - out["rejected"] - out["unable"])
+        return out
+
+    overall = figures("")
+    faces = totals.get(stats.FACES_ANALYSED, 0)
+    decided = overall["confirmed"] + overall["rejected"]
+    return DeploymentReport(
+        deployment_id=deployment_id,
+        generated_at=iso(at_ms or now_ms()),
+        faces_analysed=faces,
+        hits=totals.get(stats.HITS, 0),
+        alerts_per_1000_faces=_rate(overall["alerts"], faces, 1000.0, 3),
+        confirmed_share_of_decided=_rate(overall["confirmed"], decided),
+        categories=[CategoryFigures(category=c, **figures(CATEGORY_MARK + c)) for c in sorted(categories)],
+        **overall,
+    )
+
+
+async def deployment_report(
+    settings: Settings, redis: aioredis.Redis, deployment_id: str
+) -> DeploymentReport:
+    return build_report(deployment_id, await stats.totals(redis, settings, deployment_id))
+
+
+def dashboard_from(deployment_id: str, totals: dict[str, int], minutes: list[dict[str, int]]) -> DashboardOut:
+    """The console's dashboard: the report's totals plus the last hour from the per-minute counters."""
+    r = build_report(deployment_id, totals)
+    return DashboardOut(
+        deployment_id=deployment_id,
+        faces_analysed=r.faces_analysed,
+        hits=r.hits,
+        alerts=r.alerts,
+        confirmed=r.confirmed,
+        rejected=r.rejected,
+        unable=r.unable,
+        pending=r.pending,
+        alerts_per_1000_faces=r.alerts_per_1000_faces,
+        last_hour_faces_analysed=sum(m.get(stats.FACES_ANALYSED, 0) for m in minutes),
+        last_hour_alerts=sum(m.get(stats.ALERTS, 0) for m in minutes),
+    )
+
+
+CSV_COLUMNS = (
+    "deployment_id",
+    "scope",
+    "faces_analysed",
+    "hits",
+    "alerts",
+    "confirmed",
+    "rejected",
+    "unable",
+    "pending",
+    "alerts_per_1000_faces",
+)
+
+
+def render_csv(report: DeploymentReport) -> str:
+    """One row for the deployment, then one per watchlist category (scope ``category:<name>``)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    w.writerow(
+        [
+            report.deployment_id,
+            "deployment",
+            report.faces_analysed,
+            report.hits,
+            report.alerts,
+            report.confirmed,
+            report.rejected,
+            report.unable,
+            report.pending,
+            "" if report.alerts_per_1000_faces is None else report.alerts_per_1000_faces,
+        ]
+    )
+    for c in report.categories:
+        w.writerow(
+            [
+                report.deployment_id,
+                f"category:{c.category}",
+                "",
+                "",
+                c.alerts,
+                c.confirmed,
+                c.rejected,
+                c.unable,
+                c.pending,
+                "",
+            ]
+        )
+    return buf.getvalue()
+
+
+def render_json(report: DeploymentReport) -> str:
+    doc: dict[str, Any] = report.model_dump()
+    return json.dumps(doc, indent=2)

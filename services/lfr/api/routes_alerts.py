@@ -1,0 +1,313 @@
+"""Alert routes: the live stream (SSE), alert reads, probe and reference images, adjudication, dashboard.
+
+Roles: ``operator`` watches the stream, sees images and decides; ``auditor`` may read alerts (without the
+subject's name or the officer's note) and dashboards. Images are served decrypted only here, with caching
+forbidden, so a probe crop exists in clear only in the operator's browser memory. The adjudication is
+recorded once in the alert store and then published (lfr.adjudications.v1, the alert's new revision on
+lfr.alerts.v1, webhooks, live streams), audited and counted; each finished step is remembered, so a retried
+POST after a failure completes only what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi.responses import Response, StreamingResponse
+from redis.exceptions import RedisError
+from starlette.background import BackgroundTask
+
+from lfr.alerting.publish import AlertPublisher, Change, Revision
+from lfr.alerting.report import dashboard_from
+from lfr.alerting.schemas import (
+    AdjudicationIn,
+    AdjudicationOut,
+    AlertDetailOut,
+    AlertListOut,
+    AlertOut,
+    DashboardOut,
+)
+from lfr.alerting.store import (
+    AlertNotFound,
+    AlertState,
+    AlertStore,
+    AlreadyAdjudicated,
+    Outcome,
+    category_counter,
+)
+from lfr.alerting.stream import CLOSED, EXTRAS_KEY, RESYNC, AlertHub
+from lfr.alerting.subjects import subject_lookup
+from lfr.api.auth import Principal, require
+from lfr.api.context import ApiContext, get_ctx
+from lfr.core import stats, topics
+from lfr.core.crypto import AlertKey, DecryptFailed, probe_aad
+from lfr.core.serde import encode
+from lfr.core.timeutil import ts_from_ms
+from lfr.v1.adjudication_pb2 import Adjudication
+from lfr.v1.adjudication_pb2 import Outcome as OutcomePb
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+
+Ctx = Annotated[ApiContext, Depends(get_ctx)]
+Operator = Annotated[Principal, Depends(require("operator"))]
+Reader = Annotated[Principal, Depends(require("operator", "auditor"))]
+
+STREAM_SNAPSHOT = 200
+KEEPALIVE_S = 15.0
+NO_STORE = {
+    "Cache-Control": "no-store, max-age=0",
+    "Pragma": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+}
+OUTCOME_PB = {
+    Outcome.MATCH: OutcomePb.OUTCOME_MATCH,
+    Outcome.NO_MATCH: OutcomePb.OUTCOME_NO_MATCH,
+    Outcome.UNABLE: OutcomePb.OUTCOME_UNABLE_TO_DECIDE,
+}
+OUTCOME_COUNTER = {
+    Outcome.MATCH: stats.ADJ_MATCH,
+    Outcome.NO_MATCH: stats.ADJ_NO_MATCH,
+    Outcome.UNABLE: stats.ADJ_UNDECIDED,
+}
+
+
+def _store(ctx: ApiContext) -> AlertStore:
+    return AlertStore(ctx.settings, ctx.redis)
+
+
+def _hub(ctx: ApiContext) -> AlertHub:
+    hub = ctx.extras.get(EXTRAS_KEY)
+    if hub is None:
+        hub = AlertHub(ctx.settings, ctx.redis)
+        ctx.extras[EXTRAS_KEY] = hub
+    assert isinstance(hub, AlertHub)
+    return hub
+
+
+def _alert_key(ctx: ApiContext) -> AlertKey:
+    key = ctx.extras.get("alert_key")
+    if key is None:
+        key = AlertKey(ctx.settings)
+        ctx.extras["alert_key"] = key
+    assert isinstance(key, AlertKey)
+    return key
+
+
+async def _require_alert(ctx: ApiContext, alert_id: str) -> AlertState:
+    state = await _store(ctx).get(alert_id)
+    if state is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert (or purged under retention)")
+    return state
+
+
+def _sse(event: str, data: str) -> str:
+    return f"event: {event}\ndata: {data}\n\n"
+
+
+# ---- live stream -------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/deployments/{deployment_id}/alerts/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def alert_stream(deployment_id: str, ctx: Ctx, _: Operator) -> StreamingResponse:
+    """Server-sent events: ``snapshot`` (recent alerts, on connect and on resync), then ``alert`` per change.
+
+    Token in the Authorization header, or ``?access_token=`` for browsers' EventSource.
+    """
+    hub = _hub(ctx)
+    try:
+        sub = await hub.subscribe(deployment_id)
+    except ConnectionError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    store = _store(ctx)
+
+    async def snapshot() -> str:
+        alerts = await store.list(deployment_id, limit=STREAM_SNAPSHOT)
+        body = AlertListOut(deployment_id=deployment_id, alerts=[AlertOut.from_state(a) for a in alerts])
+        return _sse("snapshot", body.model_dump_json())
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            yield await snapshot()
+            while True:
+                item = await sub.next(KEEPALIVE_S)
+                if item is None:
+                    yield ": keepalive\n\n"
+                elif item == CLOSED:
+                    return
+                elif item == RESYNC:
+                    yield await snapshot()
+                else:
+                    yield _sse("alert", item)
+        finally:
+            hub.unsubscribe(sub)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        # Also when the client leaves before the body starts (the generator's finally never runs then).
+        background=BackgroundTask(hub.unsubscribe, sub),
+    )
+
+
+# ---- reads -------------------------------------------------------------------------------------------
+
+
+@router.get("/alerts", response_model=AlertListOut)
+async def list_alerts(
+    ctx: Ctx,
+    _: Reader,
+    deployment: Annotated[str, Query(min_length=1, max_length=128)],
+    status_: Annotated[
+        str | None, Query(alias="status", pattern="^(pending|confirmed|rejected|undecided)$")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_ms: Annotated[int | None, Query(description="page: alerts last seen before this time")] = None,
+) -> AlertListOut:
+    """Newest first (by last sighting)."""
+    alerts = await _store(ctx).list(deployment, limit=limit, status=status_, before_ms=before_ms)
+    return AlertListOut(deployment_id=deployment, alerts=[AlertOut.from_state(a) for a in alerts])
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertDetailOut)
+async def get_alert(alert_id: str, ctx: Ctx, who: Reader) -> AlertDetailOut:
+    state = await _require_alert(ctx, alert_id)
+    operator = who.has("operator")
+    out = AlertDetailOut(**AlertOut.from_state(state, include_note=operator).model_dump())
+    if operator:
+        subject = await subject_lookup(ctx)(state.subject_id, state.watchlist_id)
+        if subject:
+            out.subject_display_name = str(subject.get("display_name") or "") or None
+    return out
+
+
+@router.get("/alerts/{alert_id}/probe.jpg", response_class=Response)
+async def probe_image(alert_id: str, ctx: Ctx, _: Operator) -> Response:
+    """The best probe crop of the alert, decrypted for the adjudicating officer; never cached."""
+    found = await _store(ctx).probe(alert_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no probe image for this alert")
+    blob, crop_id, deployment_id = found
+    try:
+        jpeg = _alert_key(ctx).open(blob, probe_aad(crop_id, deployment_id))
+    except DecryptFailed:
+        log.warning("probe of alert %s failed authentication", alert_id)
+        raise HTTPException(
+            status.HTTP_500_INTERNAL_SERVER_ERROR, "probe image cannot be decrypted"
+        ) from None
+    return Response(jpeg, media_type=blob.content_type or "image/jpeg", headers=NO_STORE)
+
+
+@router.get("/alerts/{alert_id}/reference.jpg", response_class=Response)
+async def reference_image(alert_id: str, ctx: Ctx, _: Operator) -> Response:
+    """The watchlist image of the alert's subject (from the watchlist store); never cached."""
+    state = await _require_alert(ctx, alert_id)
+    subject = await subject_lookup(ctx)(state.subject_id, state.watchlist_id)
+    thumb = str((subject or {}).get("thumbnail") or "")
+    if not thumb:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "the subject has no reference image (removed?)")
+    try:
+        jpeg = base64.b64decode(thumb, validate=True)
+    except (binascii.Error, ValueError):
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, "reference image is corrupt") from None
+    return Response(jpeg, media_type="image/jpeg", headers=NO_STORE)
+
+
+# ---- adjudication ------------------------------------------------------------------------------------
+
+
+@router.post("/alerts/{alert_id}/adjudication", response_model=AdjudicationOut)
+async def adjudicate(alert_id: str, body: AdjudicationIn, ctx: Ctx, who: Operator) -> AdjudicationOut:
+    """Record an officer's decision: ``match``, ``no_match`` or ``unable`` (unable to decide).
+
+    409 when the alert was already decided differently (decisions are never overwritten); repeating the
+    same decision returns 200 with ``recorded_now`` false and finishes any step a failure interrupted.
+    """
+    store = _store(ctx)
+    try:
+        state, recorded_now = await store.adjudicate(alert_id, body.outcome, who.name, body.note)
+    except AlertNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert (or purged under retention)") from None
+    except AlreadyAdjudicated as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"already decided: {exc.state.adj_outcome} by {exc.state.adj_officer}",
+        ) from None
+    outcome = Outcome(state.adj_outcome)
+    try:
+        if "published" not in state.adj_steps:
+            decision = Adjudication(
+                adjudication_id=state.adjudication_id,
+                alert_id=state.alert_id,
+                deployment_id=state.deployment_id,
+                outcome=OUTCOME_PB[outcome],
+                officer=state.adj_officer,
+                note=state.adj_note,
+                decided_at=ts_from_ms(state.adj_at),
+            )
+            await ctx.producer.send_and_wait(
+                topics.ADJUDICATIONS, encode(decision), key=state.deployment_id.encode()
+            )
+            await AlertPublisher(ctx.settings, ctx.redis, lambda: ctx.producer).publish(
+                [Revision(state, Change.ADJUDICATED)]
+            )
+            await store.add_adjudication_step(state, "published")
+        if "audited" not in state.adj_steps:
+            await ctx.audit.append(
+                actor=state.adj_officer,
+                action="alert.adjudicate",
+                target=alert_id,
+                reason=state.adj_note,
+                details={
+                    "deployment_id": state.deployment_id,
+                    "outcome": outcome.value,
+                    "adjudication_id": state.adjudication_id,
+                    "subject_id": state.subject_id,
+                    "watchlist_id": state.watchlist_id,
+                    "alert_revision": str(state.revision),
+                },
+            )
+            await store.add_adjudication_step(state, "audited")
+        if "counted" not in state.adj_steps:
+            name = OUTCOME_COUNTER[outcome]
+            await store.add_adjudication_step(
+                state, "counted", [name, category_counter(name, state.category)]
+            )
+    except (KafkaError, RedisError, OSError, TimeoutError) as exc:
+        log.warning("adjudication of alert %s recorded but not fully published: %s", alert_id, exc)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "decision recorded but not yet published; send the same decision again",
+        ) from None
+    log.info("alert %s adjudicated %s", alert_id, outcome.value)
+    return AdjudicationOut(
+        adjudication_id=state.adjudication_id,
+        alert=AlertOut.from_state(state, include_note=True),
+        recorded_now=recorded_now,
+    )
+
+
+# ---- dashboard ---------------------------------------------------------------------------------------
+
+
+@router.get("/deployments/{deployment_id}/dashboard", response_model=DashboardOut)
+async def dashboard(deployment_id: str, ctx: Ctx, _: Reader) -> DashboardOut:
+    """Counts for the console's dashboard: faces analysed, alerts, decisions and the alert rate."""
+    totals, minutes = await asyncio.gather(
+        stats.totals(ctx.redis, ctx.settings, deployment_id),
+        stats.per_minute(ctx.redis, ctx.settings, deployment_id, minutes=60),
+    )
+    return dashboard_from(deployment_id, totals, [m for _, m in minutes])

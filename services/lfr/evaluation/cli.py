@@ -1,0 +1,191 @@
+"""CLI for accuracy evaluation and threshold governance: ``lfr eval ...`` and ``lfr threshold ...``.
+
+Figures go to stdout (one JSON object with ``--json``, a short summary otherwise); progress bars and
+warnings go to stderr so that ``--json`` output can be piped. Nothing here needs the running stack.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lfr.core.config import ConfigError, Settings, get_settings
+from lfr.evaluation.embedding import TightPolicy
+
+eval_app = typer.Typer(help="Measure the models' accuracy on labelled face data.", no_args_is_help=True)
+threshold_app = typer.Typer(help="Threshold governance: what threshold a target needs.", no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        typer.echo(f"lfr: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _command() -> str:
+    return "lfr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _emit(result: dict[str, Any], as_json: bool, keys: tuple[str, ...]) -> None:
+    failed = int(result.get("failed_to_enrol") or 0) + int(result.get("failed_probes") or 0)
+    if failed:
+        typer.echo(
+            f"note: {failed} images had no usable face; they are counted as failures, not dropped", err=True
+        )
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    for k in keys:
+        if k in result:
+            typer.echo(f"{k:28s} {result[k]}")
+    for k in ("report_md", "result_json"):
+        if k in result:
+            typer.echo(f"{k:28s} {result[k]}")
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"lfr: {exc}", err=True)
+    return typer.Exit(2)
+
+
+@eval_app.command("verify")
+def verify_cmd(
+    pairs: Annotated[Path, typer.Option("--pairs", help="CSV of labelled pairs: img_a,img_b,same[,fold]")],
+    root: Annotated[Path, typer.Option("--root", help="folder the image paths in the CSV are relative to")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="write result.json, report.md, roc.png, det.png")
+    ] = None,
+    tight: Annotated[str, typer.Option("--tight", help="tight-crop handling: auto|always|never")] = "auto",
+    sample: Annotated[int | None, typer.Option("--sample", help="seeded random subset of N pairs")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """1:1 verification figures at the model card threshold, with TAR at FAR 1e-3 / 1e-4 when resolvable."""
+    from lfr.evaluation.datasets import DatasetError
+    from lfr.evaluation.verify import run_verify
+
+    try:
+        result = run_verify(
+            _settings(),
+            pairs,
+            root,
+            tight=_tight(tight),
+            sample=sample,
+            seed=seed,
+            out_dir=out,
+            progress=sys.stderr.isatty(),
+            command=_command(),
+        )
+    except DatasetError as exc:
+        raise _fail(exc) from None
+    _emit(
+        result,
+        as_json,
+        (
+            "pairs",
+            "failed_to_enrol",
+            "fell_back",
+            "threshold",
+            "accuracy",
+            "tar_at_far_1e-3",
+            "tar_at_far_1e-4",
+            "best_threshold",
+            "cv_accuracy",
+        ),
+    )
+
+
+@eval_app.command("identify")
+def identify_cmd(
+    root: Annotated[Path, typer.Option("--root", help="ROOT/<identity>/<image> folders")],
+    enrol_per_id: Annotated[
+        int, typer.Option("--enrol-per-id", min=1, help="gallery images per identity")
+    ] = 1,
+    distractors: Annotated[
+        Path | None, typer.Option("--distractors", help="folder of images of people not in the gallery")
+    ] = None,
+    max_distractors: Annotated[int | None, typer.Option("--max-distractors", help="seeded subset")] = None,
+    groups: Annotated[
+        Path | None, typer.Option("--groups", help="CSV identity,group for per-group figures")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="write result.json, report.md, det.png")] = None,
+    tight: Annotated[str, typer.Option("--tight", help="tight-crop handling: auto|always|never")] = "auto",
+) -> None:
+    """Open-set 1:N figures: TPIR at the card threshold, rank 1, FNIR at FPIR 0.003 / 0.001 / 1/6000."""
+    from lfr.evaluation.datasets import DatasetError
+    from lfr.evaluation.identify import run_identify
+
+    try:
+        result = run_identify(
+            _settings(),
+            root,
+            enrol_per_id=enrol_per_id,
+            distractors=distractors,
+            groups_file=groups,
+            seed=seed,
+            max_distractors=max_distractors,
+            tight=_tight(tight),
+            out_dir=out,
+            progress=sys.stderr.isatty(),
+            command=_command(),
+        )
+    except (DatasetError, ValueError) as exc:
+        raise _fail(exc) from None
+    _emit(
+        result,
+        as_json,
+        (
+            "mated_searches",
+            "nonmated_searches",
+            "failed_to_enrol",
+            "threshold",
+            "tpir",
+            "fpir_at_threshold",
+            "rank1",
+            "fnir_at_fpir",
+        ),
+    )
+
+
+@threshold_app.command("recommend")
+def recommend_cmd(
+    eval_result: Annotated[Path, typer.Option("--eval", help="result.json written by `lfr eval ... --out`")],
+    target_fpir: Annotated[str, typer.Option("--target-fpir", help="false alerts per face, e.g. 1/6000")],
+    watchlist_size: Annotated[int, typer.Option("--watchlist-size", min=1, help="images on the watchlists")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The threshold meeting a false-alert target for a watchlist size, with the rates to expect."""
+    from lfr.evaluation.threshold import RecommendError, load_result, parse_rate, recommend
+
+    try:
+        result = recommend(load_result(eval_result), parse_rate(target_fpir), watchlist_size)
+    except RecommendError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"threshold {result['threshold']:.4f} ({result['metric']}, {result['method']})")
+    typer.echo(
+        f"expected false alerts per 10,000 faces: {result['expected_false_alerts_per_10000_faces']:.3g} "
+        f"(upper 95% bound from the data alone: {result['false_alerts_per_10000_faces_upper_95']:.3g})"
+    )
+    tpir = result["expected_tpir"]
+    typer.echo(f"expected TPIR: {'unknown' if tpir is None else f'{tpir:.4f}'} ({result['tpir_basis']})")
+    for note in result["notes"]:
+        typer.echo(f"note: {note}")
+
+
+def _tight(value: str) -> TightPolicy:
+    if value not in ("auto", "always", "never"):
+        typer.echo(f"lfr: --tight must be auto, always or never, not {value!r}", err=True)
+        raise typer.Exit(2)
+    return value  # type: ignore[return-value]

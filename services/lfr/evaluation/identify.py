@@ -1,0 +1,316 @@
+"""``lfr eval identify``: open-set 1:N identification figures, the way a watchlist is searched live.
+
+Protocol (seeded, so a run can be repeated exactly): ``ROOT/<identity>/<image>``; for each enrolled identity
+``enrol_per_id`` images (a seeded choice) form its gallery templates and the rest are *mated* probes. Without
+``distractors`` a seeded third of the identities is left out of the gallery and all their images are
+*non-mated* probes; with ``distractors`` every identity is enrolled and every image under the distractor
+folder is a non-mated probe (a distractor folder named like a gallery identity is skipped, and counted).
+
+Search is brute force in numpy (exact, and fast at evaluation sizes: see metrics.score_matrix); the live
+system uses Milvus, whose approximate indexes can only lose candidates, so these figures are an upper bound
+for the same model and data. An identity's score is its best template's score. Failures are never dropped:
+an enrolment image without a face is a failure to enrol (its identity may end up with no template, and then
+its mated probes are misses); a probe without a face is a failure to extract (a miss when mated, no alert
+when non-mated), as NIST FRVT counts them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lfr.core.config import Settings
+from lfr.evaluation import metrics as m
+from lfr.evaluation.datasets import identity_folders, list_images, read_groups
+from lfr.evaluation.embedding import EvalEmbedder, TightPolicy
+from lfr.evaluation.plots import plot_det
+from lfr.vision import FaceAnalyzer
+
+log = logging.getLogger(__name__)
+
+UNLABELLED = "unlabelled"
+IMPOSTOR_TAIL = 20_000  # most similar impostor comparisons kept for threshold recommendation
+
+
+def impostor_summary(native: np.ndarray, lower: bool) -> dict[str, Any]:
+    """What threshold recommendation needs from the impostor comparisons: their count, mean, spread and
+    the most similar ``IMPOSTOR_TAIL`` of them (the tail is where every low false-match rate lives)."""
+    finite = native[np.isfinite(native)]
+    order = np.sort(finite) if lower else np.sort(finite)[::-1]
+    return {
+        "impostor_count": len(native),
+        "impostor_failed": int(len(native) - len(finite)),
+        "impostor_mean": float(finite.mean()) if len(finite) else None,
+        "impostor_std": float(finite.std(ddof=1)) if len(finite) > 1 else None,
+        "impostor_tail": [round(float(v), 6) for v in order[:IMPOSTOR_TAIL]],
+    }
+
+
+def run_identify(
+    settings: Settings,
+    root: Path,
+    *,
+    enrol_per_id: int = 1,
+    distractors: Path | None = None,
+    groups_file: Path | None = None,
+    seed: int = 0,
+    max_distractors: int | None = None,
+    analyzer: FaceAnalyzer | None = None,
+    tight: TightPolicy = "auto",
+    out_dir: Path | None = None,
+    progress: bool = False,
+    command: str = "",
+) -> dict[str, Any]:
+    """Run the protocol above; return JSON-safe figures (raw scores go to ``out_dir/result.json`` only)."""
+    if enrol_per_id < 1:
+        raise ValueError("enrol_per_id must be at least 1")
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    ids = identity_folders(Path(root))
+    groups = read_groups(groups_file) if groups_file else {}
+    names = sorted(ids)
+    if distractors is None:
+        n_out = max(1, len(names) // 3)
+        left_out = {names[i] for i in rng.choice(len(names), size=n_out, replace=False)}
+    else:
+        left_out = set()
+
+    gallery: list[tuple[str, Path]] = []
+    mated: list[tuple[str, Path]] = []
+    nonmated: list[tuple[str, Path]] = []
+    for name in names:
+        imgs = [ids[name][i] for i in rng.permutation(len(ids[name]))]
+        if name in left_out:
+            nonmated += [(name, p) for p in imgs]
+        else:
+            gallery += [(name, p) for p in imgs[:enrol_per_id]]
+            mated += [(name, p) for p in imgs[enrol_per_id:]]
+    skipped_same_name = 0
+    if distractors is not None:
+        extra = list_images(Path(distractors))
+        if max_distractors is not None and len(extra) > max_distractors:
+            extra = [extra[i] for i in np.sort(rng.choice(len(extra), size=max_distractors, replace=False))]
+        for p in extra:
+            ident = p.parent.name if p.parent != Path(distractors) else p.stem
+            if ident in ids:
+                skipped_same_name += 1
+                continue
+            nonmated.append((ident, p))
+
+    analyzer = analyzer or FaceAnalyzer(settings)
+    card = analyzer.embedder.card
+    assert card.metric is not None and card.threshold is not None
+    lower = card.metric == "L2"
+    emb = EvalEmbedder(analyzer, tight)
+    emb.embed_all([p for _, p in gallery], progress=progress, desc="enrol")
+    enrol_summary = emb.summary()
+    emb.embed_all([p for _, p in mated + nonmated], progress=progress, desc="probe")
+    total = emb.summary()
+
+    templates: list[tuple[str, np.ndarray]] = [
+        (n, v) for n, p in gallery if (v := emb.cache[p].vector) is not None
+    ]
+    t_names = sorted({n for n, _ in templates})
+    t_index = {n: i for i, n in enumerate(t_names)}
+    t_vecs = np.stack([v for _, v in templates]) if templates else np.zeros((0, card.dim or 1))
+    t_owner = np.array([t_index[n] for n, _ in templates], dtype=np.int64)
+
+    probes = mated + nonmated
+    p_ok = np.array([emb.cache[p].vector is not None for _, p in probes], dtype=bool)
+    p_vecs = (
+        np.stack([v for _, p in probes if (v := emb.cache[p].vector) is not None])
+        if p_ok.any()
+        else np.zeros((0, t_vecs.shape[1]))
+    )
+    raw = (
+        m.score_matrix(p_vecs, t_vecs, card.metric)
+        if len(t_vecs) and len(p_vecs)
+        else np.zeros((len(p_vecs), len(t_vecs)))
+    )
+    sim = -raw if lower else raw
+    # Identity score = best template; one column per gallery identity.
+    id_sim = np.full((len(p_vecs), len(t_names)), -np.inf)
+    for j in range(len(t_names)):
+        cols = t_owner == j
+        if cols.any():
+            id_sim[:, j] = sim[:, cols].max(axis=1)
+
+    n_mated = len(mated)
+    mate_scores = np.full(n_mated, math.nan)
+    mate_ranks = np.zeros(n_mated, dtype=np.int64)
+    nonmated_top = np.full(len(nonmated), math.nan)
+    impostor_sims: list[np.ndarray] = []
+    row = 0
+    for k, (name, _) in enumerate(probes):
+        if not p_ok[k]:
+            continue
+        s = id_sim[row]
+        own = sim[row][t_owner != t_index[name]] if name in t_index else sim[row]
+        impostor_sims.append(own)
+        if k < n_mated:
+            mate = t_index.get(name)
+            if mate is not None:
+                mate_scores[k] = s[mate]
+                mate_ranks[k] = 1 + int(np.sum(s > s[mate]))
+        elif len(s):
+            nonmated_top[k - n_mated] = s.max()
+        row += 1
+    to_native = (lambda a: -a) if lower else (lambda a: a)
+    outcomes = m.SearchOutcomes(
+        to_native(mate_scores),
+        mate_ranks,
+        to_native(nonmated_top),
+        lower,
+        mated_groups=[groups.get(n, UNLABELLED) for n, _ in mated],
+        nonmated_groups=[groups.get(n, UNLABELLED) for n, _ in nonmated],
+    )
+
+    t = float(card.threshold)
+    tpir = m.tpir_at(outcomes, t)
+    points = {rate: m.fnir_at_fpir(outcomes, rate) for rate in m.FPIR_POINTS}
+    result: dict[str, Any] = {
+        "kind": "identify",
+        "dataset": str(root),
+        "distractors": str(distractors) if distractors else None,
+        "model": card.model_id,
+        "metric": card.metric,
+        "threshold": t,
+        "threshold_floor": card.threshold_floor,
+        "tpir": tpir,
+        "fnir_at_threshold": 1.0 - tpir if not math.isnan(tpir) else None,
+        "fpir_at_threshold": m.fpir_at(outcomes, t),
+        "rank1": m.rank1_rate(outcomes),
+        "fnir_at_fpir": {m.rate_label(r): (1.0 - p.true_rate) if p else None for r, p in points.items()},
+        "threshold_at_fpir": {m.rate_label(r): p.threshold if p else None for r, p in points.items()},
+        "unresolved": [m.rate_label(r) for r, p in points.items() if p is None],
+        "mated_searches": n_mated,
+        "nonmated_searches": len(nonmated),
+        "gallery_identities": len(t_names),
+        "gallery_templates": len(templates),
+        "identities": len(names),
+        "left_out_identities": len(left_out),
+        "enrol_per_id": enrol_per_id,
+        "failed_to_enrol": enrol_summary["failed_to_enrol"],
+        "failed_probes": total["failed_to_enrol"] - enrol_summary["failed_to_enrol"],
+        "fell_back": total["fell_back"],
+        "padded": total["padded"],
+        "below_quality_gate": total["below_quality_gate"],
+        "images": total["images"],
+        "distractors_skipped_same_name": skipped_same_name,
+        "seed": seed,
+        "tight": tight,
+        "search": "brute-force numpy (exact)",
+        "command": command,
+    }
+    if groups:
+        rows, diffs = m.per_group(outcomes, t)
+        result["groups"] = [r.as_dict() for r in rows]
+        result["largest_differential"] = [d.as_dict() for d in diffs]
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    if out_dir is not None:
+        imp_native = to_native(np.concatenate(impostor_sims)) if impostor_sims else np.zeros(0)
+        result.update(_write_outputs(result, outcomes, imp_native, Path(out_dir)))
+    log.info("identify: %d mated, %d non-mated searches, TPIR %.4f", n_mated, len(nonmated), tpir)
+    return m.clean_json(result)
+
+
+def _write_outputs(
+    result: dict[str, Any], o: m.SearchOutcomes, impostor_native: np.ndarray, out_dir: Path
+) -> dict[str, str]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    curve = m.identification_curve(o)
+    name = _set_name(result["dataset"])
+    det = plot_det(
+        curve,
+        len(o.nonmated_top),
+        len(o.mate_scores),
+        out_dir / "det.png",
+        f"1:N DET: {name}, {str(result['model']).split(':')[0]}",
+        x_label="false positive identification rate (FPIR)",
+        y_label="false negative identification rate (FNIR)",
+        mark=(result["fpir_at_threshold"], result["fnir_at_threshold"] or 0.0),
+        verticals=m.FPIR_POINTS,
+    )
+    files = {
+        "det_png": str(det),
+        "report_md": str(out_dir / "report.md"),
+        "result_json": str(out_dir / "result.json"),
+    }
+    full = {**result, **files, "curve": curve.as_dict()}
+    full["scores"] = {
+        "lower_is_better": o.lower_is_better,
+        "mated": [
+            [None if not math.isfinite(s) else round(float(s), 6), int(r)]
+            for s, r in zip(o.mate_scores, o.mate_ranks, strict=True)
+        ],
+        "nonmated_top": [None if not math.isfinite(s) else round(float(s), 6) for s in o.nonmated_top],
+        **impostor_summary(impostor_native, o.lower_is_better),
+    }
+    Path(files["result_json"]).write_text(json.dumps(m.clean_json(full), indent=1))
+    Path(files["report_md"]).write_text(_markdown(result, files))
+    return files
+
+
+def _set_name(dataset: str) -> str:
+    """'deepface_testset' for '.../deepface_testset/images': the folder that names the set."""
+    p = Path(dataset)
+    return p.parent.name if p.name == "images" and p.parent.name else p.name
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "unresolved"
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _markdown(r: dict[str, Any], files: dict[str, str]) -> str:
+    fnir = ", ".join(f"FPIR {k}: {_fmt(v)}" for k, v in r["fnir_at_fpir"].items())
+    lines = [
+        f"# Identification report: {_set_name(r['dataset'])}",
+        "",
+        f"- gallery: `{r['dataset']}`, {r['gallery_identities']} identities, "
+        f"{r['gallery_templates']} templates ({r['enrol_per_id']} per identity, seed {r['seed']}); "
+        f"{r['left_out_identities']} identities left out "
+        "as non-mated probes" + (f"; distractors `{r['distractors']}`" if r.get("distractors") else ""),
+        f"- searches: {r['mated_searches']} mated, {r['nonmated_searches']} non-mated ({r['search']})",
+        f"- model: `{r['model']}`, metric {r['metric']}, card threshold {r['threshold']}",
+        f"- failures: {r['failed_to_enrol']} enrolment images without a face, {r['failed_probes']} probes "
+        f"without a face (counted, never dropped); {r['fell_back']} centre-crop fallbacks; "
+        f"{r['below_quality_gate']} faces below the quality gate (still searched)",
+        f"- command: `{r['command']}`" if r.get("command") else "- command: (library call)",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| TPIR at card threshold (rank 1) | {_fmt(r['tpir'])} |",
+        f"| FPIR at card threshold | {_fmt(r['fpir_at_threshold'])} |",
+        f"| rank-1 identification rate (no threshold) | {_fmt(r['rank1'])} |",
+        f"| FNIR at | {fnir} |",
+        "",
+        "FNIR at an FPIR is *unresolved* when there are fewer than 1/FPIR non-mated searches.",
+        "",
+    ]
+    if r.get("groups"):
+        lines += [
+            "| group | mated | non-mated | TPIR | FNIR | FPIR | rank 1 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for g in r["groups"]:
+            lines.append(
+                f"| {g['group']} | {g['mated_searches']} | {g['nonmated_searches']} | {_fmt(g['tpir'])} | "
+                f"{_fmt(g['fnir'])} | {_fmt(g['fpir'])} | {_fmt(g['rank1'])} |"
+            )
+        for d in r.get("largest_differential", []):
+            lines.append(
+                f"\nLargest {d['rate'].upper()} differential: {d['highest_group']} {_fmt(d['highest'])} vs "
+                f"{d['lowest_group']} {_fmt(d['lowest'])} (difference {_fmt(d['difference'])}, "
+                f"ratio {_fmt(d['ratio'])})."
+            )
+        lines.append("")
+    lines += [f"![DET]({Path(files['det_png']).name})", ""]
+    return "\n".join(lines)

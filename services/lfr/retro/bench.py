@@ -1,0 +1,237 @@
+"""Search benchmarks: watchlist search latency at 10,000 subjects, and gallery index options at scale.
+
+``run_search_bench`` fills a throw-away watchlist with real face embeddings (when a face folder is given or
+found) topped up with synthetic ones drawn from the real embeddings' distribution, then times searches
+through :class:`lfr.watchlist.store.WatchlistStore`, the code path the embedder uses live. Rows are written
+in bulk through the store's own client and schema (its one-subject-at-a-time ``upsert_subject`` checks
+existing rows and flushes on every call, which suits enrolment, not loading 10,000 subjects), and the
+benchmark watchlist is deleted afterwards.
+
+``run_index_bench`` builds a gallery collection per index option on the same vectors and reports build
+time, query latency and recall@k against exact numpy search (docs/accuracy.md, "Gallery index").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pymilvus import MilvusClient
+
+from lfr.core.config import ConfigError, Settings
+from lfr.core.ids import new_id
+from lfr.evaluation.datasets import list_images
+from lfr.evaluation.embedding import EvalEmbedder
+from lfr.evaluation.metrics import score_matrix
+from lfr.retro.gallery import Gallery, synthetic_embeddings
+from lfr.vision import FaceAnalyzer, ModelCard
+
+log = logging.getLogger(__name__)
+
+
+def real_embeddings(analyzer: FaceAnalyzer, folder: Path | None, limit: int, seed: int = 0) -> np.ndarray:
+    """Embeddings of up to ``limit`` images under ``folder`` (seeded choice); empty when no folder."""
+    if folder is None or not Path(folder).is_dir():
+        return np.zeros((0, analyzer.embedder.card.dim or 0), dtype=np.float32)
+    imgs = list_images(Path(folder))
+    rng = np.random.default_rng(seed)
+    if len(imgs) > limit:
+        imgs = [imgs[i] for i in np.sort(rng.choice(len(imgs), size=limit, replace=False))]
+    emb = EvalEmbedder(analyzer)
+    vecs = [v for v in (emb.embed_path(p).vector for p in imgs) if v is not None]
+    dim = analyzer.embedder.card.dim or 0
+    return np.stack(vecs) if vecs else np.zeros((0, dim), dtype=np.float32)
+
+
+def fill_vectors(real: np.ndarray, n: int, dim: int, seed: int = 0) -> np.ndarray:
+    """``real`` topped up to ``n`` rows with synthetic draws (pure noise when fewer than 2 real rows)."""
+    if len(real) >= n:
+        return real[:n].astype(np.float32)
+    need = n - len(real)
+    if len(real) >= 2:
+        extra = synthetic_embeddings(real, need, seed)
+    else:
+        extra = np.random.default_rng(seed).normal(0, 0.1, size=(need, dim)).astype(np.float32)
+    return np.concatenate([real.astype(np.float32), extra])
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def _milvus_client(settings: Settings) -> tuple[MilvusClient, str, contextlib.ExitStack]:
+    """The configured Milvus, else a temporary Milvus Lite file (no stack needed to benchmark)."""
+    stack = contextlib.ExitStack()
+    try:
+        uri = settings.milvus_uri
+    except ConfigError:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lfr-bench-")))
+        uri = str(tmp / "bench.db")
+    m = settings.milvus
+    client = MilvusClient(uri=uri, token=m.token.get_secret_value() if m.token else "", db_name=m.db_name)
+    stack.callback(client.close)
+    return client, uri, stack
+
+
+def run_search_bench(
+    settings: Settings,
+    subjects: int = 10_000,
+    faces_dir: Path | None = None,
+    real_max: int = 500,
+    queries: int = 200,
+    batches: int = 10,
+    top_k: int = 5,
+    seed: int = 0,
+    analyzer: FaceAnalyzer | None = None,
+) -> dict[str, Any]:
+    from lfr.watchlist.store import WatchlistStore
+
+    analyzer = analyzer or FaceAnalyzer(settings)
+    card: ModelCard = analyzer.embedder.card
+    dim = int(card.dim or 0)
+    real = real_embeddings(analyzer, faces_dir, real_max, seed)
+    vecs = fill_vectors(real, subjects, dim, seed)
+    client, uri, stack = _milvus_client(settings)
+    with stack:
+        store = WatchlistStore(settings, card, client=client)
+        store.ensure_collection()
+        wl = f"bench-{new_id()[:12]}"
+        t0 = time.perf_counter()
+        rows = [
+            {
+                "pk": f"{wl}-{i}",
+                "subject_id": f"s{i:06d}",
+                "watchlist_id": wl,
+                "category": "other",
+                "display_name": "",
+                "source": "benchmark",
+                "image_date": "",
+                "expires_at": 0,
+                "enrolled_at": 0,
+                "thumbnail": "",
+                "vector": vecs[i].tolist(),
+            }
+            for i in range(subjects)
+        ]
+        for s in range(0, subjects, 2000):
+            client.insert(store.collection, rows[s : s + 2000])
+        client.flush(store.collection)
+        load_s = time.perf_counter() - t0
+        rng = np.random.default_rng(seed + 1)
+        probes = vecs[rng.choice(subjects, size=queries + 64 * batches, replace=True)]
+        probes = probes + rng.normal(0, 0.02, size=probes.shape).astype(np.float32)
+        try:
+            store.search(probes[:1], [wl], top_k)  # warm-up (loads the collection)
+            single = []
+            for q in probes[:queries]:
+                t = time.perf_counter()
+                store.search(q[None, :], [wl], top_k)
+                single.append((time.perf_counter() - t) * 1000)
+            batch = []
+            for b in range(batches):
+                chunk = probes[queries + 64 * b : queries + 64 * (b + 1)]
+                t = time.perf_counter()
+                store.search(chunk, [wl], top_k)
+                batch.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            score_matrix(probes[:queries], vecs, card.metric or "L2")
+            numpy_ms = (time.perf_counter() - t) * 1000 / queries
+        finally:
+            client.delete(store.collection, filter=f'watchlist_id == "{wl}"')
+            client.flush(store.collection)
+    return {
+        "subjects": subjects,
+        "real_faces": len(real),
+        "synthetic": int(subjects - min(len(real), subjects)),
+        "dim": dim,
+        "metric": card.metric,
+        "top_k": top_k,
+        "store": "lfr.watchlist.store.WatchlistStore",
+        "milvus": "configured" if uri.startswith("http") else "milvus-lite file (no stack running)",
+        "index_type": settings.milvus.index_type,
+        "load_s": round(load_s, 2),
+        "queries": queries,
+        "p50_ms": round(statistics.median(single), 2),
+        "p99_ms": round(_percentile(single, 99), 2),
+        "batch64_p50_ms": round(statistics.median(batch), 2),
+        "batch64_per_query_ms": round(statistics.median(batch) / 64, 3),
+        "numpy_bruteforce_per_query_ms": round(numpy_ms, 3),
+    }
+
+
+INDEX_OPTIONS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("FLAT", {}, {}),
+    ("IVF_FLAT", {"nlist": 1024}, {"nprobe": 16}),
+    ("IVF_FLAT", {"nlist": 1024}, {"nprobe": 64}),
+    ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 64}),
+    ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 128}),
+]
+
+
+def run_index_bench(
+    settings: Settings,
+    vectors: np.ndarray,
+    card: ModelCard,
+    queries: np.ndarray,
+    top_k: int = 10,
+    options: list[tuple[str, dict[str, Any], dict[str, Any]]] | None = None,
+) -> list[dict[str, Any]]:
+    """Build time, latency and recall@k of each index option on the same gallery vectors."""
+    exact = score_matrix(queries, vectors, card.metric or "L2")
+    order = np.argsort(exact if card.metric == "L2" else -exact, axis=1)[:, :top_k]
+    truth = [set(f"i{j}" for j in row) for row in order]
+    client, _, stack = _milvus_client(settings)
+    out = []
+    built: dict[str, tuple[Gallery, float]] = {}
+    with stack:
+        for itype, iparams, sparams in options or INDEX_OPTIONS:
+            key = f"{itype}{sorted(iparams.items())}"
+            if key not in built:
+                name = f"bench_{itype.lower()}_{new_id()[:8]}"
+                g = Gallery(settings, name, card, client=client, index_type=itype, index_params=iparams)
+                t = time.perf_counter()
+                for s in range(0, len(vectors), 20_000):
+                    n = min(20_000, len(vectors) - s)
+                    g.upsert(
+                        [f"s{j}" for j in range(s, s + n)],
+                        [f"i{j}" for j in range(s, s + n)],
+                        vectors[s : s + n],
+                    )
+                g.flush()
+                built[key] = (g, time.perf_counter() - t)
+            g, build_s = built[key]
+            g.search_params = dict(sparams)
+            g.search(queries[:1], top_k)
+            lat, hits = [], 0
+            for qi, q in enumerate(queries):
+                t = time.perf_counter()
+                res = g.client.search(
+                    g.collection,
+                    data=[q.tolist()],
+                    limit=top_k,
+                    output_fields=["item"],
+                    search_params={"metric_type": g.metric, "params": g.search_params},
+                )
+                lat.append((time.perf_counter() - t) * 1000)
+                hits += len(truth[qi] & {h.get("entity", h)["item"] for h in res[0]})
+            out.append(
+                {
+                    "index_type": itype,
+                    "index_params": iparams,
+                    "search_params": sparams,
+                    "rows": len(vectors),
+                    "build_and_load_s": round(build_s, 1),
+                    "p50_ms": round(statistics.median(lat), 2),
+                    "p99_ms": round(_percentile(lat, 99), 2),
+                    f"recall_at_{top_k}": round(hits / (top_k * len(queries)), 4),
+                }
+            )
+        for g, _ in built.values():
+            g.drop()
+    return out

@@ -1,0 +1,158 @@
+"""CLI for retrospective search and galleries: ``lfr search``, ``lfr gallery ...``, ``lfr bench search``.
+
+``lfr search`` refuses to run without ``--case`` and ``--reason`` (exit 2, nothing decoded, nothing
+connected); with them it audits the search and stores the candidate lists under the case. Its output is
+a candidate list per face for an officer to review, never an identification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lfr.core.config import ConfigError, Settings, get_settings
+
+gallery_app = typer.Typer(help="Custody-image galleries for retrospective search.", no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        typer.echo(f"lfr: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"lfr: {message}", err=True)
+    return typer.Exit(code)
+
+
+def search_command(
+    media: Annotated[Path, typer.Argument(help="a still image or a video file")],
+    case: Annotated[str | None, typer.Option("--case", help="case reference (required)")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="why this search is needed (required)")
+    ] = None,
+    watchlist: Annotated[
+        list[str] | None, typer.Option("--watchlist", help="watchlist id to search (repeatable)")
+    ] = None,
+    gallery: Annotated[str | None, typer.Option("--gallery", help="custody gallery name to search")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="candidates per face")] = 5,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="who is searching (default: login name)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Search every face in an image or video against watchlists or a gallery, for a recorded case."""
+    from lfr.retro.gallery import GalleryError
+    from lfr.retro.schemas import MissingJustificationError, check_case_ref, check_reason
+    from lfr.retro.search import RetroSearchError, retrospective_search
+
+    try:
+        check_case_ref(case)
+        check_reason(reason)
+    except MissingJustificationError as exc:
+        raise _fail(f"search refused: {exc}") from None
+    assert case is not None and reason is not None
+    who = actor or getpass.getuser()
+    try:
+        result = asyncio.run(
+            retrospective_search(_settings(), media, case, reason, who, watchlist or [], gallery, top_k)
+        )
+    except (RetroSearchError, GalleryError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(result.model_dump_json())
+        return
+    typer.echo(
+        f"search {result.search_id} for case {result.case_ref}: {len(result.faces)} faces "
+        f"({result.frames_analysed} frames analysed), threshold {result.threshold:g} {result.metric}"
+    )
+    for f in result.faces:
+        where = (
+            f" frame {f.frame_index} t={f.time_s}s track {f.track_id}" if f.frame_index is not None else ""
+        )
+        q = "ok" if f.quality_passed else "below quality gate: " + "; ".join(f.quality_reasons)
+        typer.echo(f"face {f.face_index}{where} bbox {tuple(round(v) for v in f.bbox)} ({q})")
+        for c in f.candidates:
+            mark = "clears threshold" if c.clears_threshold else "below threshold"
+            typer.echo(f"   {c.rank}. {c.subject_id}  score {c.score:.3f}  distance {c.distance:.4f}  {mark}")
+    typer.echo(result.notice)
+
+
+@gallery_app.command("import")
+def gallery_import(
+    folder: Annotated[Path, typer.Argument(help="DIR/<record id>/<image> (or flat images: record = stem)")],
+    gallery: Annotated[str, typer.Option("--gallery", help="gallery name (a-z, 0-9, _)")],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="skip items an interrupted import finished")
+    ] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Bulk-import custody images (largest face of each) with progress; resumable after interruption."""
+    from lfr.retro.gallery import Gallery, GalleryError, import_folder
+    from lfr.vision import FaceAnalyzer
+
+    s = _settings()
+    try:
+        analyzer = FaceAnalyzer(s)
+        g = Gallery(s, gallery, analyzer.embedder.card)
+        report = import_folder(
+            g, folder, analyzer, resume=resume, batch_size=batch_size, progress=sys.stderr.isatty()
+        )
+    except GalleryError as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise _fail("import interrupted: run the same command with --resume to continue", 130) from None
+    typer.echo(
+        json.dumps(report.as_dict())
+        if as_json
+        else "\n".join(f"{k:20s} {v}" for k, v in report.as_dict().items())
+    )
+
+
+@gallery_app.command("info")
+def gallery_info(
+    gallery: Annotated[str, typer.Option("--gallery", help="gallery name")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Rows, model, metric and index of a gallery."""
+    from lfr.retro.gallery import Gallery, GalleryError
+    from lfr.vision import find_card
+
+    s = _settings()
+    try:
+        info = Gallery(s, gallery, find_card(s.models_dir, s.models.embedder)).info()
+    except GalleryError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(json.dumps(info) if as_json else "\n".join(f"{k:14s} {v}" for k, v in info.items()))
+
+
+def bench_search(
+    subjects: Annotated[int, typer.Option("--subjects", min=10)] = 10_000,
+    faces: Annotated[
+        Path | None,
+        typer.Option("--faces", help="folder of real face images (default: shared LFW set if present)"),
+    ] = None,
+    real_max: Annotated[int, typer.Option("--real-max", min=0)] = 500,
+    queries: Annotated[int, typer.Option("--queries", min=10)] = 200,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Watchlist search latency at N subjects (real faces + synthetic): p50, p99 and batch-of-64 p50."""
+    from lfr.retro.bench import run_search_bench
+
+    if faces is None:
+        guess = Path.cwd().parent / "shared" / "data" / "faces" / "lfw_pairs_dev" / "images"
+        faces = guess if guess.is_dir() else None
+    result = run_search_bench(
+        _settings(), subjects=subjects, faces_dir=faces, real_max=real_max, queries=queries
+    )
+    typer.echo(json.dumps(result) if as_json else "\n".join(f"{k:32s} {v}" for k, v in result.items()))

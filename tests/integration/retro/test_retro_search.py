@@ -1,0 +1,302 @@
+"""Retrospective search against the real embedded stack (broker, Redis, Milvus Lite) and real photos.
+
+Needs ../shared/data/faces (skipped with a one-line reason when absent) and the built default models.
+One module-scoped gallery (the deepface photos, topped up with synthetic vectors to 5,000 rows) serves the
+search tests; the 200,000-vector gallery runs under ``slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi import FastAPI
+
+from lfr.core.audit import read_all
+from lfr.core.config import Settings
+from lfr.core.redis_client import make_redis
+from lfr.retro.bench import real_embeddings
+from lfr.retro.cases import CaseStore
+from lfr.retro.gallery import Gallery, import_folder, synthetic_embeddings
+from lfr.retro.schemas import MissingJustificationError
+from lfr.retro.search import AUDIT_ACTION, retrospective_search
+from lfr.vision import FaceAnalyzer
+
+pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+
+MULTI_FACE = "facenet_pytorch_samples/multi_face/multiface.jpg"
+VIDEO = "facenet_pytorch_samples/video/video.mp4"
+REASON = "identify suspect seen on CCTV at the scene"
+
+
+@pytest.fixture(scope="module")
+def settings(stack_settings: Settings, models_dir: Path) -> Settings:
+    data = stack_settings.model_dump()
+    data["redis"]["key_prefix"] = f"lfr-retro-{uuid.uuid4().hex[:8]}:"
+    data["models"]["dir"] = models_dir
+    return Settings(**data)
+
+
+@pytest.fixture(scope="module")
+def analyzer(settings: Settings) -> FaceAnalyzer:
+    return FaceAnalyzer(settings)
+
+
+@pytest.fixture(scope="module")
+def gallery(
+    settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path, tmp_path_factory
+) -> Iterator[Gallery]:
+    g = Gallery(settings, f"test_{uuid.uuid4().hex[:8]}", analyzer.embedder.card)
+    report = import_folder(
+        g,
+        shared_faces / "deepface_testset" / "images",
+        analyzer,
+        checkpoint=tmp_path_factory.mktemp("ckpt") / "c",
+    )
+    assert report.imported == 61 and report.failed_to_enrol == 0
+    real = real_embeddings(analyzer, shared_faces / "lfw_pairs_dev" / "images", 40)
+    syn = synthetic_embeddings(real, 5000 - 61, seed=2)
+    g.upsert([f"synthetic-{i}" for i in range(len(syn))], [f"synthetic/{i}" for i in range(len(syn))], syn)
+    g.flush()
+    assert g.count() == 5000
+    yield g
+    g.drop()
+    g.close()
+
+
+def _img(path: Path) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(str(path))
+    assert img is not None
+    return img
+
+
+async def _audit_for(settings: Settings, case: str) -> list:
+    return [e for e in await read_all(settings) if e.action == AUDIT_ACTION and e.target == f"case:{case}"]
+
+
+async def test_search_without_case_or_reason_is_refused(settings: Settings, shared_faces: Path) -> None:
+    before = len(await read_all(settings))
+    with pytest.raises(MissingJustificationError, match="case reference"):
+        await retrospective_search(settings, shared_faces / MULTI_FACE, "", REASON, "pc-1", gallery="x")
+    with pytest.raises(MissingJustificationError, match="reason"):
+        await retrospective_search(settings, shared_faces / MULTI_FACE, "OP-9", " ", "pc-1", gallery="x")
+    assert len(await read_all(settings)) == before, "a refused search decodes and records nothing"
+
+
+async def test_multi_face_photo_gets_one_candidate_list_per_face(
+    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, shared_faces: Path
+) -> None:
+    case = f"OP-{uuid.uuid4().hex[:6]}"
+    photo = shared_faces / MULTI_FACE
+    expected_faces = len(analyzer.analyse(_img(photo)))
+    assert expected_faces >= 4
+    result = await retrospective_search(
+        settings, photo, case, REASON, "pc-1234", gallery=gallery.name, top_k=3, analyzer=analyzer
+    )
+    assert len(result.faces) == expected_faces
+    for f in result.faces:
+        assert 1 <= len(f.candidates) <= 3
+        assert [c.rank for c in f.candidates] == list(range(1, len(f.candidates) + 1))
+        assert all(a.distance <= b.distance for a, b in zip(f.candidates, f.candidates[1:], strict=False))
+        assert all(c.clears_threshold == (c.distance <= result.threshold) for c in f.candidates)
+    assert "not an identification" in result.notice
+
+    events = await _audit_for(settings, case)
+    assert len(events) == 1
+    ev = events[0]
+    assert ev.actor == "pc-1234" and ev.reason == REASON
+    assert ev.details["faces"] == str(expected_faces) and ev.details["outcome"] == "ok"
+    assert ev.details["gallery"] == gallery.name and ev.details["candidates"] == str(result.candidate_count)
+    blob = json.dumps(dict(ev.details))
+    assert "id0" not in blob and "synthetic" not in blob, "audit details hold counts and ids, no subjects"
+
+    r = make_redis(settings)
+    store = CaseStore(settings, r)
+    try:
+        stored = await store.list(case)
+        assert [s.search_id for s in stored] == [result.search_id]
+        assert "embedding" not in stored[0].model_dump_json()
+        ttl = await store.ttl(case, result.search_id)
+        assert 89 * 86400 < ttl <= 90 * 86400, "kept for the case retention period (90 days by default)"
+    finally:
+        await r.aclose()
+
+
+async def test_enrolled_photo_finds_its_own_record_first(
+    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, shared_faces: Path
+) -> None:
+    probe = shared_faces / "deepface_testset" / "images" / "id05" / "img16.jpg"
+    result = await retrospective_search(
+        settings, probe, "OP-self", REASON, "pc-1", gallery=gallery.name, analyzer=analyzer
+    )
+    top = result.faces[0].candidates[0]
+    assert top.subject_id == "id05" and top.clears_threshold and top.distance < 0.05
+
+
+async def test_watchlist_search_and_failed_target_is_audited(
+    settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path
+) -> None:
+    from lfr.watchlist.store import SubjectMeta, WatchlistStore
+
+    store = WatchlistStore(settings, analyzer.embedder.card)
+    wl = f"wl-{uuid.uuid4().hex[:6]}"
+    ids = shared_faces / "deepface_testset" / "images"
+    for sid in ("id01", "id05"):
+        face = analyzer.enrol(_img(sorted((ids / sid).glob("*.jpg"))[0]))
+        store.upsert_subject(
+            SubjectMeta(subject_id=sid, watchlist_id=wl), face.embedding, uuid.uuid4().hex * 2
+        )
+    probe = sorted((ids / "id05").glob("*.jpg"))[1]
+    result = await retrospective_search(
+        settings, probe, "OP-wl", REASON, "pc-2", watchlist_ids=[wl], analyzer=analyzer
+    )
+    cands = result.faces[0].candidates
+    assert [c.subject_id for c in cands] == ["id05", "id01"] and cands[0].watchlist_id == wl
+    assert cands[0].clears_threshold and not cands[1].clears_threshold
+
+    with pytest.raises(Exception):  # noqa: B017  (the gallery does not exist: Milvus or GalleryError)
+        await retrospective_search(
+            settings, probe, "OP-fail", REASON, "pc-2", gallery="nosuchgallery", analyzer=analyzer
+        )
+    failed = await _audit_for(settings, "OP-fail")
+    assert len(failed) == 1 and failed[0].details["outcome"] == "failed"
+
+
+async def test_video_search_returns_best_shot_per_track(
+    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, shared_faces: Path
+) -> None:
+    from lfr.core.audit import AuditLog
+    from lfr.core.bus import make_producer
+    from lfr.retro.search import RetroSearcher
+
+    redis = make_redis(settings)
+    producer = make_producer(settings, "test-retro")
+    await producer.start()
+    try:
+        searcher = RetroSearcher(
+            settings,
+            analyzer,
+            AuditLog(settings, producer, redis),
+            CaseStore(settings, redis),
+            sample_fps=2.0,
+        )
+        result = await searcher.search(shared_faces / VIDEO, "OP-video", REASON, "pc-3", gallery=gallery.name)
+    finally:
+        await producer.stop()
+        await redis.aclose()
+    assert result.source_kind == "video" and result.frames_analysed >= 8
+    assert result.faces, "pedestrians' faces are found and tracked"
+    assert len({f.track_id for f in result.faces}) == len(result.faces)
+    assert all(f.frame_index is not None and f.track_frames and f.candidates for f in result.faces)
+    assert len(result.faces) < sum(f.track_frames or 0 for f in result.faces) or len(result.faces) == 1
+
+
+def test_import_resumes_after_interruption(
+    settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path, tmp_path: Path
+) -> None:
+    src = shared_faces / "face_recognition_demo" / "known_people"
+    g = Gallery(settings, f"resume_{uuid.uuid4().hex[:6]}", analyzer.embedder.card)
+    ckpt = tmp_path / "ckpt"
+    batches: list[int] = []
+
+    def stop_after_first(done: int, total: int) -> None:
+        batches.append(done)
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            import_folder(g, src, analyzer, checkpoint=ckpt, batch_size=4, on_batch=stop_after_first)
+        assert batches == [4] and g.count() == 4
+        report = import_folder(g, src, analyzer, checkpoint=ckpt, batch_size=4, resume=True)
+        total = len(
+            [p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in {".jpg", ".jpeg", ".png"}]
+        )
+        assert report.skipped_done == 4 and report.imported + report.failed_to_enrol == total - 4
+        assert report.rows == total - report.failed_to_enrol
+        again = import_folder(g, src, analyzer, checkpoint=ckpt, resume=True)
+        assert again.imported == 0 and again.skipped_done == total and again.rows == report.rows
+    finally:
+        g.drop()
+
+
+async def test_api_search_roles_refusal_and_case_listing(
+    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, shared_faces: Path
+) -> None:
+    from lfr.api import routes_search
+    from lfr.api.context import ApiContext
+
+    data = settings.model_dump()
+    data["api"]["api_keys"] = [
+        {"name": "op-7", "key": "k-op", "roles": ["operator"]},
+        {"name": "aud-1", "key": "k-aud", "roles": ["auditor"]},
+    ]
+    s = Settings(**data)
+    app = FastAPI()
+    app.state.settings = s
+    app.state.ctx = await ApiContext.start(s)
+    app.state.ctx.extras["retro_searcher"] = routes_search.RetroSearcher(
+        s, analyzer, app.state.ctx.audit, CaseStore(s, app.state.ctx.redis)
+    )
+    app.include_router(routes_search.router)
+    photo = (shared_faces / MULTI_FACE).read_bytes()
+    case = f"OP-api-{uuid.uuid4().hex[:4]}"
+    form = {"case_ref": case, "reason": REASON, "gallery": gallery.name, "top_k": "2"}
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            files = {"file": ("m.jpg", photo, "image/jpeg")}
+            op, aud = {"Authorization": "Bearer k-op"}, {"Authorization": "Bearer k-aud"}
+            assert (await c.post("/api/v1/search", data=form, files=files)).status_code == 401
+            assert (await c.post("/api/v1/search", data=form, files=files, headers=aud)).status_code == 403
+            r = await c.post("/api/v1/search", data={**form, "case_ref": ""}, files=files, headers=op)
+            assert r.status_code == 422 and "case reference" in r.json()["detail"]
+            t = time.perf_counter()
+            r = await c.post("/api/v1/search", data=form, files=files, headers=op)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["actor"] == "op-7" and len(body["faces"]) >= 4
+            assert all(len(f["candidates"]) <= 2 for f in body["faces"])
+            assert time.perf_counter() - t < 60
+            listed = await c.get(f"/api/v1/cases/{case}/searches", headers=aud)
+            assert listed.status_code == 200
+            assert [x["search_id"] for x in listed.json()["searches"]] == [body["search_id"]]
+            assert listed.json()["retention_days"] == 90
+    finally:
+        await app.state.ctx.close()
+    assert len(await _audit_for(s, case)) == 1
+
+
+@pytest.mark.slow
+def test_gallery_of_200k_vectors(settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path) -> None:
+    """200,000 rows (61 real custody-style photos + synthetic) in Milvus Lite: every real probe still finds
+    its own record first, and a search stays interactive."""
+    g = Gallery(settings, f"big_{uuid.uuid4().hex[:6]}", analyzer.embedder.card)
+    try:
+        import_folder(
+            g, shared_faces / "deepface_testset" / "images", analyzer, checkpoint=Path(f"/tmp/{g.name}")
+        )
+        real = real_embeddings(analyzer, shared_faces / "lfw_pairs_dev" / "images", 60)
+        syn = synthetic_embeddings(real, 200_000 - 61, seed=3)
+        for s in range(0, len(syn), 20_000):
+            chunk = syn[s : s + 20_000]
+            g.upsert(
+                [f"syn-{s + i}" for i in range(len(chunk))],
+                [f"syn/{s + i}" for i in range(len(chunk))],
+                chunk,
+            )
+        g.flush()
+        assert g.count() == 200_000
+        probe = analyzer.analyse(_img(shared_faces / "deepface_testset" / "images" / "id05" / "img16.jpg"))[0]
+        t = time.perf_counter()
+        hits = g.search(probe.embedding[None, :], 5)
+        assert time.perf_counter() - t < 5.0
+        assert hits[0][0].subject_id == "id05"
+    finally:
+        g.drop()

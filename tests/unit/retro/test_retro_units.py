@@ -1,0 +1,124 @@
+"""Retrospective search pieces that need no stack: refusals, the IoU tracker, multipart parsing, ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from fastapi import HTTPException
+
+from lfr.api.routes_search import parse_multipart
+from lfr.retro.gallery import GalleryError, check_gallery_name, subject_for, synthetic_embeddings
+from lfr.retro.schemas import MissingJustificationError, SearchTarget, check_case_ref, check_reason
+from lfr.retro.video import IouTracker
+from lfr.vision.detectors.base import Detection
+
+
+@pytest.mark.parametrize("case", [None, "", "   "])
+def test_search_without_case_reference_is_refused(case: str | None) -> None:
+    with pytest.raises(MissingJustificationError, match="case reference"):
+        check_case_ref(case)
+
+
+@pytest.mark.parametrize("reason", [None, "", "x"])
+def test_search_without_reason_is_refused(reason: str | None) -> None:
+    with pytest.raises(MissingJustificationError, match="reason"):
+        check_reason(reason)
+
+
+def test_case_reference_cannot_break_out_of_redis_keys() -> None:
+    assert check_case_ref("OP-2024/0113.a") == "OP-2024/0113.a"
+    for bad in ("a:b", "x y", "../etc", "*"):
+        with pytest.raises(MissingJustificationError):
+            check_case_ref(bad)
+
+
+def test_target_is_watchlists_or_one_gallery() -> None:
+    assert SearchTarget(watchlists=["w1"]).kind == "watchlists"
+    assert SearchTarget(gallery="custody").kind == "gallery"
+    for bad in ({}, {"watchlists": ["w"], "gallery": "g"}):
+        with pytest.raises(ValueError):
+            SearchTarget(**bad)
+
+
+@dataclass
+class _Q:
+    score: float
+
+
+@dataclass
+class _Face:
+    detection: Detection
+    quality: _Q = field(default_factory=lambda: _Q(0.5))
+
+
+def _face(x: float, score: float = 0.5) -> _Face:
+    return _Face(Detection((x, 10.0, 50.0, 50.0), np.zeros((5, 2), np.float32), 0.99), _Q(score))
+
+
+def test_tracker_follows_overlapping_boxes_and_keeps_best_shot() -> None:
+    tr = IouTracker(iou=0.3, max_age_s=1.0)
+    a1 = tr.update([_face(0, 0.4), _face(300, 0.9)], 0, 0.0)  # type: ignore[list-item]
+    a2 = tr.update([_face(305, 0.5), _face(5, 0.8)], 5, 0.2)  # type: ignore[list-item]
+    assert a2 == [a1[1], a1[0]], "each face stays with the track it overlaps, whatever the order"
+    a3 = tr.update([_face(10, 0.6)], 10, 2.0)  # type: ignore[list-item]  # after max_age: the old tracks end
+    assert a3[0] not in a1
+    tracks = {t.track_id: t for t in tr.finish()}
+    assert len(tracks) == 3
+    assert tracks[a1[0]].best_frame == 5 and tracks[a1[0]].frames == 2  # quality 0.8 beat 0.4
+    assert tracks[a1[1]].best_frame == 0  # 0.9 beat 0.5
+
+
+def test_multipart_parser_reads_fields_and_binary_file() -> None:
+    payload = bytes(range(256)) * 4
+    b = "XyZ123"
+    body = (
+        (
+            f'--{b}\r\nContent-Disposition: form-data; name="case_ref"\r\n\r\nOP-1\r\n'
+            f'--{b}\r\nContent-Disposition: form-data; name="watchlists"\r\n\r\nw1,w2\r\n'
+            f'--{b}\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + payload
+        + f"\r\n--{b}--\r\n".encode()
+    )
+    fields, files = parse_multipart(f"multipart/form-data; boundary={b}", body)
+    assert fields == {"case_ref": ["OP-1"], "watchlists": ["w1,w2"]}
+    assert files[0][0] == "file" and files[0][1].filename == "p.jpg" and files[0][1].data == payload
+    with pytest.raises(HTTPException):
+        parse_multipart("application/json", b"{}")
+
+
+def test_gallery_names_and_subject_ids() -> None:
+    assert check_gallery_name("custody_2024") == "custody_2024"
+    for bad in ("Custody", "a-b", "", "_x"):
+        with pytest.raises(GalleryError):
+            check_gallery_name(bad)
+    assert subject_for("REC-001/img1.jpg") == "REC-001"
+    assert subject_for("REC 002.jpg") == "REC_002"
+
+
+def test_synthetic_embeddings_follow_the_real_distribution() -> None:
+    rng = np.random.default_rng(0)
+    real = rng.normal(0.2, 0.05, size=(200, 16))
+    syn = synthetic_embeddings(real, 5000, seed=1)
+    assert syn.shape == (5000, 16) and syn.dtype == np.float32
+    assert np.allclose(syn.mean(axis=0), real.mean(axis=0), atol=0.01)
+    assert np.allclose(syn.std(axis=0), real.std(axis=0), rtol=0.15)
+
+
+def test_cli_search_without_case_exits_2_before_touching_anything(tmp_path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from lfr.retro.cli import search_command
+
+    app = typer.Typer()
+    app.command("search")(search_command)
+    app.command("other")(lambda: None)
+    missing = tmp_path / "nothing-here.jpg"  # never opened: the refusal comes first
+    res = CliRunner().invoke(app, ["search", str(missing), "--reason", "a real reason", "--gallery", "g"])
+    assert res.exit_code == 2 and "case reference" in res.output
+    res = CliRunner().invoke(app, ["search", str(missing), "--case", "OP-1", "--gallery", "g"])
+    assert res.exit_code == 2 and "reason" in res.output
