@@ -45,10 +45,15 @@ def models_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+def stack_settings() -> Iterator[Settings]:
+    import shutil
+    import tempfile
+
     from lfr.stack.local import LocalStack
 
-    data_dir = tmp_path_factory.mktemp("lfr-stack")
+    # Not under pytest's basetemp: a second pytest session on the same machine rotates those directories
+    # and would delete the Milvus data of a session still running.
+    data_dir = Path(tempfile.mkdtemp(prefix="lfr-test-stack-"))
     settings = load_settings(
         data_dir=data_dir,
         models={"dir": MODELS_DIR},
@@ -73,6 +78,7 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
         yield resolved
     finally:
         stack.down()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -179,7 +179,9 @@ def api() -> None:
 def _mount_optional() -> None:
     """Mount the service groups; each lives beside its service code."""
     from lfr.alerting import cli as alerting_cli
+    from lfr.evaluation import cli as eval_cli
     from lfr.ingest import cli as ingest_cli
+    from lfr.retro import cli as retro_cli
     from lfr.vision import cli as vision_cli
     from lfr.watchlist import cli as watchlist_cli
 
@@ -192,6 +194,11 @@ def _mount_optional() -> None:
     app.add_typer(alerting_cli.report_app, name="report")
     app.add_typer(ingest_cli.cameras_app, name="cameras")
     bench_app.command("ingest")(ingest_cli.bench_ingest_command)
+    app.add_typer(eval_cli.eval_app, name="eval")
+    app.add_typer(eval_cli.threshold_app, name="threshold")
+    app.add_typer(retro_cli.gallery_app, name="gallery")
+    app.command("search")(retro_cli.search_command)
+    bench_app.command("search")(retro_cli.bench_search)
 
 
 @app.command("ingest")

@@ -294,7 +294,7 @@ def stats_keys(settings: Settings, deployment_id: str, at_ms: int | None = None)
     Taken from lfr.core.stats itself so the layouts cannot drift; the tests read every count back through
     stats.totals and stats.per_minute.
     """
-    return stats._keys(settings, deployment_id, at_ms or now_ms())
+    return stats.counter_keys(settings, deployment_id, at_ms or now_ms())
 
 
 def _ids(members: Iterable[Any]) -> list[str]:

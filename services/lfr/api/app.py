@@ -23,7 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
-    from lfr.api import routes_alerts, routes_audit, routes_console, routes_deployments, routes_watchlists
+    from lfr.api import (
+        routes_alerts,
+        routes_audit,
+        routes_console,
+        routes_deployments,
+        routes_search,
+        routes_watchlists,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,7 +61,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def value_error(_: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    for module in (routes_watchlists, routes_deployments, routes_audit, routes_alerts, routes_console):
+    for module in (
+        routes_watchlists,
+        routes_deployments,
+        routes_audit,
+        routes_alerts,
+        routes_console,
+        routes_search,
+    ):
         app.include_router(module.router)
     return app
 

@@ -83,6 +83,7 @@ def make_consumer(
         "heartbeat_interval_ms": k.heartbeat_interval_ms,
         "rebalance_timeout_ms": k.rebalance_timeout_ms,
         "max_poll_interval_ms": k.max_poll_interval_ms,
+        "fetch_max_wait_ms": k.fetch_max_wait_ms,
     }
     kwargs.update(overrides)
     return AIOKafkaConsumer(*topics, **kwargs)

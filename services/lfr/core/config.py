@@ -48,6 +48,9 @@ class KafkaSettings(BaseModel):
     heartbeat_interval_ms: int = Field(1_000, ge=100)
     rebalance_timeout_ms: int = Field(10_000, ge=1000)
     max_poll_interval_ms: int = Field(300_000, ge=1000)
+    fetch_max_wait_ms: int = Field(
+        25, ge=0, le=10_000, description="longest a fetch waits for data: bounds hit-to-alert latency"
+    )
     replication_factor: int = Field(1, ge=1)
     crops_partitions: int = Field(48, ge=1)
     hits_partitions: int = Field(12, ge=1)
@@ -190,6 +193,12 @@ class ApiSettings(BaseModel):
     max_upload_bytes: int = Field(20_000_000, gt=0)
 
 
+class RetroSettings(BaseModel):
+    case_retention_days: int = Field(90, ge=1, description="how long retrospective search results are kept")
+    video_sample_fps: float = Field(5.0, gt=0, le=60)
+    max_video_s: float = Field(600.0, gt=0, description="longer footage is refused: split it first")
+
+
 class ObservabilitySettings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
@@ -220,6 +229,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    retro: RetroSettings = Field(default_factory=RetroSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     stack: StackSettings = Field(default_factory=StackSettings)
 

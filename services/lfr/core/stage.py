@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import Counter, Gauge, Histogram
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lfr.core import topics
 from lfr.core.bus import make_consumer, make_producer
@@ -48,11 +50,6 @@ class Output:
     value: bytes
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
-
-
-@dataclass
-class BatchResult:
-    outputs: list[Output] = field(default_factory=list)
 
 
 class BatchHandler(Protocol):
@@ -156,7 +153,14 @@ class Stage:
                     await self._produce(outputs)
                     await self._commit(records)
                 return
-            except (KafkaError, OSError, ConnectionError, TimeoutError) as exc:
+            except (
+                KafkaError,
+                OSError,
+                ConnectionError,
+                TimeoutError,
+                RedisConnectionError,
+                RedisTimeoutError,
+            ) as exc:
                 # Transient: broker, Redis or Milvus away. Nothing is committed, so retrying is safe; outputs
                 # are idempotent by id. A stop request leaves the batch uncommitted for redelivery.
                 RETRIES.labels(self.name).inc()

@@ -29,7 +29,8 @@ ADJ_UNDECIDED = "adjudicated_unable"
 MINUTE_TTL_S = 8 * 24 * 3600
 
 
-def _keys(settings: Settings, deployment_id: str, at_ms: int) -> tuple[str, str]:
+def counter_keys(settings: Settings, deployment_id: str, at_ms: int) -> tuple[str, str]:
+    """The (total, minute) hash keys, for stages that add counts inside their own Redis transaction."""
     minute = at_ms // 60_000 * 60
     return rkey(settings, "stats", deployment_id, "total"), rkey(
         settings, "stats", deployment_id, str(minute)
@@ -45,7 +46,7 @@ async def add(
 ) -> None:
     if not deployment_id or not any(counts.values()):
         return
-    total, minute = _keys(settings, deployment_id, at_ms or now_ms())
+    total, minute = counter_keys(settings, deployment_id, at_ms or now_ms())
     pipe = redis.pipeline(transaction=False)
     for name, n in counts.items():
         if n:

@@ -63,6 +63,8 @@ class Matcher(Protocol):
 class MatchRule(Protocol):
     def is_match(self, raw: float, threshold: float | None = None) -> bool: ...
 
+    def to_score(self, raw: float) -> float: ...
+
 
 class FaceEmbedder(Protocol):
     card: MatchRule
@@ -237,7 +239,7 @@ class EmbedHandler:
             subject_id=cand.subject_id,
             watchlist_id=cand.watchlist_id,
             score=cand.score,
-            threshold=dep.threshold,
+            threshold=self.embedder.card.to_score(dep.threshold),  # score units, comparable with score
             rank=rank,
             embedder_model_id=self.embedder.model_id,
             captured_at=crop.captured_at,

@@ -22,29 +22,12 @@ from lfr.core.redis_client import text
 from lfr.core.timeutil import now_ms
 from lfr.retro.schemas import SearchResult, check_case_ref
 
-DEFAULT_RETENTION_DAYS = 90
-
-
-def retro_setting(settings: Settings, name: str, default: float) -> float:
-    """``settings.retro.<name>`` once the settings tree has a ``retro`` section, else ``default``.
-
-    The retrospective-search section (case retention, video sampling) is proposed for lfr.core.config;
-    until it lands the documented defaults apply.
-    """
-    value = getattr(getattr(settings, "retro", None), name, None)
-    return float(value) if value else default
-
-
-def retention_days(settings: Settings) -> int:
-    """``retro.case_retention_days`` when configured, else 90 days."""
-    return int(retro_setting(settings, "case_retention_days", DEFAULT_RETENTION_DAYS))
-
 
 class CaseStore:
     def __init__(self, settings: Settings, redis: aioredis.Redis, days: int | None = None) -> None:
         self.settings = settings
         self.redis = redis
-        self.retention_days = days or retention_days(settings)
+        self.retention_days = days or settings.retro.case_retention_days
         self.ttl_s = self.retention_days * 86_400
 
     def _index(self, case_ref: str) -> str:

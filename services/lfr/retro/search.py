@@ -33,7 +33,7 @@ from lfr.core.config import Settings
 from lfr.core.ids import new_id
 from lfr.core.timeutil import iso, now_ms
 from lfr.evaluation.embedding import read_image
-from lfr.retro.cases import CaseStore, retro_setting
+from lfr.retro.cases import CaseStore
 from lfr.retro.schemas import (
     MAX_TOP_K,
     CandidateOut,
@@ -49,8 +49,6 @@ from lfr.vision import AnalysedFace, FaceAnalyzer, ModelCard
 log = logging.getLogger(__name__)
 
 AUDIT_ACTION = "search.retrospective"
-DEFAULT_SAMPLE_FPS = 5.0
-DEFAULT_MAX_VIDEO_S = 600.0
 
 
 class RetroSearchError(ValueError):
@@ -151,8 +149,8 @@ class RetroSearcher:
         self.audit = audit
         self.cases = cases
         self.sources = sources if sources is not None else {}
-        self.sample_fps = sample_fps or retro_setting(settings, "video_sample_fps", DEFAULT_SAMPLE_FPS)
-        self.max_video_s = max_video_s or retro_setting(settings, "max_video_s", DEFAULT_MAX_VIDEO_S)
+        self.sample_fps = sample_fps or settings.retro.video_sample_fps
+        self.max_video_s = max_video_s or settings.retro.max_video_s
 
     def close(self) -> None:
         """Close the Milvus clients of the cached sources (ApiContext.close calls this at shutdown)."""

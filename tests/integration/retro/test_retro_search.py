@@ -274,7 +274,9 @@ async def test_api_search_roles_refusal_and_case_listing(
 
 
 @pytest.mark.slow
-def test_gallery_of_200k_vectors(settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path) -> None:
+def test_gallery_of_200k_vectors(
+    settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path, tmp_path: Path
+) -> None:
     """200,000 rows (61 real custody-style photos + synthetic) in Milvus Lite: every real probe still finds
     its own record first, and a search stays interactive."""
     g = Gallery(settings, f"big_{uuid.uuid4().hex[:6]}", analyzer.embedder.card)

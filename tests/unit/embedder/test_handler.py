@@ -42,6 +42,9 @@ class Rule:
     def is_match(self, raw: float, threshold: float | None = None) -> bool:
         return raw <= (0.6 if threshold is None else threshold)
 
+    def to_score(self, raw: float) -> float:
+        return 1 - raw / 2
+
 
 class FakeEmbedder:
     card = Rule()
@@ -117,6 +120,7 @@ async def test_match_becomes_hit_and_non_match_leaves_nothing(handler) -> None: 
     assert [o.topic for o in outputs] == [topics.HITS]
     hit = decode(Hit, outputs[0].value)
     assert hit.hit_id == hit_id("match", "subj-1") and hit.rank == 1 and hit.crop_id == "match"
+    assert hit.threshold == pytest.approx(0.95) and hit.score > hit.threshold  # both in score units
     assert outputs[0].key == b"dep"
     probe = handler.alert_key_for_test.open(hit.probe, probe_aad("match", "dep"))
     assert cv2.imdecode(np.frombuffer(probe, np.uint8), cv2.IMREAD_COLOR).shape == (SIZE, SIZE, 3)
