@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
@@ -24,7 +23,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from lfr.core import stats, topics
-from lfr.core.audit import AuditLog
 from lfr.core.bus import make_producer
 from lfr.core.config import Settings
 from lfr.core.crypto import CropKeyring, crop_aad
@@ -35,7 +33,6 @@ from lfr.v1.alert_pb2 import Alert
 from lfr.v1.common_pb2 import BoundingBox, Point
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.vision import FaceAnalyzer
-from lfr.watchlist.deployments import DeploymentSpec, DeploymentStore
 from lfr.watchlist.store import SubjectMeta, WatchlistStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
@@ -155,7 +152,7 @@ async def _wait_alert(settings: Settings, deployment_id: str, timeout_s: float) 
 
 
 async def test_match_becomes_alert_and_non_match_leaves_nothing(
-    settings_for, shared_faces: Path, models_dir: Path, tmp_path: Path
+    settings_for, shared_faces: Path, models_dir: Path, tmp_path: Path, live_deployment
 ) -> None:
     settings: Settings = settings_for()
     demo = shared_faces / "face_recognition_demo"
@@ -178,23 +175,7 @@ async def test_match_becomes_alert_and_non_match_leaves_nothing(
     procs: list[subprocess.Popen[bytes]] = []
     logs = {n: tmp_path / f"{n}.log" for n in ("embed", "alert")}
     try:
-        deployments = DeploymentStore(settings, redis, AuditLog(settings, producer, redis))
-        now = datetime.now(UTC)
-        dep = await deployments.create(
-            DeploymentSpec(
-                name="e2e",
-                location="test",
-                purpose="end-to-end test",
-                starts_at=now - timedelta(minutes=1),
-                ends_at=now + timedelta(hours=1),
-                authorising_officer="Supt Test",
-                watchlist_ids=[wl],
-            ),
-            "pytest",
-            card,
-        )
-        await deployments.authorise(dep.deployment_id, "Supt Test", "pytest")
-        await deployments.start(dep.deployment_id, "pytest")
+        deployment_id = await live_deployment(settings, (wl,))
 
         keyring = CropKeyring(settings, redis)
         stranger_id = f"stranger-{uuid.uuid4().hex}"
@@ -204,7 +185,7 @@ async def test_match_becomes_alert_and_non_match_leaves_nothing(
             analyzer,
             keyring,
             _image(demo / "known_people" / "biden" / "biden.jpg"),
-            dep.deployment_id,
+            deployment_id,
             stranger_id,
         )
         match = await _crop(
@@ -212,20 +193,20 @@ async def test_match_becomes_alert_and_non_match_leaves_nothing(
             analyzer,
             keyring,
             _image(demo / "known_people" / "obama" / "obama2.jpg"),
-            dep.deployment_id,
+            deployment_id,
             match_id,
         )
         for crop in (stranger, match):
             await producer.send_and_wait(topics.CROPS, encode(crop), key=crop.camera_id.encode())
 
         procs = [_service(settings, "embed", logs["embed"]), _service(settings, "alert", logs["alert"])]
-        alert = await _wait_alert(settings, dep.deployment_id, timeout_s=120)
+        alert = await _wait_alert(settings, deployment_id, timeout_s=120)
         assert alert.subject.subject_id == "subj-obama"
         assert alert.camera_ids == ["cam-e2e"] and alert.hit_count >= 1
         assert 0 < alert.best_score <= 1 and alert.alert_id
 
         for _ in range(60):  # the embedder counts both crops once their batch is committed
-            counts = await stats.totals(redis, settings, dep.deployment_id)
+            counts = await stats.totals(redis, settings, deployment_id)
             if counts.get(stats.FACES_ANALYSED, 0) >= 2:
                 break
             await asyncio.sleep(0.5)

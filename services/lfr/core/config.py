@@ -78,6 +78,9 @@ class MilvusSettings(BaseModel):
     collection_prefix: str = "lfr_watchlist_"
     gallery_prefix: str = "lfr_gallery_"
     index_type: str = "AUTOINDEX"
+    keepalive_s: int = Field(
+        60, ge=10, description="gRPC keepalive while a call is in flight; idle channels never ping"
+    )
     search_params: dict[str, Any] = Field(default_factory=dict)
 
 

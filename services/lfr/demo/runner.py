@@ -16,7 +16,6 @@ import secrets
 import signal
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -102,8 +101,7 @@ class DemoRunner:
 
     async def _prepare(self, settings: Settings, inputs: DemoInputs) -> str:
         """Enrol and authorise through the same service layer (and audit trail) as the API and CLI."""
-        from lfr.watchlist.deployments import DeploymentSpec
-        from lfr.watchlist.service import open_service
+        from lfr.watchlist.service import open_service, start_deployment_now
 
         actor = f"demo:{getpass.getuser()}"
         async with open_service(settings) as svc:
@@ -115,22 +113,9 @@ class DemoRunner:
                 f"enrolled {summary.accepted} image(s) of {summary.subjects} subject(s) into {DEMO_WATCHLIST}"
                 + (f", rejected {rejected}: {summary.by_code()}" if rejected else "")
             )
-            now = datetime.now(UTC)
-            dep = await svc.create_deployment(
-                DeploymentSpec(
-                    name="LFR demo",
-                    location="demo camera",
-                    purpose="demonstration of the pipeline",
-                    starts_at=now - timedelta(minutes=1),
-                    ends_at=now + timedelta(hours=4),
-                    authorising_officer=DEMO_OFFICER,
-                    watchlist_ids=[DEMO_WATCHLIST],
-                ),
-                actor,
+            return await start_deployment_now(
+                svc, "LFR demo", "demonstration of the pipeline", [DEMO_WATCHLIST], actor, DEMO_OFFICER
             )
-            await svc.authorise(dep.deployment_id, DEMO_OFFICER, DEMO_OFFICER)
-            await svc.start(dep.deployment_id, actor)
-            return dep.deployment_id
 
     # ---- run --------------------------------------------------------------------------------------------
     def run(self) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ import cv2
 import numpy as np
 
 from lfr.core import stats, topics
-from lfr.core.audit import AuditLog
 from lfr.core.bus import ensure_topics, make_producer
 from lfr.core.config import Settings, load_settings
 from lfr.core.crypto import CropKeyring, crop_aad
@@ -31,7 +29,7 @@ from lfr.core.topics import spec_for
 from lfr.embedder.service import build_handler
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.vision import FaceAnalyzer, build_models, load_embedder
-from lfr.watchlist.deployments import DeploymentSpec, DeploymentStore
+from lfr.watchlist.service import open_service, start_deployment_now
 from lfr.watchlist.store import SubjectMeta, WatchlistStore
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -88,23 +86,10 @@ async def _end_to_end(
             base = real[i % len(real)] if i < len(real) else rng.normal(0, 0.08, card.dim or 128)
             vec = np.asarray(base, np.float32)
             store.upsert_subject(SubjectMeta(subject_id=f"s{i}", watchlist_id=wl), vec, f"{i:064x}")
-        deployments = DeploymentStore(settings, redis, AuditLog(settings, producer, redis))
-        now = datetime.now(UTC)
-        dep = await deployments.create(
-            DeploymentSpec(
-                name="bench",
-                location="bench",
-                purpose="benchmark",
-                starts_at=now - timedelta(minutes=1),
-                ends_at=now + timedelta(hours=1),
-                authorising_officer="Supt Bench",
-                watchlist_ids=[wl],
-            ),
-            "bench",
-            card,
-        )
-        await deployments.authorise(dep.deployment_id, "Supt Bench", "bench")
-        await deployments.start(dep.deployment_id, "bench")
+        async with open_service(settings) as svc:
+            deployment_id = await start_deployment_now(
+                svc, "bench", "benchmark", [wl], "bench", "Supt Bench", 1
+            )
 
         topic = f"bench.crops.{uuid.uuid4().hex[:6]}"
         base_spec = spec_for(settings, topics.CROPS)
@@ -117,12 +102,12 @@ async def _end_to_end(
             cam = f"cam-{i % 16}"
             crop = FaceCrop(
                 crop_id=crop_id,
-                deployment_id=dep.deployment_id,
+                deployment_id=deployment_id,
                 camera_id=cam,
                 track_id=str(i),
                 captured_at=ts_now(),
                 chip_size=chips[0].shape[0],
-                chip=await keyring.encrypt(jpegs[i % len(jpegs)], crop_aad(crop_id, cam, dep.deployment_id)),
+                chip=await keyring.encrypt(jpegs[i % len(jpegs)], crop_aad(crop_id, cam, deployment_id)),
             )
             futures.append(await producer.send(topic, encode(crop), key=cam.encode()))
         await asyncio.gather(*futures)
@@ -142,7 +127,7 @@ async def _end_to_end(
         # and the first fetch are left out and the rate compares like with like against the raw model.
         first: tuple[float, int] | None = None
         while True:
-            counts = await stats.totals(redis, settings, dep.deployment_id)
+            counts = await stats.totals(redis, settings, deployment_id)
             done = counts.get(stats.FACES_ANALYSED, 0)
             if done and first is None:
                 first = (time.perf_counter(), done)

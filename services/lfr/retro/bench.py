@@ -26,6 +26,7 @@ from pymilvus import MilvusClient
 
 from lfr.core.config import ConfigError, Settings
 from lfr.core.ids import new_id
+from lfr.core.milvus import make_milvus
 from lfr.evaluation.datasets import list_images
 from lfr.evaluation.embedding import EvalEmbedder
 from lfr.evaluation.metrics import score_matrix
@@ -73,8 +74,7 @@ def _milvus_client(settings: Settings) -> tuple[MilvusClient, str, contextlib.Ex
     except ConfigError:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lfr-bench-")))
         uri = str(tmp / "bench.db")
-    m = settings.milvus
-    client = MilvusClient(uri=uri, token=m.token.get_secret_value() if m.token else "", db_name=m.db_name)
+    client = make_milvus(settings, uri)
     stack.callback(client.close)
     return client, uri, stack
 

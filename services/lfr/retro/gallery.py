@@ -32,6 +32,7 @@ from pymilvus import DataType, MilvusClient
 
 from lfr.core.config import Settings
 from lfr.core.ids import derive_id
+from lfr.core.milvus import make_milvus
 from lfr.evaluation.datasets import list_images
 from lfr.evaluation.embedding import EvalEmbedder
 from lfr.vision import FaceAnalyzer, ModelCard
@@ -103,9 +104,7 @@ class Gallery:
     @property
     def client(self) -> MilvusClient:
         if self._client is None:
-            m = self.settings.milvus
-            token = m.token.get_secret_value() if m.token else ""
-            self._client = MilvusClient(uri=self.settings.milvus_uri, token=token, db_name=m.db_name)
+            self._client = make_milvus(self.settings)
         return self._client
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -475,3 +476,35 @@ def error_status(exc: BaseException) -> ErrorStatus | None:
     if isinstance(exc, ValueError):
         return ErrorStatus(422, str(exc))
     return None
+
+
+async def start_deployment_now(
+    svc: WatchlistService,
+    name: str,
+    purpose: str,
+    watchlist_ids: list[str],
+    actor: str,
+    officer: str,
+    hours: float = 4.0,
+) -> str:
+    """Create a deployment whose window opens now, have ``officer`` authorise it, and start it.
+
+    For the demo and benchmarks, which need a live deployment in one step; each step is still the audited
+    governance path (the officer must differ from the creator, as for any deployment).
+    """
+    now = datetime.now(UTC)
+    dep = await svc.create_deployment(
+        DeploymentSpec(
+            name=name,
+            location=name,
+            purpose=purpose,
+            starts_at=now - timedelta(minutes=1),
+            ends_at=now + timedelta(hours=hours),
+            authorising_officer=officer,
+            watchlist_ids=watchlist_ids,
+        ),
+        actor,
+    )
+    await svc.authorise(dep.deployment_id, officer, officer)
+    await svc.start(dep.deployment_id, actor)
+    return dep.deployment_id

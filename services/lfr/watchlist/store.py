@@ -23,12 +23,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import grpc
 import numpy as np
 from pydantic import BaseModel, Field, field_validator
 from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
 
 from lfr.core.config import Settings
 from lfr.core.ids import derive_id
+from lfr.core.milvus import MilvusUnavailable, is_unavailable, make_milvus
 from lfr.watchlist.types import Category, now_s, parse_image_date, validate_id
 
 log = logging.getLogger(__name__)
@@ -181,10 +184,8 @@ class WatchlistStore:
     @property
     def client(self) -> MilvusClient:
         if self._client is None:
-            m = self.settings.milvus
-            token = m.token.get_secret_value() if m.token else ""
             try:
-                self._client = MilvusClient(uri=self.settings.milvus_uri, token=token, db_name=m.db_name)
+                self._client = make_milvus(self.settings)
             except Exception as exc:  # pymilvus raises several unrelated types for "cannot connect"
                 raise StoreError(f"cannot connect to Milvus at {self.settings.milvus_uri}: {exc}") from exc
         return self._client
@@ -502,16 +503,25 @@ class WatchlistStore:
             return []
         if not watchlist_ids:
             return [[] for _ in range(vecs.shape[0])]
-        c = self._ensure()
         limit = min(top_k * OVERFETCH, MAX_LIMIT)
-        results = c.search(
-            self.collection,
-            data=[row.tolist() for row in vecs],
-            limit=limit,
-            filter=self._search_filter(watchlist_ids, now),
-            output_fields=["subject_id", "watchlist_id", "category"],
-            search_params={"metric_type": self.metric, "params": dict(self.settings.milvus.search_params)},
-        )
+        params = {"metric_type": self.metric, "params": dict(self.settings.milvus.search_params)}
+        try:
+            results = self._ensure().search(
+                self.collection,
+                data=[row.tolist() for row in vecs],
+                limit=limit,
+                filter=self._search_filter(watchlist_ids, now),
+                output_fields=["subject_id", "watchlist_id", "category"],
+                search_params=params,
+            )
+        except (StoreError, MilvusException, grpc.RpcError) as exc:
+            if isinstance(exc, StoreError) or is_unavailable(exc):
+                # Drop the broken channel: the next call reconnects, and the stage retries this batch.
+                self.close()
+                raise MilvusUnavailable(
+                    f"Milvus at {self.settings.milvus_uri} is unavailable: {exc}"
+                ) from exc
+            raise
         closer_first = (lambda c: c.distance) if self.metric == "L2" else (lambda c: -c.distance)
         out: list[list[Candidate]] = []
         for hits in results:

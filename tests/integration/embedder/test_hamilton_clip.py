@@ -49,7 +49,11 @@ async def _ingest(settings, deployment_id: str, clip: Path) -> None:  # type: ig
         publisher = CropPublisher(settings)
         worker = IngestWorker(
             settings,
-            [Camera(camera_id=f"hamilton-{uuid.uuid4().hex[:6]}", deployment_id=deployment_id, url=str(clip))],
+            [
+                Camera(
+                    camera_id=f"hamilton-{uuid.uuid4().hex[:6]}", deployment_id=deployment_id, url=str(clip)
+                )
+            ],
             pipeline,
             CropKeyring(settings, redis).current,
             publisher,
@@ -113,12 +117,21 @@ async def test_enrolled_performer_is_found_and_nobody_else(
     redis = make_redis(settings)
     embedder = await asyncio.to_thread(load_embedder, settings)
     store = WatchlistStore(settings, embedder.card)
-    stage = Stage(settings, "test-embedder", topics.CROPS, f"ham-{uuid.uuid4().hex[:6]}",
-                  build_handler(settings, redis, embedder, store), batch_size=64)
+    stage = Stage(
+        settings,
+        "test-embedder",
+        topics.CROPS,
+        f"ham-{uuid.uuid4().hex[:6]}",
+        build_handler(settings, redis, embedder, store),
+        batch_size=64,
+    )
     runner = asyncio.create_task(stage.run())
     try:
         async with asyncio.timeout(120):
-            while (await stats.totals(redis, settings, deployment_id)).get(stats.FACES_ANALYSED, 0) < len(crops):
+            while True:  # the embedder's counters, not an event, say when every crop was decided
+                done = (await stats.totals(redis, settings, deployment_id)).get(stats.FACES_ANALYSED, 0)
+                if done >= len(crops):
+                    break
                 await asyncio.sleep(0.2)
     finally:
         stage.stop()

@@ -1,0 +1,51 @@
+"""Milvus clients from settings, one place for the connection options every caller shares.
+
+gRPC keepalive: pymilvus pings every 10 s even on idle channels, and a server with gRPC's default ping policy
+(the embedded Milvus Lite server among them) answers an idle client's pings with GOAWAY "too many pings",
+after which every call fails. Pings are therefore sent only while a call is in flight, at an interval the
+settings choose (production Milvus can allow more; keep it above the server's minimum).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from pymilvus import MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from lfr.core.config import Settings
+
+# pymilvus's code for "could not connect" (Status.CONNECT_FAILED).
+CONNECT_FAILED = 2
+
+
+class MilvusUnavailable(ConnectionError):
+    """Milvus cannot be reached right now; stages retry, and the caller reconnects on the next call."""
+
+
+def grpc_options(settings: Settings) -> dict[str, Any]:
+    m = settings.milvus
+    return {
+        "grpc.keepalive_time_ms": m.keepalive_s * 1000,
+        "grpc.keepalive_timeout_ms": 20_000,
+        "grpc.keepalive_permit_without_calls": 0,
+    }
+
+
+def make_milvus(settings: Settings, uri: str | None = None) -> MilvusClient:
+    m = settings.milvus
+    token = m.token.get_secret_value() if m.token else ""
+    return MilvusClient(
+        uri=uri or settings.milvus_uri, token=token, db_name=m.db_name, grpc_options=grpc_options(settings)
+    )
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the server is unreachable (retry later), not that the request was wrong."""
+    if isinstance(exc, MilvusException):
+        return exc.code == CONNECT_FAILED or "unavailable" in str(exc).lower()
+    if isinstance(exc, grpc.RpcError):
+        code = exc.code() if callable(getattr(exc, "code", None)) else None
+        return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    return isinstance(exc, ConnectionError | TimeoutError)
