@@ -26,7 +26,7 @@ from lfr.core.serde import encode
 from lfr.core.stage import Stage
 from lfr.core.timeutil import ts_now
 from lfr.core.topics import spec_for
-from lfr.embedder.service import build_handler
+from lfr.embedder.service import STAGE_CHUNKS, build_handler
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.vision import FaceAnalyzer, build_models, load_embedder
 from lfr.watchlist.service import open_service, start_deployment_now
@@ -119,7 +119,7 @@ async def _end_to_end(
             topic,
             f"bench-{uuid.uuid4().hex[:6]}",
             handler,
-            batch_size=2 * settings.embedder.batch_size,
+            batch_size=STAGE_CHUNKS * settings.embedder.batch_size,
             batch_wait_ms=settings.embedder.batch_wait_ms,
         )
         runner = asyncio.create_task(stage.run())

@@ -20,6 +20,7 @@ from lfr.watchlist.deployments import DeploymentStore, LiveDeployments
 from lfr.watchlist.store import Candidate, WatchlistStore
 
 log = logging.getLogger(__name__)
+STAGE_CHUNKS = 4  # model batches per stage batch
 
 
 class StoreMatcher:
@@ -59,14 +60,15 @@ async def main(ctx: ServiceContext) -> None:
     store = WatchlistStore(s, embedder.card)
     await asyncio.to_thread(store.ensure_collection)
     handler = build_handler(s, redis, embedder, store)
-    # Two model batches per stage batch, so one chunk's search overlaps the next chunk's embedding.
+    # Several model batches per stage batch: each chunk's search overlaps the next chunk's embedding, and only
+    # the last search of a stage batch is left in the open.
     stage = Stage(
         s,
         "embedder",
         topics.CROPS,
         s.embedder.group_id,
         handler,
-        batch_size=2 * s.embedder.batch_size,
+        batch_size=STAGE_CHUNKS * s.embedder.batch_size,
         batch_wait_ms=s.embedder.batch_wait_ms,
     )
     ctx.on_stop(stage.stop)
