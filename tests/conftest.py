@@ -20,7 +20,7 @@ from lfr.core.audit import AuditLog
 from lfr.core.bus import make_consumer, make_producer
 from lfr.core.config import Settings, load_settings
 from lfr.core.redis_client import make_redis
-from lfr.core.serde import decode
+from lfr.core.serde import SerdeError, decode
 from lfr.v1.crop_pb2 import FaceCrop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,7 +146,10 @@ async def _read_crops(
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for r in records:
-                    crop = decode(FaceCrop, r.value)
+                    try:
+                        crop = decode(FaceCrop, r.value)
+                    except SerdeError:
+                        continue  # other tests put deliberately corrupt records on shared topics
                     if crop.deployment_id == deployment_id:
                         assert r.key == crop.camera_id.encode(), "crops are keyed by camera_id"
                         found[crop.crop_id] = crop
