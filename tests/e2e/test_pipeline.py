@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -26,6 +27,7 @@ from lfr.core import stats, topics
 from lfr.core.bus import make_producer
 from lfr.core.config import Settings
 from lfr.core.crypto import CropKeyring, crop_aad
+from lfr.core.observability import find_services
 from lfr.core.redis_client import make_redis
 from lfr.core.serde import SerdeError, decode, encode
 from lfr.core.timeutil import ts_now
@@ -207,6 +209,19 @@ async def test_match_becomes_alert_and_non_match_leaves_nothing(
         assert alert.subject.subject_id == "subj-obama"
         assert alert.camera_ids == ["cam-e2e"] and alert.hit_count >= 1
         assert 0 < alert.best_score <= 1 and alert.alert_id
+
+        # Each service process serves its health and metrics (found through its run file in the data dir).
+        services = {
+            d["service"]: d for d in find_services(settings.data_dir) if d["pid"] in {p.pid for p in procs}
+        }
+        assert set(services) == {"embedder", "alerting"}
+        async with httpx.AsyncClient(timeout=5) as http:
+            for name, doc in services.items():
+                assert (await http.get(doc["health_url"] + "/healthz")).status_code == 200
+                ready = await http.get(doc["health_url"] + "/readyz")
+                assert ready.status_code == 200, (name, ready.text)
+                metrics = (await http.get(doc["health_url"] + "/metrics")).text
+                assert "lfr_stage_records_total" in metrics
 
         for _ in range(60):  # the embedder counts both crops once their batch is committed
             counts = await stats.totals(redis, settings, deployment_id)
