@@ -33,10 +33,11 @@ from lfr.core.redis_client import make_redis
 from lfr.core.serde import encode
 from lfr.core.service import ServiceContext
 from lfr.ingest import metrics as m
-from lfr.ingest.cameras import Camera, load_cameras, my_cameras, replica_ordinal
+from lfr.ingest.cameras import Camera, CameraConfigError, my_cameras, replica_ordinal
 from lfr.ingest.crops import CropKey
 from lfr.ingest.pipeline import FrameResult, IngestPipeline
 from lfr.ingest.publisher import CropPublisher
+from lfr.ingest.registry import CameraRegistry, all_cameras
 from lfr.ingest.sources import CameraSource, CaptureFactory
 from lfr.ingest.status import STATUS_INTERVAL_S, write_status
 
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 KeySource = Callable[[], Awaitable[tuple[str, bytes]]]
 Gate = Callable[[str], Awaitable[bool]]
+DesiredCameras = Callable[[], Awaitable[list[Camera]]]
+SYNC_INTERVAL_S = 3.0
 
 
 def usable_cpus() -> int:
@@ -105,20 +108,26 @@ class IngestWorker:
         capture_factory: CaptureFactory | None = None,
         pace_files: bool = True,
         threads: int | None = None,
+        desired: DesiredCameras | None = None,
     ) -> None:
         self.settings = settings
-        self.cameras = cameras
+        self.cameras = list(cameras)
         self.pipeline = pipeline
         self.keys = keys
         self.publisher = publisher
         self.gate = gate
         self.redis = redis
         self.replica = replica
+        self.capture_factory = capture_factory
+        self.pace_files = pace_files
+        self.desired = desired
         self.sources = {
             c.camera_id: CameraSource(c, settings, capture_factory, pace_files=pace_files) for c in cameras
         }
         n = threads or settings.ingest.analyse_threads or usable_cpus()
-        self.threads = max(1, min(n, len(cameras) or 1))
+        # Cameras can arrive later (the registry), so the pool is sized by CPUs then, not by today's list.
+        self.threads = max(1, n if desired is not None else min(n, len(cameras) or 1))
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="ingest-analyse")
         self.errors: dict[str, int] = {}
 
@@ -126,7 +135,9 @@ class IngestWorker:
         now = time.monotonic()
         out = []
         for cam in self.cameras:
-            src = self.sources[cam.camera_id]
+            src = self.sources.get(cam.camera_id)
+            if src is None:
+                continue
             doc = src.health.snapshot(now)
             doc.update(
                 deployment_id=cam.deployment_id,
@@ -145,19 +156,23 @@ class IngestWorker:
             src.start()
         sender = asyncio.create_task(self.publisher.run(stopping), name="crop-publisher")
         reporter = asyncio.create_task(self._report(stopping), name="camera-status")
-        tasks = [
-            asyncio.create_task(self._camera_loop(cam, stopping), name=f"analyse-{cam.camera_id}")
-            for cam in self.cameras
-        ]
+        for cam in self.cameras:
+            self._tasks[cam.camera_id] = asyncio.create_task(
+                self._camera_loop(cam, stopping), name=f"analyse-{cam.camera_id}"
+            )
+        syncer = asyncio.create_task(self._sync(stopping), name="camera-sync") if self.desired else None
         try:
             await stopping.wait()
         finally:
+            if syncer is not None:
+                syncer.cancel()
+                await asyncio.gather(syncer, return_exceptions=True)
             for src in self.sources.values():
                 src.request_stop()
             deadline = time.monotonic() + 2.0
             for src in self.sources.values():
                 src.stop(join_s=deadline - time.monotonic())
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             await self.publisher.close(timeout_s=5.0)
             await asyncio.gather(sender, return_exceptions=True)
             reporter.cancel()
@@ -172,6 +187,52 @@ class IngestWorker:
                 t.crops,
                 self.publisher.stats.delivered,
             )
+
+    def add_camera(self, cam: Camera, stopping: asyncio.Event) -> None:
+        """Start reading and analysing a camera while the worker runs."""
+        src = CameraSource(cam, self.settings, self.capture_factory, pace_files=self.pace_files)
+        self.sources[cam.camera_id] = src
+        self.cameras.append(cam)
+        src.start()
+        self._tasks[cam.camera_id] = asyncio.create_task(
+            self._camera_loop(cam, stopping), name=f"analyse-{cam.camera_id}"
+        )
+        log.info("camera %s added (deployment %s)", cam.camera_id, cam.deployment_id)
+
+    async def remove_camera(self, camera_id: str) -> None:
+        """Stop a camera: its reader ends, its analysis task finishes, its held best shots are dropped."""
+        src = self.sources.pop(camera_id, None)
+        self.cameras = [c for c in self.cameras if c.camera_id != camera_id]
+        if src is not None:
+            src.request_stop()
+            await asyncio.to_thread(src.stop, 2.0)
+        task = self._tasks.pop(camera_id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        log.info("camera %s removed", camera_id)
+
+    async def _sync(self, stopping: asyncio.Event) -> None:
+        """Follow the registry: start this replica's new cameras, stop the ones taken away or changed."""
+        assert self.desired is not None
+        while not stopping.is_set():
+            try:
+                wanted = {c.camera_id: c for c in await self.desired()}
+            except (RedisError, OSError, CameraConfigError) as exc:
+                log.warning("camera list not refreshed: %s", type(exc).__name__)
+                wanted = None
+            if wanted is not None:
+                current = {c.camera_id: c for c in self.cameras}
+                for cid, cam in current.items():
+                    if cid not in wanted or wanted[cid] != cam:
+                        await self.remove_camera(cid)
+                for cid, cam in wanted.items():
+                    if cid not in self.sources:
+                        self.add_camera(cam, stopping)
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=SYNC_INTERVAL_S)
+            except TimeoutError:
+                pass
 
     async def _camera_loop(self, cam: Camera, stopping: asyncio.Event) -> None:
         src = self.sources[cam.camera_id]
@@ -229,7 +290,9 @@ class IngestWorker:
     def _count_error(self, cam: Camera, message: str) -> None:
         n = self.errors.get(cam.camera_id, 0) + 1
         self.errors[cam.camera_id] = n
-        self.sources[cam.camera_id].health.last_error = message
+        src = self.sources.get(cam.camera_id)
+        if src is not None:
+            src.health.last_error = message
         if n == 1 or n % 100 == 0:
             log.warning("camera %s: %s (%d so far)", cam.camera_id, message, n)
 
@@ -261,17 +324,21 @@ class IngestWorker:
 async def main(ctx: ServiceContext) -> None:
     """Entry point for ``lfr ingest`` (run by :func:`lfr.core.service.run_service`)."""
     settings = ctx.settings
-    all_cameras = load_cameras(settings)
     ordinal = replica_ordinal(settings)
-    cameras = my_cameras(all_cameras, settings.ingest.replicas, ordinal)
+    redis = make_redis(settings)
+    registry = CameraRegistry(settings, redis)
+
+    async def desired() -> list[Camera]:
+        """This replica's shard of the cameras file plus the cameras registered through the API."""
+        return my_cameras(await all_cameras(settings, registry), settings.ingest.replicas, ordinal)
+
+    cameras = await desired()
     log.info(
-        "replica %d of %d: %d of %d camera(s)",
+        "replica %d of %d: %d camera(s) now; registry changes are followed",
         ordinal,
         settings.ingest.replicas,
         len(cameras),
-        len(all_cameras),
     )
-    redis = make_redis(settings)
     holder: dict[str, IngestPipeline] = {}
 
     async def redis_ok() -> bool:
@@ -296,6 +363,7 @@ async def main(ctx: ServiceContext) -> None:
             gate=gate,
             redis=redis,
             replica=ordinal,
+            desired=desired,
         )
         await worker.run(ctx.stopping)
     finally:
