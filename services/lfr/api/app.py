@@ -26,7 +26,6 @@ def create_app(settings: Settings) -> FastAPI:
     from lfr.api import (
         routes_alerts,
         routes_audit,
-        routes_cameras,
         routes_console,
         routes_deployments,
         routes_search,

@@ -108,8 +108,8 @@ class QualitySettings(BaseModel):
     min_sharpness: float = Field(
         6.0,
         ge=0,
-        description="Laplacian variance on the aligned chip; small faces are upscaled into the chip and score "
-        "low (40-90 px street faces measured 5-24), so only clearly smeared chips fall below the default",
+        description="Laplacian variance on the aligned chip; small faces are upscaled into the chip and "
+        "score low (40-90 px street faces measured 5-24), so only clearly smeared chips fall below 6",
     )
     max_yaw_ratio: float = Field(0.45, gt=0, le=1, description="nose offset from eye midline / eye distance")
     min_detector_score: float = Field(0.9, ge=0, le=1)
