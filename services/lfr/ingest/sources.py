@@ -42,6 +42,11 @@ DEFAULT_FILE_FPS = 25.0
 OPEN_TIMEOUT_MS = 10_000
 READ_TIMEOUT_MS = 10_000
 MAX_CONSECUTIVE_BAD = 50  # a stream that yields only garbage is reconnected
+# Failed grabs skipped before a file counts as ended or a stream as dead: a damaged packet fails one grab
+# and decoding resumes after it (measured: 101 of 105 frames recovered past a 64 KiB damaged stretch, 48
+# without skipping; load-tests/bench_decode.py).
+FILE_GRAB_RETRIES = 25
+STREAM_GRAB_RETRIES = 3
 RATE_WINDOW_S = 5.0
 
 
@@ -366,12 +371,19 @@ class CameraSource:
             media_offset = 0.0  # stream time carried across file loops so tracks age correctly
             index = 0
             bad_run = 0
+            failed_grabs = 0
             while not self._stop.is_set():
                 if is_file and self.pace_files:
                     wait = t_open + index / fps - time.monotonic()
                     if wait > 0 and self._stop.wait(wait):
                         break
                 if not cap.grab():
+                    # A damaged packet fails one grab; the stream goes on after it. Skip a few before
+                    # treating the failure as the end (files) or a dead stream (network cameras).
+                    failed_grabs += 1
+                    if failed_grabs <= (FILE_GRAB_RETRIES if is_file else STREAM_GRAB_RETRIES):
+                        continue
+                    failed_grabs = 0
                     if not is_file:
                         self.health.last_error = "stream stopped delivering frames"
                         return "delivered" if delivered else "failed"
@@ -390,6 +402,9 @@ class CameraSource:
                     t_open = time.monotonic()
                     index = 0
                     continue
+                if failed_grabs:  # packets skipped inside the stream, not its end
+                    m.FRAMES_DROPPED.labels(self._labels, "undecodable").inc(failed_grabs)
+                    failed_grabs = 0
                 mono = time.monotonic()
                 stream_s = media_offset + index / fps if is_file else mono
                 index += 1

@@ -8,6 +8,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -207,3 +208,17 @@ def test_missing_file_is_a_failure_with_a_reason_not_a_crash() -> None:
     cam = Camera(camera_id="m", deployment_id="d", url="/nonexistent/video.mp4")
     src = _run_source(cam, lambda c: FakeCapture([GOOD]), settings(), lambda x: x.health.reconnects >= 2)
     assert src.health.last_error == "video file not found" and not src.health.connected
+
+
+def test_a_damaged_stretch_is_skipped_not_taken_for_the_end(tmp_path: Path) -> None:
+    video = tmp_path / "damaged.mp4"
+    video.write_bytes(b"stands in for a file; FakeCapture supplies the frames")
+    cam = Camera(camera_id="c1", deployment_id="d", url=str(video))
+    s = settings(analyse_fps=60, queue_frames=10)
+    frames = [GOOD, "fail", "fail", GOOD, GOOD]  # two undecodable packets mid-file
+    src = _run_source(cam, lambda c: FakeCapture(list(frames)), s, lambda x: x.finished)
+    got = []
+    while (f := src.queue.get_nowait()) is not None:
+        got.append(f)
+    assert [f.seq for f in got] == [0, 1, 2], "frames after the damaged packets are still delivered"
+    assert src.finished
