@@ -67,7 +67,7 @@ def _dist_version(dist: str) -> str:
         return "unknown"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -285,10 +285,10 @@ def _build_one(recipe: _Recipe, models_dir: Path, force: bool) -> ModelCard:
         fname = _FILENAMES[role]
         path = target / fname
         if not path.is_file() or path.read_bytes() != data:
-            _write_atomic(path, data)
+            write_atomic(path, data)
         files.append(FileRef(path=fname, sha256=hashlib.sha256(data).hexdigest(), role=role))
     card = recipe.card(files, source_digest)
-    _write_atomic(card_path, card.to_yaml().encode())
+    write_atomic(card_path, card.to_yaml().encode())
     built = load_card(card_path)
     built.verify_files()
     return built

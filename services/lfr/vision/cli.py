@@ -45,6 +45,27 @@ def build_cmd(force: bool = typer.Option(False, "--force", help="rebuild even wh
         typer.echo(f"{c.name:20s} {c.kind:9s} {c.model_id}  {c.directory}")
 
 
+@app.command("quantize")
+def quantize_cmd(
+    images: list[Path] = typer.Argument(..., help="photos, or folders of photos, with faces to calibrate on"),
+    base: str = typer.Option("dlib-resnet-v1", "--from", help="the float embedder card to quantise"),
+    name: str = typer.Option("dlib-resnet-v1-int8", "--name", help="card name of the int8 model"),
+    max_chips: int = typer.Option(512, min=16, help="at most this many calibration faces"),
+) -> None:
+    """Build an int8 copy of an embedder (opt-in; enrol watchlists with it and verify it before use)."""
+    from lfr.vision.quantize import quantize_embedder
+
+    settings = get_settings()
+    try:
+        card = quantize_embedder(settings, base, name, images, max_chips=max_chips)
+    except CardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{card.name:20s} {card.kind:9s} {card.model_id}  {card.directory}")
+    typer.echo(f"  {card.source}")
+    typer.echo(f"  select it with LFR_MODELS__EMBEDDER={card.name}; check it with `lfr eval verify`")
+
+
 @app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="print the cards as JSON")) -> None:
     """List model cards found in the models directory."""
@@ -131,9 +152,21 @@ def bench_models_cmd(
     faces_dir: Path | None = typer.Option(
         None, help="the shared faces folder (default ../shared/data/faces)"
     ),
+    embedder: str | None = typer.Option(
+        None, help="embedder card to time instead of models.embedder (e.g. dlib-resnet-v1-int8)"
+    ),
 ) -> None:
     """Detection and embedding latency (median, one thread) and detection recall on the test video."""
-    result = run_model_bench(get_settings(), repeat=repeat, faces_dir=faces_dir)
+    settings = get_settings()
+    if embedder:
+        settings = settings.model_copy(
+            update={"models": settings.models.model_copy(update={"embedder": embedder})}
+        )
+    try:
+        result = run_model_bench(settings, repeat=repeat, faces_dir=faces_dir)
+    except CardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(result))
         return

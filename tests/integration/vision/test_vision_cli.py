@@ -56,3 +56,30 @@ def test_bench_models_prints_figures(env_models: Path, faces_dir: Path) -> None:
     for key in ("detect_ms_640x480", "detect_ms_1920x1080", "embed_ms_per_face_b1", "embed_ms_per_face_b32"):
         assert isinstance(out[key], float) and out[key] > 0
     assert out["detect_recall_video"] >= 0.95
+
+
+def test_quantize_then_bench_the_int8_card(
+    monkeypatch: pytest.MonkeyPatch, models_dir: Path, faces_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    own = tmp_path / "models"
+    shutil.copytree(models_dir, own)  # the session's folder keeps exactly the two default cards
+    monkeypatch.setenv("LFR_MODELS__DIR", str(own))
+    get_settings.cache_clear()
+    try:
+        calib = [str(faces_dir / "face_recognition_demo"), str(faces_dir / "facenet_pytorch_samples")]
+        r = runner.invoke(app, ["quantize", *calib])
+        assert r.exit_code == 0, r.output
+        assert "dlib-resnet-v1-int8" in r.output and "LFR_MODELS__EMBEDDER=dlib-resnet-v1-int8" in r.output
+        args = ["models", "--json", "--repeat", "3", "--faces-dir", str(faces_dir)]
+        r = runner.invoke(bench_app, [*args, "--embedder", "dlib-resnet-v1-int8"])
+        assert r.exit_code == 0, r.output
+        out = json.loads(r.output.strip().splitlines()[-1])
+        assert out["embedder"].startswith("dlib-resnet-v1-int8:") and out["embed_ms_per_face_b32"] > 0
+        r = runner.invoke(bench_app, [*args, "--embedder", "no-such-model"])
+        assert r.exit_code == 1 and "no model card named 'no-such-model'" in r.output
+        r = runner.invoke(app, ["quantize", str(tmp_path / "missing")])
+        assert r.exit_code == 1 and "does not exist" in r.output
+    finally:
+        get_settings.cache_clear()

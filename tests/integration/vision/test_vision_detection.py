@@ -71,6 +71,26 @@ def test_video_recall_of_faces_40px_and_wider(
     assert found / total >= 0.95, f"recall {found}/{total}"
 
 
+def test_strips_and_chunks_change_nothing(
+    settings: Settings, faces_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """P-Net strips and R-Net/O-Net chunks are for the CPU caches only: detections are bit-identical."""
+    from lfr.vision.detectors import mtcnn
+
+    det = load_detector(settings)
+    video = faces_dir / "facenet_pytorch_samples" / "video" / "video.mp4"
+    frames = read_frames(video, [0, 40])
+    split = {i: det.detect(f) for i, f in frames.items()}
+    monkeypatch.setattr(mtcnn, "PNET_STRIP_ROWS", 10**6)
+    monkeypatch.setattr(mtcnn, "REFINE_CHUNK", 10**6)
+    for i, f in frames.items():
+        whole = det.detect(f)
+        assert len(whole) == len(split[i]) >= 3
+        for a, b in zip(whole, split[i], strict=True):
+            assert a.bbox == b.bbox and a.score == b.score
+            np.testing.assert_array_equal(a.landmarks, b.landmarks)
+
+
 def test_oversized_image_is_refused(models_dir: Path) -> None:
     det = load_detector(load_settings(models={"dir": str(models_dir)}, detector={"max_image_pixels": 1000}))
     with pytest.raises(ImageTooLargeError, match="max_image_pixels"):

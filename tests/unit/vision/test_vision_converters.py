@@ -126,3 +126,12 @@ def test_dlib_resnet_structure() -> None:
     assert out.shape == (2, 128) and np.isfinite(out).all()
     with pytest.raises(DlibFormatError):
         parse_dlib_resnet(b"\x01\x01\x05hello" + bytes(64))
+
+
+def test_mtcnn_graphs_avoid_the_slow_prelu_kernel() -> None:
+    """PReLU is written as Relu/Mul/Add (see _Graph.prelu); the semantics test above checks the maths."""
+    from lfr.vision.convert_mtcnn import onet_to_onnx, pnet_to_onnx, rnet_to_onnx
+
+    for build, name in ((pnet_to_onnx, "pnet"), (rnet_to_onnx, "rnet"), (onet_to_onnx, "onet")):
+        ops = {n.op_type for n in build(_weights(name)).graph.node}
+        assert "PRelu" not in ops and {"Relu", "Mul", "Add"} <= ops, name

@@ -21,6 +21,7 @@ import math
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 
 from lfr.core.config import DetectorSettings, Settings
 from lfr.vision.boxes import nms
@@ -40,6 +41,14 @@ NMS_ACROSS = 0.5
 NMS_RNET = 0.5
 NMS_ONET = 0.7
 SHRT_MAX = 32767
+# R-Net / O-Net candidates per ONNX call. One call per frame's worth of candidates (hundreds on a busy 1080p
+# street frame) makes R-Net's first activation map outgrow the CPU caches: 324 candidates took 35 ms in one
+# call and 23 ms in chunks of 32 (same outputs), while chunks below 16 start paying per-call overhead.
+REFINE_CHUNK = 32
+# P-Net output rows per ONNX call on large pyramid levels, for the same reason: a 576x324 level's 10-channel
+# first activation map is 7 MB; horizontal strips that overlap by P-Net's receptive field give bit-identical
+# maps (tests/unit/vision) and cut that level from about 16.7 to 13.5 ms.
+PNET_STRIP_ROWS = 16
 
 
 def pyramid_scales(height: int, width: int, min_face_px: int, factor: float) -> list[float]:
@@ -139,6 +148,25 @@ def _remap_into(
     out[idx] = sampled.reshape(n, size, size, 3)
 
 
+def pnet_rows(height: int) -> int:
+    """P-Net's output rows for an input ``height``: 3x3 valid conv, 2x2/2 SAME pool, two 3x3 valid convs."""
+    return -(-(height - 2) // 2) - 4
+
+
+def pnet_strips(height: int, rows: int) -> list[tuple[int, int, int, int]]:
+    """(output row from, to, input row from, to) per strip, so the strips' maps join into the whole map.
+
+    Output row ``o`` sees input rows ``2o .. 2o+11``; a strip starting at an even input row pools the same
+    pairs as the whole level, and only the last strip reaches the bottom edge, where SAME padding applies.
+    """
+    total = pnet_rows(height)
+    out: list[tuple[int, int, int, int]] = []
+    for o0 in range(0, max(total, 0), rows):
+        o1 = min(o0 + rows, total)
+        out.append((o0, o1, 2 * o0, height if o1 == total else 2 * o1 + 10))
+    return out
+
+
 class MtcnnDetector:
     """The three-stage cascade; thresholds, minimum face size and pyramid factor from DetectorSettings."""
 
@@ -155,6 +183,19 @@ class MtcnnDetector:
 
     # ---- stage 1 --------------------------------------------------------------------------------------
 
+    def _pnet_maps(self, level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """P-Net's probability and regression maps for one level, in strips when the level is tall."""
+        x = level[None].astype(np.float32)
+        if pnet_rows(level.shape[0]) <= 2 * PNET_STRIP_ROWS:
+            prob, reg = self._pnet.run(None, {"input": x})
+            return prob, reg
+        probs, regs = [], []
+        for o0, o1, i0, i1 in pnet_strips(level.shape[0], PNET_STRIP_ROWS):
+            p, r = self._pnet.run(None, {"input": x[:, i0:i1]})
+            probs.append(p[:, : o1 - o0])
+            regs.append(r[:, :, : o1 - o0])
+        return np.concatenate(probs, axis=1), np.concatenate(regs, axis=2)
+
     def _proposals(self, image: np.ndarray, min_face_px: int, levels: list[Level]) -> np.ndarray:
         h, w = image.shape[:2]
         threshold = self.cfg.thresholds[0]
@@ -164,7 +205,7 @@ class MtcnnDetector:
             hs, ws = math.ceil(h * scale), math.ceil(w * scale)
             level = shrink(level, ws, hs)
             levels.append((ws / w, hs / h, level))
-            prob, reg = self._pnet.run(None, {"input": level[None].astype(np.float32)})
+            prob, reg = self._pnet_maps(level)
             ys, xs = np.nonzero(prob[0] >= threshold)
             if ys.size == 0:
                 continue
@@ -185,9 +226,18 @@ class MtcnnDetector:
 
     # ---- stages 2 and 3 -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _chunked(session: ort.InferenceSession, patches: np.ndarray) -> list[np.ndarray]:
+        """Run ``session`` over ``patches`` REFINE_CHUNK at a time and join each output along N."""
+        parts = [
+            session.run(None, {"input": patches[i : i + REFINE_CHUNK]})
+            for i in range(0, len(patches), REFINE_CHUNK)
+        ]
+        return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+
     def _refine(self, levels: list[Level], boxes: np.ndarray) -> np.ndarray:
         patches = crop_patches(levels, boxes, 24).astype(np.float32)
-        prob, reg = self._rnet.run(None, {"input": patches})
+        prob, reg = self._chunked(self._rnet, patches)
         keep = prob >= self.cfg.thresholds[1]
         if not keep.any():
             return np.empty((0, 5), np.float32)
@@ -199,7 +249,7 @@ class MtcnnDetector:
 
     def _output(self, levels: list[Level], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         patches = crop_patches(levels, boxes, 48).astype(np.float32)
-        prob, reg, lm = self._onet.run(None, {"input": patches})
+        prob, reg, lm = self._chunked(self._onet, patches)
         keep = prob >= self.cfg.thresholds[2]
         if not keep.any():
             return np.empty((0, 5), np.float32), np.empty((0, 5, 2), np.float32)

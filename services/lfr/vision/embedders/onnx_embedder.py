@@ -53,7 +53,12 @@ class OnnxEmbedder:
             raise CardError(f"card {self.card.name}: template {scheme} size differs from input size")
         return align_chip(image_bgr, landmarks, template)
 
-    def _prepare(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+    @property
+    def input_name(self) -> str:
+        return self._input
+
+    def prepare(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        """The network's input tensor for ``chips`` (also what quantisation calibrates on)."""
         batch = np.stack([self._check(c) for c in chips])  # N,H,W,3 BGR uint8
         if self.card.input.channels == "RGB":
             batch = batch[..., ::-1]
@@ -78,7 +83,7 @@ class OnnxEmbedder:
             return np.empty((0, dim), dtype=np.float32)
         parts = []
         for i in range(0, len(chips), self.batch_size):
-            x = self._prepare(chips[i : i + self.batch_size])
+            x = self.prepare(chips[i : i + self.batch_size])
             (out,) = self._session.run([self._output], {self._input: x})
             parts.append(np.asarray(out, dtype=np.float32).reshape(len(x), -1))
         emb = np.concatenate(parts)
