@@ -15,7 +15,8 @@ from typing import Annotated
 import typer
 import yaml
 
-from lfr.core.config import ConfigError, Settings, get_settings, masked_dump
+from lfr.core.cli import cli_settings
+from lfr.core.config import get_settings, masked_dump
 
 app = typer.Typer(
     name="lfr",
@@ -35,14 +36,6 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(bench_app, name="bench")
 
 
-def settings() -> Settings:
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        typer.echo(f"lfr: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
 @app.callback()
 def _global(
     config: Annotated[
@@ -60,7 +53,7 @@ def _global(
 @config_app.command("show")
 def config_show(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print the effective settings with every secret masked."""
-    doc = masked_dump(settings())
+    doc = masked_dump(cli_settings())
     typer.echo(json.dumps(doc, indent=2) if as_json else yaml.safe_dump(doc, sort_keys=False))
 
 
@@ -71,7 +64,7 @@ def stack_up() -> None:
     from lfr.stack.local import LocalStack, StackError
 
     try:
-        state = LocalStack(settings()).up()
+        state = LocalStack(cli_settings()).up()
     except StackError as exc:
         typer.echo(f"lfr stack up failed: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -84,7 +77,7 @@ def stack_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
     """Health of each stack component; exit 1 when any is unhealthy."""
     from lfr.stack.local import COMPONENTS, LocalStack
 
-    st = LocalStack(settings()).status()
+    st = LocalStack(cli_settings()).status()
     if as_json:
         typer.echo(json.dumps(st))
     else:
@@ -99,7 +92,7 @@ def stack_down() -> None:
     """Stop exactly the processes `lfr stack up` started."""
     from lfr.stack.local import LocalStack
 
-    stopped = LocalStack(settings()).down()
+    stopped = LocalStack(cli_settings()).down()
     typer.echo(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
 
 
@@ -109,7 +102,7 @@ def topics_create() -> None:
     """Create every topic with its configured partitions, retention and cleanup policy (idempotent)."""
     from lfr.core.bus import ensure_topics, wait_for_broker
 
-    s = settings()
+    s = cli_settings()
 
     async def go() -> dict[str, str]:
         await wait_for_broker(s, timeout_s=60)
@@ -124,7 +117,7 @@ def topics_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     """The topics table: partitions, key, retention, cleanup policy."""
     from lfr.core.topics import topic_specs
 
-    specs = topic_specs(settings())
+    specs = topic_specs(cli_settings())
     rows = [
         {
             "topic": s.name,
@@ -151,7 +144,7 @@ def embed() -> None:
     from lfr.core.service import run_service
     from lfr.embedder.service import main
 
-    run_service(settings(), "embedder", main)
+    run_service(cli_settings(), "embedder", main)
 
 
 @bench_app.command("pipeline")
@@ -163,7 +156,7 @@ def bench_pipeline_command(
     """End-to-end embedder throughput over raw onnxruntime throughput (`efficiency`, target >= 0.85)."""
     from lfr.embedder.bench import bench_pipeline
 
-    result = bench_pipeline(settings(), crops=crops, subjects=subjects)
+    result = bench_pipeline(cli_settings(), crops=crops, subjects=subjects)
     typer.echo(json.dumps(result) if as_json else "\n".join(f"{k:22s} {v}" for k, v in result.items()))
 
 
@@ -173,7 +166,7 @@ def api() -> None:
     from lfr.api.app import main
     from lfr.core.service import run_service
 
-    run_service(settings(), "api", main)
+    run_service(cli_settings(), "api", main)
 
 
 def _mount_optional() -> None:
@@ -207,7 +200,7 @@ def ingest() -> None:
     from lfr.core.service import run_service
     from lfr.ingest.service import main
 
-    run_service(settings(), "ingest", main)
+    run_service(cli_settings(), "ingest", main)
 
 
 @app.command("alert")
@@ -216,7 +209,7 @@ def alert() -> None:
     from lfr.alerting.service import main
     from lfr.core.service import run_service
 
-    run_service(settings(), "alerting", main)
+    run_service(cli_settings(), "alerting", main)
 
 
 @app.command("demo")
@@ -234,7 +227,7 @@ def demo(
     """Run the whole pipeline on embedded defaults and print alerts as they arrive."""
     from lfr.demo.runner import run_demo
 
-    raise typer.Exit(run_demo(settings(), duration, video, watchlist))
+    raise typer.Exit(run_demo(cli_settings(), duration, video, watchlist))
 
 
 def main() -> None:

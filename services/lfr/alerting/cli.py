@@ -19,7 +19,8 @@ from redis.exceptions import RedisError
 
 from lfr.alerting.report import deployment_report, render_csv, render_json
 from lfr.alerting.webhooks import Outbox
-from lfr.core.config import ConfigError, Settings, get_settings
+from lfr.core.cli import cli_settings
+from lfr.core.config import ConfigError, Settings
 from lfr.core.redis_client import make_redis
 from lfr.core.timeutil import iso
 
@@ -39,16 +40,8 @@ class Format(StrEnum):
     json = "json"
 
 
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        typer.echo(f"lfr: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
 def _run(op: Callable[[Settings, aioredis.Redis], Awaitable[T]]) -> T:
-    settings = _settings()
+    settings = cli_settings()
 
     async def go() -> T:
         redis = make_redis(settings)

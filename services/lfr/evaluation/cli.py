@@ -14,19 +14,11 @@ from typing import Annotated, Any
 
 import typer
 
-from lfr.core.config import ConfigError, Settings, get_settings
+from lfr.core.cli import cli_settings
 from lfr.evaluation.embedding import TightPolicy
 
 eval_app = typer.Typer(help="Measure the models' accuracy on labelled face data.", no_args_is_help=True)
 threshold_app = typer.Typer(help="Threshold governance: what threshold a target needs.", no_args_is_help=True)
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        typer.echo(f"lfr: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _command() -> str:
@@ -73,7 +65,7 @@ def verify_cmd(
 
     try:
         result = run_verify(
-            _settings(),
+            cli_settings(),
             pairs,
             root,
             tight=_tight(tight),
@@ -126,7 +118,7 @@ def identify_cmd(
 
     try:
         result = run_identify(
-            _settings(),
+            cli_settings(),
             root,
             enrol_per_id=enrol_per_id,
             distractors=distractors,

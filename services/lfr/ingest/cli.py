@@ -15,20 +15,13 @@ from typing import Annotated, Any
 import typer
 from redis.exceptions import RedisError
 
-from lfr.core.config import ConfigError, Settings, get_settings
+from lfr.core.cli import cli_settings
+from lfr.core.config import ConfigError, Settings
 from lfr.ingest.bench import BenchError
 from lfr.ingest.bench import bench_ingest as bench_ingest
 from lfr.ingest.cameras import CameraConfigError, load_cameras, shard_of
 
 cameras_app = typer.Typer(help="Cameras: validate the list, see the shards, see each camera's health.")
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        typer.echo(f"lfr: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _cameras(settings: Settings, path: Path | None) -> list[Any]:
@@ -46,7 +39,7 @@ def cameras_check(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Validate the cameras file and show which replica analyses each camera."""
-    s = _settings()
+    s = cli_settings()
     cams = _cameras(s, file)
     n = replicas or s.ingest.replicas
     rows = [
@@ -85,7 +78,7 @@ def cameras_status(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Per-camera health reported by the running ingest replicas; exit 1 if any camera is not delivering."""
-    s = _settings()
+    s = cli_settings()
     cams = _cameras(s, file)
     try:
         status = asyncio.run(_read_status(s, [c.camera_id for c in cams]))
@@ -123,7 +116,7 @@ def bench_ingest_command(
 ) -> None:
     """Cameras per core (1080p, analysed at 5 fps, one thread) and crops per track, on the street video."""
     try:
-        result = bench_ingest(_settings(), seconds=seconds, faces_dir=faces_dir)
+        result = bench_ingest(cli_settings(), seconds=seconds, faces_dir=faces_dir)
     except BenchError as exc:
         typer.echo(f"lfr: {exc}", err=True)
         raise typer.Exit(2) from None

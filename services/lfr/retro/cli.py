@@ -16,17 +16,9 @@ from typing import Annotated
 
 import typer
 
-from lfr.core.config import ConfigError, Settings, get_settings
+from lfr.core.cli import cli_settings
 
 gallery_app = typer.Typer(help="Custody-image galleries for retrospective search.", no_args_is_help=True)
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        typer.echo(f"lfr: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -64,7 +56,7 @@ def search_command(
     who = actor or getpass.getuser()
     try:
         result = asyncio.run(
-            retrospective_search(_settings(), media, case, reason, who, watchlist or [], gallery, top_k)
+            retrospective_search(cli_settings(), media, case, reason, who, watchlist or [], gallery, top_k)
         )
     except (RetroSearchError, GalleryError, ValueError) as exc:
         raise _fail(str(exc)) from None
@@ -101,7 +93,7 @@ def gallery_import(
     from lfr.retro.gallery import Gallery, GalleryError, import_folder
     from lfr.vision import FaceAnalyzer
 
-    s = _settings()
+    s = cli_settings()
     try:
         analyzer = FaceAnalyzer(s)
         g = Gallery(s, gallery, analyzer.embedder.card)
@@ -128,7 +120,7 @@ def gallery_info(
     from lfr.retro.gallery import Gallery, GalleryError
     from lfr.vision import find_card
 
-    s = _settings()
+    s = cli_settings()
     try:
         info = Gallery(s, gallery, find_card(s.models_dir, s.models.embedder)).info()
     except GalleryError as exc:
@@ -153,6 +145,6 @@ def bench_search(
         guess = Path.cwd().parent / "shared" / "data" / "faces" / "lfw_pairs_dev" / "images"
         faces = guess if guess.is_dir() else None
     result = run_search_bench(
-        _settings(), subjects=subjects, faces_dir=faces, real_max=real_max, queries=queries
+        cli_settings(), subjects=subjects, faces_dir=faces, real_max=real_max, queries=queries
     )
     typer.echo(json.dumps(result) if as_json else "\n".join(f"{k:32s} {v}" for k, v in result.items()))

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
-OPSET = 17
+from lfr.vision.onnx_graph import GraphBuilder
+
 PRODUCER = "lfr.vision.convert_dlib"
 PRODUCER_VERSION = "1"
 INPUT_NAME = "input"
@@ -222,27 +222,6 @@ def parse_dlib_resnet(data: bytes) -> DlibNet:
     return DlibNet(mean_rgb=mean, input_size=nr, layers=layers)
 
 
-class _GraphBuilder:
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self._n = 0
-
-    def name(self, prefix: str) -> str:
-        self._n += 1
-        return f"{prefix}_{self._n}"
-
-    def const(self, prefix: str, value: np.ndarray) -> str:
-        n = self.name(prefix)
-        self.inits.append(numpy_helper.from_array(value, n))
-        return n
-
-    def node(self, op: str, inputs: list[str], prefix: str, **attrs: Any) -> str:
-        out = self.name(prefix)
-        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
-        return out
-
-
 def _fold(con: DlibLayer, affine: DlibLayer | None) -> tuple[np.ndarray, np.ndarray]:
     assert con.weights is not None and con.bias is not None
     w = con.weights.astype(np.float64)
@@ -257,7 +236,7 @@ def _fold(con: DlibLayer, affine: DlibLayer | None) -> tuple[np.ndarray, np.ndar
 
 def dlib_net_to_onnx(net: DlibNet) -> onnx.ModelProto:
     """Turn the parsed layer list into an ONNX graph: input [N,3,S,S] RGB 0-255, output [N,128]."""
-    g = _GraphBuilder()
+    g = GraphBuilder("dlib_face_recognition_resnet_model_v1")
     shapes: dict[str, tuple[int, int]] = {}  # tensor -> (channels, spatial size)
     x = INPUT_NAME
     shapes[x] = (3, net.input_size)
@@ -366,26 +345,10 @@ def dlib_net_to_onnx(net: DlibNet) -> onnx.ModelProto:
 
     final = g.nodes[-1]
     final.output[0] = OUTPUT_NAME
-    graph = helper.make_graph(
-        g.nodes,
-        "dlib_face_recognition_resnet_model_v1",
-        [
-            helper.make_tensor_value_info(
-                INPUT_NAME, TensorProto.FLOAT, ["N", 3, net.input_size, net.input_size]
-            )
-        ],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 128])],
-        g.inits,
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name=PRODUCER,
-        producer_version=PRODUCER_VERSION,
-    )
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    size = net.input_size
+    inputs = [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 3, size, size])]
+    outputs = [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 128])]
+    return g.model(inputs, outputs, PRODUCER, PRODUCER_VERSION)
 
 
 def convert_dlib_resnet(dat_path: Path) -> onnx.ModelProto:

@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
-OPSET = 17
+from lfr.vision.onnx_graph import GraphBuilder
+
 PRODUCER = "lfr.vision.convert_mtcnn"
-PRODUCER_VERSION = "2"
+PRODUCER_VERSION = "3"
 MEAN = 127.5
 SCALE = 1.0 / 128.0
 
@@ -51,26 +52,8 @@ def load_keras_weights(path: Path) -> list[np.ndarray]:
     return [np.asarray(w, dtype=np.float32) for w in weights]
 
 
-class _Graph:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self._n = 0
-
-    def _fresh(self, prefix: str) -> str:
-        self._n += 1
-        return f"{prefix}_{self._n}"
-
-    def const(self, prefix: str, value: np.ndarray) -> str:
-        n = self._fresh(prefix)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), n))
-        return n
-
-    def node(self, op: str, inputs: list[str], prefix: str, out: str | None = None, **attrs: Any) -> str:
-        name = out or self._fresh(prefix)
-        self.nodes.append(helper.make_node(op, inputs, [name], name=self._fresh(op), **attrs))
-        return name
+class _Graph(GraphBuilder):
+    """The MTCNN layers on top of the shared builder."""
 
     def conv(self, x: str, kernel: np.ndarray, bias: np.ndarray, first: bool = False) -> str:
         w = kernel.astype(np.float64).transpose(3, 2, 0, 1)  # (out, in, kh, kw), input channels RGB
@@ -117,18 +100,6 @@ class _Graph:
         vi = helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)
         return vi, self.node("Transpose", ["input"], "nchw", perm=[0, 3, 1, 2])
 
-    def model(self, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto]) -> onnx.ModelProto:
-        graph = helper.make_graph(self.nodes, self.name, inputs, outputs, self.inits)
-        m = helper.make_model(
-            graph,
-            opset_imports=[helper.make_opsetid("", OPSET)],
-            producer_name=PRODUCER,
-            producer_version=PRODUCER_VERSION,
-        )
-        m.ir_version = 8
-        onnx.checker.check_model(m)
-        return m
-
 
 def _reorder_dense_rows(w: np.ndarray, h: int, wd: int, c: int) -> np.ndarray:
     """Keras flattens NWHC (after its Permute); ONNX flattens NCHW. Return rows in ONNX order."""
@@ -167,7 +138,7 @@ def pnet_to_onnx(w: list[np.ndarray]) -> onnx.ModelProto:
         helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", "Ho", "Wo"]),
         helper.make_tensor_value_info("reg", TensorProto.FLOAT, ["N", 4, "Ho", "Wo"]),
     ]
-    return g.model([vi], outs)
+    return g.model([vi], outs, PRODUCER, PRODUCER_VERSION)
 
 
 def _head(g: _Graph, x: str, w: np.ndarray, b: np.ndarray, out: str) -> None:
@@ -205,7 +176,7 @@ def rnet_to_onnx(w: list[np.ndarray]) -> onnx.ModelProto:
         helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N"]),
         helper.make_tensor_value_info("reg", TensorProto.FLOAT, ["N", 4]),
     ]
-    return g.model([vi], outs)
+    return g.model([vi], outs, PRODUCER, PRODUCER_VERSION)
 
 
 def onet_to_onnx(w: list[np.ndarray]) -> onnx.ModelProto:
@@ -235,7 +206,7 @@ def onet_to_onnx(w: list[np.ndarray]) -> onnx.ModelProto:
         helper.make_tensor_value_info("reg", TensorProto.FLOAT, ["N", 4]),
         helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["N", 10]),
     ]
-    return g.model([vi], outs)
+    return g.model([vi], outs, PRODUCER, PRODUCER_VERSION)
 
 
 def convert_mtcnn(weights_dir: Path) -> dict[str, onnx.ModelProto]:

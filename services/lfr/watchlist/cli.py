@@ -18,7 +18,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from lfr.core.config import ConfigError, Settings, get_settings
+from lfr.core.cli import cli_settings
+from lfr.core.config import ConfigError
 from lfr.watchlist.deployments import DeploymentSpec
 from lfr.watchlist.schemas import DeploymentOut, ImportOut, RejectionOut, SubjectOut, dump
 from lfr.watchlist.service import WatchlistService, error_status, open_service
@@ -47,17 +48,9 @@ def actor() -> str:
     return os.environ.get("LFR_ACTOR") or getpass.getuser()
 
 
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        typer.echo(f"lfr: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
 def run(op: Callable[[WatchlistService], Awaitable[T]]) -> T:
     """Run one service operation with a fresh service; domain refusals become a message and exit 1."""
-    settings = _settings()
+    settings = cli_settings()
 
     async def go() -> T:
         async with open_service(settings) as svc:
