@@ -32,9 +32,8 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import httpx
@@ -48,6 +47,7 @@ from lfr.core.config import Settings, WebhookSubscriber
 from lfr.core.ids import derive_id
 from lfr.core.redis_client import key as rkey
 from lfr.core.redis_client import text
+from lfr.core.retry import backoff_delay, wait_or_timeout
 from lfr.core.timeutil import now_ms
 
 log = logging.getLogger(__name__)
@@ -107,20 +107,6 @@ def verify_signature(
     if abs(current - ts) > tolerance_s:
         return False
     return hmac.compare_digest(sign(secret, ts, body), signature.strip())
-
-
-def backoff_delay(
-    attempt: int, initial_s: float, max_s: float, rng: Callable[[], float] = random.random
-) -> float:
-    """Delay before retry number ``attempt`` (1 = after the first failure): exponential, capped, jittered.
-
-    "Equal jitter": half the exponential delay is kept and half is random, so retries from many entries
-    spread out (no thundering herd when a receiver comes back) while the delay still grows.
-    """
-    if attempt < 1:
-        raise ValueError("attempt counts from 1")
-    base = min(max_s, initial_s * (2 ** min(attempt - 1, 62)))
-    return base / 2 + rng() * base / 2
 
 
 def subscribers_for(settings: Settings, deployment_id: str) -> list[WebhookSubscriber]:
@@ -353,10 +339,7 @@ class WebhookWorker:
                 if n >= self.batch:
                     continue
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
+                await wait_or_timeout(self._wake, delay)
         finally:
             if self._own_client and self._client is not None:
                 await self._client.aclose()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from lfr.core.config import Settings
 from lfr.core.observability import HealthServer, setup_logging
+from lfr.core.retry import wait_or_timeout
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,7 @@ class ServiceContext:
     async def heartbeat_loop(self, interval_s: float = 5.0) -> None:
         while not self.stopping.is_set():
             self.health.beat()
-            try:
-                await asyncio.wait_for(self.stopping.wait(), timeout=interval_s)
-            except TimeoutError:
-                pass
+            await wait_or_timeout(self.stopping, interval_s)
 
 
 async def _serve(settings: Settings, name: str, main: Callable[[ServiceContext], Awaitable[None]]) -> None:

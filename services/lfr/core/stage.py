@@ -24,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from lfr.core import topics
 from lfr.core.bus import make_consumer, make_producer
 from lfr.core.config import Settings
+from lfr.core.retry import wait_or_timeout
 from lfr.core.serde import encode
 from lfr.core.timeutil import ts_now
 from lfr.v1.dead_letter_pb2 import DeadLetter
@@ -173,11 +174,9 @@ class Stage:
                 )
                 if self._stop.is_set():
                     return
-                try:
-                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                if await wait_or_timeout(self._stop, delay):
                     return
-                except TimeoutError:
-                    delay = min(delay * 2, self.retry_max_s)
+                delay = min(delay * 2, self.retry_max_s)
 
     async def _produce(self, outputs: list[Output]) -> None:
         producer = self.producer

@@ -35,6 +35,7 @@ from aiokafka.errors import KafkaError
 from lfr.core import topics
 from lfr.core.bus import make_producer
 from lfr.core.config import Settings
+from lfr.core.retry import backoff_delay, wait_or_timeout
 from lfr.ingest import metrics as m
 
 log = logging.getLogger(__name__)
@@ -142,14 +143,10 @@ class CropPublisher:
                 return True
             except (KafkaError, OSError) as exc:
                 await _quiet_stop(producer)
-                delay = min(ing.reconnect_max_s, ing.reconnect_initial_s * 2.0 ** min(attempt, 30))
-                delay = self._rng.uniform(delay / 2, delay)
                 attempt += 1
+                delay = backoff_delay(attempt, ing.reconnect_initial_s, ing.reconnect_max_s, self._rng.random)
                 log.warning("broker unavailable (%s); producer retry in %.1f s", type(exc).__name__, delay)
-                try:
-                    await asyncio.wait_for(stopping.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
+                await wait_or_timeout(stopping, delay)
         return False
 
     def _next_record(self) -> _Record | None:
@@ -213,10 +210,7 @@ class CropPublisher:
             except Exception:  # a client bug must not end publishing for the life of the pod
                 log.exception("unexpected error while sending a crop; retrying in 1 s")
                 self._requeue(rec)
-                try:
-                    await asyncio.wait_for(stopping.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
+                await wait_or_timeout(stopping, 1.0)
 
     async def _send(self, rec: _Record, stopping: asyncio.Event) -> None:
         assert self._producer is not None
@@ -234,10 +228,7 @@ class CropPublisher:
             # No metadata or no room in the producer's buffer within its timeout: the broker is away.
             self._requeue(rec)
             log.warning("crop send failed (%s); %d pending", type(exc).__name__, len(self._pending))
-            try:
-                await asyncio.wait_for(stopping.wait(), timeout=self.settings.ingest.reconnect_initial_s)
-            except TimeoutError:
-                pass
+            await wait_or_timeout(stopping, self.settings.ingest.reconnect_initial_s)
             return
         self._in_flight += 1
         m.PUBLISH_IN_FLIGHT.set(self._in_flight)
@@ -246,10 +237,7 @@ class CropPublisher:
     async def _wait_wake(self, deadline: float) -> None:
         """Wait until a delivery completes (or the deadline passes)."""
         self._wake.clear()
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=max(deadline - time.monotonic(), 0.001))
-        except TimeoutError:
-            pass
+        await wait_or_timeout(self._wake, max(deadline - time.monotonic(), 0.001))
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Flush what can be flushed within ``timeout_s``, count the rest as dropped, stop the producer."""

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from lfr.core.config import Settings
 from lfr.core.crypto import CropKeyring
 from lfr.core.redis_client import make_redis
+from lfr.core.retry import wait_or_timeout
 from lfr.core.serde import encode
 from lfr.core.service import ServiceContext
 from lfr.ingest import metrics as m
@@ -229,10 +230,7 @@ class IngestWorker:
                 for cid, cam in wanted.items():
                     if cid not in self.sources:
                         self.add_camera(cam, stopping)
-            try:
-                await asyncio.wait_for(stopping.wait(), timeout=SYNC_INTERVAL_S)
-            except TimeoutError:
-                pass
+            await wait_or_timeout(stopping, SYNC_INTERVAL_S)
 
     async def _camera_loop(self, cam: Camera, stopping: asyncio.Event) -> None:
         src = self.sources[cam.camera_id]
@@ -315,10 +313,7 @@ class IngestWorker:
                     if not warned:
                         log.warning("camera status not written to Redis: %s", type(exc).__name__)
                         warned = True
-            try:
-                await asyncio.wait_for(stopping.wait(), timeout=STATUS_INTERVAL_S)
-            except TimeoutError:
-                pass
+            await wait_or_timeout(stopping, STATUS_INTERVAL_S)
 
 
 async def main(ctx: ServiceContext) -> None:

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from lfr.core.config import Settings
+from lfr.core.retry import backoff_delay, wait_or_timeout
 from lfr.core.timeutil import now_ms
 from lfr.ingest import metrics as m
 from lfr.ingest.cameras import Camera
@@ -200,15 +201,6 @@ class CameraHealth:
         }
 
 
-def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: random.Random) -> float:
-    """Exponential backoff with jitter: uniform in [d/2, d] with d = min(max, initial * 2**attempt).
-
-    The jitter keeps a fleet of cameras that lost their network together from reconnecting in lockstep.
-    """
-    d = min(max_s, initial_s * (2.0 ** min(attempt, 30)))
-    return rng.uniform(d / 2.0, d)
-
-
 class Sampler:
     """Picks frames at ``fps`` from a stream by stream time; every frame when the source is slower."""
 
@@ -303,10 +295,7 @@ class CameraSource:
             frame = self.queue.get_nowait()
             if frame is not None:
                 return frame
-            try:
-                await asyncio.wait_for(self._ready.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
+            await wait_or_timeout(self._ready, 1.0)
 
     def note_analysed(self) -> None:
         self.health.frames_analysed += 1
@@ -338,8 +327,8 @@ class CameraSource:
                 return
             if outcome == "delivered":
                 attempt = 0  # it worked for a while: start the backoff from the beginning
-            delay = backoff_delay(attempt, ing.reconnect_initial_s, ing.reconnect_max_s, self._rng)
             attempt += 1
+            delay = backoff_delay(attempt, ing.reconnect_initial_s, ing.reconnect_max_s, self._rng.random)
             self.health.state = "backoff"
             log.info(
                 "camera %s (%s) unavailable (%s); retry in %.1f s",

@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from lfr.core.config import load_settings
+from lfr.core.retry import backoff_delay
 from lfr.ingest.cameras import Camera
-from lfr.ingest.sources import CameraSource, Frame, FrameQueue, Sampler, backoff_delay
+from lfr.ingest.sources import CameraSource, Frame, FrameQueue, Sampler
 
 GOOD = np.zeros((48, 64, 3), np.uint8)
 
@@ -84,12 +85,12 @@ def test_sampler_picks_analyse_fps_from_a_faster_stream_and_all_of_a_slower_one(
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
     rng = random.Random(1)
-    delays = [backoff_delay(a, 0.5, 30.0, rng) for a in range(10)]
+    delays = [backoff_delay(a + 1, 0.5, 30.0, rng.random) for a in range(10)]
     for a, d in enumerate(delays):
         cap = min(30.0, 0.5 * 2**a)
         assert cap / 2 <= d <= cap
     assert max(delays) <= 30.0
-    assert len({round(backoff_delay(3, 0.5, 30.0, rng), 6) for _ in range(20)}) > 10  # jittered
+    assert len({round(backoff_delay(4, 0.5, 30.0, rng.random), 6) for _ in range(20)}) > 10  # jittered
 
 
 def _run_source(
