@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -57,14 +57,6 @@ class BatchHandler(Protocol):
     async def __call__(self, records: Sequence[ConsumerRecord]) -> list[Output]: ...
 
 
-class RecordRejected(Exception):
-    """A single record that can never be processed (bad payload, unknown deployment): dead-letter it."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
 def dead_letter(stage: str, record: ConsumerRecord, reason: str, error: str, keep_payload: bool) -> Output:
     """A DeadLetter output; the payload is dropped unless the caller knows it holds no readable biometrics."""
     DEAD.labels(stage, reason).inc()
@@ -98,7 +90,6 @@ class Stage:
         batch_wait_ms: int = 50,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 10.0,
-        on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.name = name

@@ -71,9 +71,3 @@ async def per_minute(
         pipe.hgetall(rkey(settings, "stats", deployment_id, str(m)))
     rows = await pipe.execute()
     return [(m, {text(k): int(v) for k, v in row.items()}) for m, row in zip(starts, rows, strict=True)]
-
-
-async def purge(redis: aioredis.Redis, settings: Settings, deployment_id: str) -> None:
-    """Counters are not personal data and survive a purge; kept here so stop --purge can choose."""
-    async for k in redis.scan_iter(match=rkey(settings, "stats", deployment_id, "*")):
-        await redis.delete(k)

@@ -28,7 +28,7 @@ from lfr.core.timeutil import ts_now
 from lfr.core.topics import spec_for
 from lfr.embedder.service import STAGE_CHUNKS, build_handler
 from lfr.v1.crop_pb2 import FaceCrop
-from lfr.vision import FaceAnalyzer, build_models, load_embedder
+from lfr.vision import FaceAnalyzer, build_models
 from lfr.watchlist.service import open_service, start_deployment_now
 from lfr.watchlist.store import SubjectMeta, WatchlistStore
 
@@ -40,9 +40,8 @@ def _face_images(root: Path, limit: int) -> list[Path]:
     return found[:limit]
 
 
-def collect_chips(settings: Settings, roots: list[Path], want: int) -> list[np.ndarray]:
+def collect_chips(analyzer: FaceAnalyzer, roots: list[Path], want: int) -> list[np.ndarray]:
     """Aligned chips of real faces from the first folders that exist (shared data, or the demo scene)."""
-    analyzer = FaceAnalyzer(settings)
     chips: list[np.ndarray] = []
     for root in roots:
         if not root.is_dir():
@@ -70,9 +69,8 @@ def raw_throughput(embedder: Any, chips: list[np.ndarray], batch: int, seconds: 
 
 
 async def _end_to_end(
-    settings: Settings, chips: list[np.ndarray], n_crops: int, subjects: int
+    settings: Settings, embedder: Any, chips: list[np.ndarray], n_crops: int, subjects: int
 ) -> dict[str, Any]:
-    embedder = await asyncio.to_thread(load_embedder, settings)
     card = embedder.card
     redis = make_redis(settings)
     producer = make_producer(settings, "bench")
@@ -167,8 +165,9 @@ def bench_pipeline(
         settings.data_dir / "demo-scene",
     ]
     build_models(settings.models_dir)
-    chips = collect_chips(settings, roots, 64)
-    embedder = load_embedder(settings)
+    analyzer = FaceAnalyzer(settings)
+    chips = collect_chips(analyzer, roots, 64)
+    embedder = analyzer.embedder
     batch = settings.embedder.batch_size
     raw_before = raw_throughput(embedder, chips, batch, seconds)
     with tempfile.TemporaryDirectory(prefix="lfr-bench-") as tmp:
@@ -180,7 +179,7 @@ def bench_pipeline(
         stack = LocalStack(stack_settings)
         stack.up()
         try:
-            e2e = asyncio.run(_end_to_end(stack_settings, chips, crops, subjects))
+            e2e = asyncio.run(_end_to_end(stack_settings, embedder, chips, crops, subjects))
         finally:
             stack.down()
     raw = (raw_before + raw_throughput(embedder, chips, batch, seconds)) / 2  # before and after: load drifts

@@ -105,10 +105,3 @@ class BestShotSelector(Generic[T]):
             return [], 0
         out = self._release_pending(st, t)
         return out, st.sent
-
-    def sent(self, track_id: str) -> int:
-        st = self._tracks.get(track_id)
-        return 0 if st is None else st.sent
-
-    def active(self) -> int:
-        return len(self._tracks)

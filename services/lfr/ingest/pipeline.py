@@ -51,12 +51,14 @@ class FrameResult:
     camera_id: str
     frame_seq: int
     faces: int = 0
-    rejected_quality: int = 0
     tracks_started: int = 0
-    tracks_ended: int = 0
     detect_s: float = 0.0
     outcomes: Counter[str] = field(default_factory=Counter)
     crops: list[OutgoingCrop] = field(default_factory=list)
+
+    @property
+    def rejected_quality(self) -> int:
+        return self.outcomes["rejected_quality"]
 
 
 @dataclass
@@ -156,7 +158,6 @@ class IngestPipeline:
         res.faces = len(detections)
         update = st.tracker.update([d.bbox for d in detections], t)
         res.tracks_started = len(update.started)
-        res.tracks_ended = len(update.ended)
         to_send: list[tuple[str, Shot]] = []
         for tid in update.ended:
             to_send.extend((tid, s) for s in self._end_track(st, tid, t))
@@ -164,12 +165,10 @@ class IngestPipeline:
             try:
                 chip = align(frame.image, det.landmarks, self.template)
             except AlignmentError:
-                res.rejected_quality += 1
                 res.outcomes["rejected_quality"] += 1
                 continue
             report = assess(det, chip, self.settings.quality)
             if not report.passed:
-                res.rejected_quality += 1
                 res.outcomes["rejected_quality"] += 1
                 continue
             shot = Shot(frame.seq, frame.captured_ms, frame.mono, det, report, chip)
@@ -197,7 +196,6 @@ class IngestPipeline:
         to_send: list[tuple[str, Shot]] = []
         for tid in st.tracker.end_all():
             to_send.extend((tid, s) for s in self._end_track(st, tid, t))
-            res.tracks_ended += 1
         self._seal(camera, to_send, key, res)
         return res
 

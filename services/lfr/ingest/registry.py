@@ -2,7 +2,7 @@
 
 Why both: a force's fixed cameras live in configuration (reviewed, versioned), while a van deployment adds
 and removes cameras on the day. Every ingest replica reads the same registry, takes its own shard of the
-union, and notices changes within a few seconds through a version counter, so nothing restarts. Each change
+union, and re-reads it every few seconds (``IngestWorker._sync``), so nothing restarts. Each change
 is audited; the audit record carries the camera URL with credentials removed.
 """
 
@@ -27,7 +27,6 @@ class CameraRegistry:
         self.settings = settings
         self.redis = redis
         self._hash = rkey(settings, "ingest", "registry")
-        self._version = rkey(settings, "ingest", "registry", "version")
 
     async def list(self) -> list[Camera]:
         raw = await self.redis.hgetall(self._hash)
@@ -39,15 +38,11 @@ class CameraRegistry:
                 log.warning("camera %s in the registry is unreadable; skipped", text(cid))
         return cameras
 
-    async def version(self) -> int:
-        return int(text(await self.redis.get(self._version), "0"))
-
     async def add(self, camera: Camera, actor: str, audit: AuditLog, reason: str = "") -> Camera:
         if camera.camera_id in file_camera_ids(self.settings):
             raise CameraConfigError(f"camera {camera.camera_id} is defined in the cameras file")
         if not await self.redis.hsetnx(self._hash, camera.camera_id, camera.model_dump_json()):
             raise CameraConfigError(f"camera {camera.camera_id} is already registered")
-        await self.redis.incr(self._version)
         await audit.append(
             actor,
             "camera.add",
@@ -60,7 +55,6 @@ class CameraRegistry:
     async def remove(self, camera_id: str, actor: str, audit: AuditLog, reason: str = "") -> bool:
         if not await self.redis.hdel(self._hash, camera_id):
             return False
-        await self.redis.incr(self._version)
         await audit.append(actor, "camera.remove", camera_id, reason, {})
         return True
 

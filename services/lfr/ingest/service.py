@@ -112,7 +112,6 @@ class IngestWorker:
         desired: DesiredCameras | None = None,
     ) -> None:
         self.settings = settings
-        self.cameras = list(cameras)
         self.pipeline = pipeline
         self.keys = keys
         self.publisher = publisher
@@ -132,13 +131,16 @@ class IngestWorker:
         self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="ingest-analyse")
         self.errors: dict[str, int] = {}
 
+    @property
+    def cameras(self) -> list[Camera]:
+        """The cameras being read now, in the order they were added."""
+        return [src.camera for src in self.sources.values()]
+
     def status(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         out = []
-        for cam in self.cameras:
-            src = self.sources.get(cam.camera_id)
-            if src is None:
-                continue
+        for src in self.sources.values():
+            cam = src.camera
             doc = src.health.snapshot(now)
             doc.update(
                 deployment_id=cam.deployment_id,
@@ -193,7 +195,6 @@ class IngestWorker:
         """Start reading and analysing a camera while the worker runs."""
         src = CameraSource(cam, self.settings, self.capture_factory, pace_files=self.pace_files)
         self.sources[cam.camera_id] = src
-        self.cameras.append(cam)
         src.start()
         self._tasks[cam.camera_id] = asyncio.create_task(
             self._camera_loop(cam, stopping), name=f"analyse-{cam.camera_id}"
@@ -203,7 +204,6 @@ class IngestWorker:
     async def remove_camera(self, camera_id: str) -> None:
         """Stop a camera: its reader ends, its analysis task finishes, its held best shots are dropped."""
         src = self.sources.pop(camera_id, None)
-        self.cameras = [c for c in self.cameras if c.camera_id != camera_id]
         if src is not None:
             src.request_stop()
             await asyncio.to_thread(src.stop, 2.0)

@@ -30,9 +30,7 @@ SIZE_RATIO = 1.5  # widths of a detection and its track may differ by at most th
 class Track:
     track_id: str
     bbox: BBox
-    first_seen_s: float
     last_seen_s: float
-    hits: int = 1
     velocity: tuple[float, float] = (0.0, 0.0)  # box centre, pixels per second
 
     def predicted(self, t: float) -> BBox:
@@ -73,7 +71,7 @@ class IouTracker:
 
     def _new(self, bbox: BBox, t: float) -> Track:
         self.started_total += 1
-        tr = Track(f"{self.token}-{self.started_total}", bbox, t, t)
+        tr = Track(f"{self.token}-{self.started_total}", bbox, t)
         self.tracks[tr.track_id] = tr
         return tr
 
@@ -161,4 +159,3 @@ class IouTracker:
             tr.velocity = (0.5 * tr.velocity[0] + 0.5 * v[0], 0.5 * tr.velocity[1] + 0.5 * v[1])
         tr.bbox = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
         tr.last_seen_s = t
-        tr.hits += 1

@@ -105,12 +105,7 @@ class LocalStack:
 
     # ---- state -------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        if not self.state_path.exists():
-            return {}
-        try:
-            return dict(json.loads(self.state_path.read_text()))
-        except ValueError:
-            return {}
+        return self.settings.stack_state()
 
     def _write_state(self, comps: dict[str, Component]) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

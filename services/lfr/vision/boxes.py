@@ -87,8 +87,3 @@ def nms(
         overlap = iou_one_to_many(boxes[i], boxes[rest], mode)
         order = rest[overlap <= threshold]
     return np.asarray(keep, dtype=np.int64)
-
-
-def xyxy_to_xywh(box: np.ndarray) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = (float(v) for v in box[:4])
-    return x1, y1, x2 - x1, y2 - y1

@@ -34,6 +34,8 @@ from lfr.core.config import Settings
 from lfr.evaluation.datasets import IMAGE_SUFFIXES, list_images
 from lfr.vision.build import write_atomic
 from lfr.vision.cards import CARD_FILE, CardError, FileRef, ModelCard, find_card, sha256_file
+from lfr.vision.embedders.onnx_embedder import OnnxEmbedder
+from lfr.vision.pipeline import FaceAnalyzer
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +62,12 @@ def calibration_images(paths: Sequence[Path]) -> list[Path]:
     return sorted(out)
 
 
-def collect_chips(settings: Settings, images: Sequence[Path], max_chips: int) -> list[np.ndarray]:
+def collect_chips(analyzer: FaceAnalyzer, images: Sequence[Path], max_chips: int) -> list[np.ndarray]:
     """Aligned chips of every face that passes the quality gate, in image order, at most ``max_chips``.
 
     The chips go through the same detector, aligner and quality gate as live crops, so the calibration sees
     what the embedder will see in service.
     """
-    from lfr.vision.pipeline import FaceAnalyzer
-
-    analyzer = FaceAnalyzer(settings)
     chips: list[np.ndarray] = []
     for path in images:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -142,8 +141,6 @@ def quantize_embedder(
     max_chips: int = 512,
 ) -> ModelCard:
     """Build ``<models_dir>/<name>/`` (int8 model and card) from the float embedder card ``base``."""
-    from lfr.vision.embedders.onnx_embedder import OnnxEmbedder
-
     models_dir = settings.models_dir
     if name == base:
         raise QuantizeError("the quantised card needs a name of its own (it is a different model)")
@@ -156,13 +153,15 @@ def quantize_embedder(
     float_settings = settings.model_copy(
         update={"models": settings.models.model_copy(update={"embedder": base})}
     )
-    chips = collect_chips(float_settings, files, max_chips)
+    analyzer = FaceAnalyzer(float_settings)
+    chips = collect_chips(analyzer, files, max_chips)
     if len(chips) < MIN_CHIPS:
         raise QuantizeError(
             f"only {len(chips)} faces passed the quality gate in {len(files)} images; at least {MIN_CHIPS} "
             "are needed for stable activation ranges"
         )
-    embedder = OnnxEmbedder(base_card, float_settings)
+    embedder = analyzer.embedder
+    assert isinstance(embedder, OnnxEmbedder)  # the card type was checked above
     tensors = [embedder.prepare([c]) for c in chips]
     out_dir = models_dir / name
     quantize_model(base_card.file("model"), out_dir / "model.onnx", embedder.input_name, tensors)
