@@ -23,7 +23,7 @@ from lfr.ingest.sources import Frame
 from lfr.ingest.tracker import IouTracker
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.vision.align import AlignmentError, align
-from lfr.vision.cards import CardError, ChipTemplate, find_card
+from lfr.vision.cards import ChipTemplate, find_card
 from lfr.vision.detectors.base import Detection, Detector
 from lfr.vision.quality import QualityReport, assess
 
@@ -107,13 +107,7 @@ class _CameraState:
 def chip_template_for(settings: Settings, landmark_scheme: str) -> tuple[ChipTemplate, str]:
     """The embedder card's chip template for the detector's landmark scheme, and its recorded name."""
     card = find_card(settings.models_dir, settings.models.embedder)
-    template = card.templates.get(landmark_scheme)
-    if template is None:
-        raise CardError(
-            f"embedder {card.name} has no chip template for the detector's landmark scheme "
-            f"{landmark_scheme!r} (card lists {sorted(card.templates)})"
-        )
-    return template, f"{card.name}/{landmark_scheme}"
+    return card.template_for(landmark_scheme), f"{card.name}/{landmark_scheme}"
 
 
 class IngestPipeline:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lfr.core.ids import new_id
-from lfr.vision.boxes import iou_matrix
+from lfr.vision.boxes import iou_matrix, xywh_to_xyxy
 
 BBox = tuple[float, float, float, float]  # x, y, w, h
 DISTANCE_GATE = 1.0  # centre distance, in face widths, for the second (distance) association pass
@@ -46,11 +46,6 @@ class TrackUpdate:
     track_ids: list[str]
     started: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
-
-
-def _xyxy(boxes: Sequence[BBox]) -> np.ndarray:
-    a = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.column_stack([a[:, 0], a[:, 1], a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]])
 
 
 class IouTracker:
@@ -92,7 +87,7 @@ class IouTracker:
         ids: list[str | None] = [None] * len(boxes)
         live = list(self.tracks.values())
         if boxes and live:
-            iou = iou_matrix(_xyxy(boxes), _xyxy([tr.predicted(t) for tr in live]))
+            iou = iou_matrix(xywh_to_xyxy(boxes), xywh_to_xyxy([tr.predicted(t) for tr in live]))
             pairs = np.argwhere(iou >= self.iou_threshold)
             order = np.argsort(-iou[pairs[:, 0], pairs[:, 1]], kind="stable")
             used_tracks: set[int] = set()

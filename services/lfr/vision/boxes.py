@@ -7,6 +7,7 @@ obviously-correct reference.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -87,3 +88,9 @@ def nms(
         overlap = iou_one_to_many(boxes[i], boxes[rest], mode)
         order = rest[overlap <= threshold]
     return np.asarray(keep, dtype=np.int64)
+
+
+def xywh_to_xyxy(boxes: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """x, y, width, height rows (detections, labels, tracks) as corner rows x1, y1, x2, y2."""
+    a = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.column_stack([a[:, 0], a[:, 1], a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]])

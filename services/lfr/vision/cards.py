@@ -203,6 +203,16 @@ class ModelCard(_Strict):
         """Stable identifier recorded with every crop and hit: name, version and the first file's digest."""
         return f"{self.name}:{self.version}:{self.files[0].sha256[:12]}"
 
+    def template_for(self, scheme: str) -> ChipTemplate:
+        """The chip template for a detector's landmark scheme; CardError naming the ones the card has."""
+        template = self.templates.get(scheme)
+        if template is None:
+            raise CardError(
+                f"embedder {self.name} has no chip template for landmark scheme {scheme!r} "
+                f"(card lists {sorted(self.templates)})"
+            )
+        return template
+
     def calibration_for(self, name: str) -> Calibration:
         for c in self.calibration:
             if c.name == name:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import typer
 
-from lfr.core.config import Settings, get_settings
+from lfr.core.cli import cli_settings
+from lfr.core.config import Settings
 from lfr.vision.build import build_models
 from lfr.vision.cards import CardError, list_cards
 
@@ -35,7 +36,7 @@ VIDEO_LABELS = Path("tests") / "integration" / "vision" / "fixtures" / "video_fa
 @app.command("build")
 def build_cmd(force: bool = typer.Option(False, "--force", help="rebuild even when up to date")) -> None:
     """Convert the default models from their registry packages into the models directory."""
-    settings = get_settings()
+    settings = cli_settings()
     try:
         cards = build_models(settings.models_dir, force=force)
     except CardError as exc:
@@ -55,7 +56,7 @@ def quantize_cmd(
     """Build an int8 copy of an embedder (opt-in; enrol watchlists with it and verify it before use)."""
     from lfr.vision.quantize import quantize_embedder
 
-    settings = get_settings()
+    settings = cli_settings()
     try:
         card = quantize_embedder(settings, base, name, images, max_chips=max_chips)
     except CardError as exc:
@@ -69,7 +70,7 @@ def quantize_cmd(
 @app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="print the cards as JSON")) -> None:
     """List model cards found in the models directory."""
-    settings = get_settings()
+    settings = cli_settings()
     try:
         cards = list_cards(settings.models_dir)
     except CardError as exc:
@@ -157,7 +158,7 @@ def bench_models_cmd(
     ),
 ) -> None:
     """Detection and embedding latency (median, one thread) and detection recall on the test video."""
-    settings = get_settings()
+    settings = cli_settings()
     if embedder:
         settings = settings.model_copy(
             update={"models": settings.models.model_copy(update={"embedder": embedder})}

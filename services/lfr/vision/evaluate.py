@@ -11,7 +11,6 @@ largest detected face is the one compared (the label is the main face).
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,16 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lfr.vision.boxes import iou_matrix
+from lfr.evaluation.datasets import Pair
+from lfr.evaluation.embedding import read_image as read_any_image
+from lfr.vision.boxes import iou_matrix, xywh_to_xyxy
 from lfr.vision.detectors.base import Detector
 from lfr.vision.pipeline import FaceAnalyzer
-
-
-@dataclass(frozen=True)
-class PairRow:
-    a: str
-    b: str
-    same: bool
 
 
 @dataclass(frozen=True)
@@ -53,19 +47,10 @@ class VerificationResult:
         }
 
 
-def load_pairs(path: Path) -> list[PairRow]:
-    with Path(path).open(newline="") as fh:
-        return [PairRow(r["img_a"], r["img_b"], r["same"].strip() == "1") for r in csv.DictReader(fh)]
-
-
 def read_image(path: Path, max_side: int | None) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img = read_any_image(path, max_side)
     if img is None:
         raise FileNotFoundError(f"cannot read image {path}")
-    h, w = img.shape[:2]
-    if max_side and max(h, w) > max_side:
-        f = max_side / max(h, w)
-        img = cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
     return img
 
 
@@ -83,7 +68,7 @@ def embed_images(
 def verify_pairs(
     analyzer: FaceAnalyzer,
     root: Path,
-    pairs: Sequence[PairRow],
+    pairs: Sequence[Pair],
     threshold: float | None = None,
     pad_tight: bool = False,
     max_side: int | None = 1600,
@@ -174,7 +159,7 @@ def detection_recall(
         if not dets:
             continue
         pred = np.asarray([d.xyxy for d in dets])
-        g = np.column_stack([gt[:, 0], gt[:, 1], gt[:, 0] + gt[:, 2], gt[:, 1] + gt[:, 3]])
+        g = xywh_to_xyxy(gt)
         m = iou_matrix(g, pred)
         # Greedy one-to-one matching, best overlaps first.
         used_g, used_p = set(), set()

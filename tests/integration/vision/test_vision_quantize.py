@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from lfr.core.config import Settings, load_settings
+from lfr.evaluation.datasets import read_pairs
 from lfr.vision import FaceAnalyzer
 from lfr.vision.cards import find_card, sha256_file
-from lfr.vision.evaluate import load_pairs, verify_pairs
+from lfr.vision.evaluate import verify_pairs
 from lfr.vision.quantize import QuantizeError, quantize_embedder
 
 pytestmark = pytest.mark.shared_data
@@ -85,10 +86,10 @@ def test_int8_embeddings_stay_close_and_accuracy_holds_the_floors(
     assert float(np.median(diff)) < 0.1, diff  # against a match threshold of 0.6
 
     root = faces_dir / "deepface_testset"
-    r = verify_pairs(int8_an, root / "images", load_pairs(root / "pairs.csv"), max_side=1600)
+    r = verify_pairs(int8_an, root / "images", read_pairs(root / "pairs.csv"), max_side=1600)
     assert r.accuracy >= base.calibration_for("deepface").figures["accuracy_floor"], r.accuracy
     lfw = faces_dir / "lfw_pairs_dev"
-    r = verify_pairs(int8_an, lfw / "images", load_pairs(lfw / "pairs.csv")[::5], pad_tight=True)
+    r = verify_pairs(int8_an, lfw / "images", read_pairs(lfw / "pairs.csv")[::5], pad_tight=True)
     assert r.accuracy >= base.calibration_for("lfw_dev_every5").figures["accuracy_floor"], r.accuracy
 
 

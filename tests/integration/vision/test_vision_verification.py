@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from lfr.evaluation.datasets import read_pairs
 from lfr.vision import FaceAnalyzer
-from lfr.vision.evaluate import load_pairs, verify_pairs
+from lfr.vision.evaluate import verify_pairs
 
 pytestmark = pytest.mark.shared_data
 
@@ -22,7 +23,7 @@ def _check(analyzer: FaceAnalyzer, name: str, result_accuracy: float, pairs: int
 
 def test_deepface_pairs(analyzer: FaceAnalyzer, faces_dir: Path) -> None:
     root = faces_dir / "deepface_testset"
-    r = verify_pairs(analyzer, root / "images", load_pairs(root / "pairs.csv"), max_side=1600)
+    r = verify_pairs(analyzer, root / "images", read_pairs(root / "pairs.csv"), max_side=1600)
     assert r.skipped == 0
     assert r.genuine_mean < 0.6 < r.impostor_mean
     _check(analyzer, "deepface", r.accuracy, r.pairs)
@@ -30,7 +31,7 @@ def test_deepface_pairs(analyzer: FaceAnalyzer, faces_dir: Path) -> None:
 
 def test_lfw_pairs_subsample(analyzer: FaceAnalyzer, faces_dir: Path) -> None:
     root = faces_dir / "lfw_pairs_dev"
-    pairs = load_pairs(root / "pairs.csv")[::5]
+    pairs = read_pairs(root / "pairs.csv")[::5]
     r = verify_pairs(analyzer, root / "images", pairs, pad_tight=True)
     _check(analyzer, "lfw_dev_every5", r.accuracy, r.pairs)
 
@@ -38,6 +39,6 @@ def test_lfw_pairs_subsample(analyzer: FaceAnalyzer, faces_dir: Path) -> None:
 @pytest.mark.slow
 def test_lfw_pairs_full(analyzer: FaceAnalyzer, faces_dir: Path) -> None:
     root = faces_dir / "lfw_pairs_dev"
-    r = verify_pairs(analyzer, root / "images", load_pairs(root / "pairs.csv"), pad_tight=True)
+    r = verify_pairs(analyzer, root / "images", read_pairs(root / "pairs.csv"), pad_tight=True)
     _check(analyzer, "lfw_dev_full", r.accuracy, r.pairs)
     assert r.fell_back <= 30

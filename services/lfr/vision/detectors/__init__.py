@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lfr.core.config import Settings
-from lfr.vision.cards import CardError, ModelCard
+from lfr.vision.cards import ModelCard
 from lfr.vision.detectors.base import (
     LANDMARK_NAMES,
     BadImageError,
@@ -18,30 +18,13 @@ from lfr.vision.detectors.base import (
     ImageTooLargeError,
     check_image,
 )
+from lfr.vision.plugins import PluginRegistry
 
 DetectorFactory = Callable[[ModelCard, Settings], Detector]
-_REGISTRY: dict[str, DetectorFactory] = {}
-
-
-def register_detector(card_type: str) -> Callable[[DetectorFactory], DetectorFactory]:
-    def deco(factory: DetectorFactory) -> DetectorFactory:
-        _REGISTRY[card_type] = factory
-        return factory
-
-    return deco
-
-
-def detector_types() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def create_detector(card: ModelCard, settings: Settings) -> Detector:
-    if card.kind != "detector":
-        raise CardError(f"card {card.name} is a {card.kind}, not a detector")
-    factory = _REGISTRY.get(card.type)
-    if factory is None:
-        raise CardError(f"card {card.name} has detector type {card.type!r}; known types: {detector_types()}")
-    return factory(card, settings)
+_REGISTRY: PluginRegistry[Detector] = PluginRegistry("detector")
+register_detector = _REGISTRY.register
+detector_types = _REGISTRY.types
+create_detector = _REGISTRY.create
 
 
 from lfr.vision.detectors import mtcnn as _mtcnn  # noqa: E402,F401  (registers "mtcnn")

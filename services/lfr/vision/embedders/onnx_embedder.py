@@ -43,12 +43,10 @@ class OnnxEmbedder:
         self._identity = bool(np.all(self._mean == 0) and np.all(self._inv_std == 1))
 
     def align(self, image_bgr: np.ndarray, landmarks: np.ndarray, scheme: str = "mtcnn5") -> np.ndarray:
-        template = self.card.templates.get(scheme)
-        if template is None:
-            raise EmbedderError(
-                f"embedder {self.card.name} has no chip template for landmark scheme {scheme!r} "
-                f"(card lists {sorted(self.card.templates)})"
-            )
+        try:
+            template = self.card.template_for(scheme)
+        except CardError as exc:
+            raise EmbedderError(str(exc)) from None
         if template.size != self.chip_size:
             raise CardError(f"card {self.card.name}: template {scheme} size differs from input size")
         return align_chip(image_bgr, landmarks, template)
