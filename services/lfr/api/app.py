@@ -26,6 +26,7 @@ def create_app(settings: Settings) -> FastAPI:
     from lfr.api import (
         routes_alerts,
         routes_audit,
+        routes_cameras,
         routes_console,
         routes_deployments,
         routes_search,
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_alerts,
         routes_console,
         routes_search,
+        routes_cameras,
     ):
         app.include_router(module.router)
     return app

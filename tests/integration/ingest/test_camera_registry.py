@@ -9,9 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from lfr.api import routes_cameras
+from lfr.api.app import create_app
 from lfr.api.context import ApiContext
 from lfr.core.audit import read_all
 from lfr.core.redis_client import make_redis
@@ -35,9 +34,7 @@ def _h(key: str) -> dict[str, str]:
 @pytest.fixture
 async def api(settings_for, models_dir: Path) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
     settings = settings_for(api={"api_keys": KEYS}, models={"dir": models_dir})
-    app = FastAPI()
-    app.include_router(routes_cameras.router)
-    app.state.settings = settings
+    app = create_app(settings)  # the app `lfr api` serves, so a router left out of it fails here
     app.state.ctx = await ApiContext.start(settings)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
