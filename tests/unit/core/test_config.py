@@ -70,3 +70,27 @@ def test_endpoints_without_stack_say_what_to_do(tmp_path: Path) -> None:
     s = load_settings(data_dir=tmp_path)
     with pytest.raises(ConfigError, match="lfr stack up"):
         _ = s.kafka_bootstrap
+
+
+def test_config_show_masks_secrets_and_bad_settings_exit_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from lfr.cli import app
+    from lfr.core.config import get_settings
+
+    runner = CliRunner()
+    monkeypatch.setenv("LFR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LFR_KAFKA__SASL_PASSWORD", "s3cret-value")
+    get_settings.cache_clear()
+    try:
+        r = runner.invoke(app, ["config", "show"])
+        assert r.exit_code == 0, r.output
+        assert "s3cret-value" not in r.output and SECRET_MASK in r.output
+        monkeypatch.setenv("LFR_CRYPTO__KEY_TTL_S", "-5")
+        get_settings.cache_clear()
+        r = runner.invoke(app, ["config", "show"])
+        assert r.exit_code == 2 and "crypto.key_ttl_s" in r.output
+    finally:
+        get_settings.cache_clear()
