@@ -29,6 +29,8 @@ ALL_FEATURES_OVERRIDES: dict[str, Any] = {
     },
     "api": {"auth": {"apiKeysKey": "api-keys"}},
     "image": {"digest": "sha256:" + "ab" * 32},
+    # A managed Redis by rediss:// URL instead of production's Sentinels.
+    "redis": {"sentinel": {"hosts": []}, "url": "rediss://lfr-redis.cache.police.example:6380/0"},
 }
 
 

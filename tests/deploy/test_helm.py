@@ -432,13 +432,20 @@ def test_production_takes_tls_and_sasl_from_secrets(rc: ModuleType, production: 
         assert mounted_file(rc, w, c, ca) == (v["kafka"]["tls"]["existingSecret"], "ca.crt")
         if component(w) == "topics":
             continue
-        url = env["LFR_REDIS__URL"]["value"]
-        assert url.startswith("rediss://")
-        ca_path = url.split("ssl_ca_certs=", 1)[1]
+        sentinel = v["redis"]["sentinel"]
+        assert "LFR_REDIS__URL" not in env
+        assert json.loads(env["LFR_REDIS__SENTINELS"]["value"]) == sentinel["hosts"]
+        assert env["LFR_REDIS__SENTINEL_MASTER"]["value"] == sentinel["master"]
+        assert secret_ref(env["LFR_REDIS__SENTINEL_PASSWORD"]) == (sentinel["existingSecret"], "sentinel-password")
+        assert env["LFR_REDIS__TLS"]["value"] == "true"
+        ca_path = env["LFR_REDIS__TLS_CA_FILE"]["value"]
         assert mounted_file(rc, w, c, ca_path) == (v["redis"]["tls"]["existingSecret"], "ca.crt")
         assert secret_ref(env["LFR_REDIS__PASSWORD"]) == (v["redis"]["existingSecret"], "password")
         if component(w) in ("embedder", "api"):
             assert secret_ref(env["LFR_MILVUS__TOKEN"]) == (v["milvus"]["existingSecret"], "token")
+            assert env["LFR_MILVUS__URI"]["value"].startswith("https://")
+            milvus_ca = env["LFR_MILVUS__TLS_CA_FILE"]["value"]
+            assert mounted_file(rc, w, c, milvus_ca) == (v["milvus"]["tls"]["existingSecret"], "ca.crt")
         else:
             assert "LFR_MILVUS__TOKEN" not in env, "least privilege: only embedder and api talk to Milvus"
         if component(w) != "ingest":
@@ -458,6 +465,11 @@ def test_mutual_tls_and_secret_username(rc: ModuleType, all_features: Profile) -
         env = env_of(c)
         assert secret_ref(env["LFR_KAFKA__SASL_USERNAME"]) == ("lfr-kafka-sasl", "username")
         assert mounted_file(rc, w, c, env["LFR_KAFKA__SSL_CERTFILE"]["value"]) == ("lfr-kafka-ca", "user.crt")
+        if component(w) != "topics":
+            url = env["LFR_REDIS__URL"]["value"]
+            assert url.startswith("rediss://") and "LFR_REDIS__SENTINELS" not in env
+            ca_path = url.split("ssl_ca_certs=", 1)[1]
+            assert mounted_file(rc, w, c, ca_path) == ("lfr-redis-ca", "ca.crt")
         assert mounted_file(rc, w, c, env["LFR_KAFKA__SSL_KEYFILE"]["value"]) == ("lfr-kafka-ca", "user.key")
         assert "@sha256:" in c["image"]
 
@@ -473,6 +485,7 @@ def test_mutual_tls_and_secret_username(rc: ModuleType, all_features: Profile) -
         ({"kafka": {"securityProtocol": "TLS"}}, "securityProtocol"),
         ({"kafka": {"tls": {"existingSecret": "ca"}}}, "not SSL or SASL_SSL"),
         ({"redis": {"tls": {"existingSecret": "ca"}}}, "not rediss://"),
+        ({"milvus": {"tls": {"existingSecret": "ca"}}}, "milvus.uri is not https://"),
         ({"kafka": {"strimzi": {"enabled": True}}}, "clusterName"),
         ({"crypto": {"existingSecret": ""}}, "crypto.existingSecret is required"),
     ],

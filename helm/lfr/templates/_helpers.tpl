@@ -225,8 +225,25 @@ seccompProfile:
 {{ include "lfr.observabilityEnv" $root }}
 {{ include "lfr.kafkaEnv" $root }}
 {{- if $t.redis }}
+{{- $rs := $root.Values.redis.sentinel }}
+{{- if $rs.hosts }}
+- name: LFR_REDIS__SENTINELS
+  value: {{ toJson $rs.hosts | quote }}
+- name: LFR_REDIS__SENTINEL_MASTER
+  value: {{ $rs.master | quote }}
+{{- if $rs.existingSecret }}
+{{ include "lfr.secretEnv" (dict "name" "LFR_REDIS__SENTINEL_PASSWORD" "secret" $rs.existingSecret "key" $rs.passwordKey) }}
+{{- end }}
+{{- if $root.Values.redis.tls.existingSecret }}
+- name: LFR_REDIS__TLS
+  value: "true"
+- name: LFR_REDIS__TLS_CA_FILE
+  value: {{ printf "/etc/lfr/redis-tls/%s" $root.Values.redis.tls.caKey | quote }}
+{{- end }}
+{{- else }}
 - name: LFR_REDIS__URL
   value: {{ include "lfr.redisUrl" $root | quote }}
+{{- end }}
 {{- if $root.Values.redis.existingSecret }}
 {{ include "lfr.secretEnv" (dict "name" "LFR_REDIS__PASSWORD" "secret" $root.Values.redis.existingSecret "key" $root.Values.redis.passwordKey) }}
 {{- end }}
@@ -234,6 +251,14 @@ seccompProfile:
 {{- if $t.milvus }}
 - name: LFR_MILVUS__URI
   value: {{ $root.Values.milvus.uri | quote }}
+{{- if $root.Values.milvus.tls.existingSecret }}
+- name: LFR_MILVUS__TLS_CA_FILE
+  value: {{ printf "/etc/lfr/milvus-tls/%s" $root.Values.milvus.tls.caKey | quote }}
+{{- end }}
+{{- if $root.Values.milvus.tls.serverName }}
+- name: LFR_MILVUS__TLS_SERVER_NAME
+  value: {{ $root.Values.milvus.tls.serverName | quote }}
+{{- end }}
 {{- if $root.Values.milvus.existingSecret }}
 {{ include "lfr.secretEnv" (dict "name" "LFR_MILVUS__TOKEN" "secret" $root.Values.milvus.existingSecret "key" $root.Values.milvus.tokenKey) }}
 {{- end }}

@@ -106,6 +106,11 @@ spec:
           mountPath: /etc/lfr/redis-tls
           readOnly: true
         {{- end }}
+        {{- if and $t.milvus $root.Values.milvus.tls.existingSecret }}
+        - name: milvus-tls
+          mountPath: /etc/lfr/milvus-tls
+          readOnly: true
+        {{- end }}
   volumes:
     {{- include "lfr.scratchVolumes" $root | nindent 4 }}
     - name: config
@@ -141,6 +146,15 @@ spec:
         items:
           - key: {{ $root.Values.redis.tls.caKey }}
             path: {{ $root.Values.redis.tls.caKey }}
+    {{- end }}
+    {{- if and $t.milvus $root.Values.milvus.tls.existingSecret }}
+    - name: milvus-tls
+      secret:
+        secretName: {{ $root.Values.milvus.tls.existingSecret }}
+        defaultMode: 0440
+        items:
+          - key: {{ $root.Values.milvus.tls.caKey }}
+            path: {{ $root.Values.milvus.tls.caKey }}
     {{- end }}
   {{- if $root.Values.topologySpread }}
   topologySpreadConstraints:
@@ -190,8 +204,11 @@ Render-time checks. Included once, from configmap.yaml, so every render runs the
 {{- if and $k.tls.certKey (not $k.tls.keyKey) -}}
 {{- fail "kafka.tls.certKey needs kafka.tls.keyKey (mutual TLS)" -}}
 {{- end -}}
-{{- if and $v.redis.tls.existingSecret (not (hasPrefix "rediss://" $v.redis.url)) -}}
-{{- fail "redis.tls.existingSecret is set but redis.url is not rediss://" -}}
+{{- if and $v.redis.tls.existingSecret (not $v.redis.sentinel.hosts) (not (hasPrefix "rediss://" $v.redis.url)) -}}
+{{- fail "redis.tls.existingSecret is set but redis.url is not rediss:// (and no redis.sentinel.hosts)" -}}
+{{- end -}}
+{{- if and $v.milvus.tls.existingSecret (not (hasPrefix "https://" $v.milvus.uri)) -}}
+{{- fail "milvus.tls.existingSecret is set but milvus.uri is not https://" -}}
 {{- end -}}
 {{- if not $v.crypto.existingSecret -}}
 {{- fail "crypto.existingSecret is required: without a shared alert key each pod would generate its own, and probes sealed by the embedder could not be opened by alerting or the api" -}}

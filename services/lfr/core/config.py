@@ -69,11 +69,32 @@ class RedisSettings(BaseModel):
     password: SecretStr | None = None
     key_prefix: str = "lfr:"
     socket_timeout_s: float = Field(5.0, gt=0)
+    sentinels: list[str] = Field(
+        default_factory=list,
+        description="host:port of Redis Sentinels; when set, the master is found through them "
+        "(url is then ignored)",
+    )
+    sentinel_master: str = Field("mymaster", description="the monitored master's name")
+    sentinel_password: SecretStr | None = Field(None, description="AUTH for the sentinels themselves")
+    tls: bool = Field(False, description="TLS to the sentinels and the master (rediss:// URLs imply it)")
+    tls_ca_file: Path | None = Field(None, description="CA bundle for Redis TLS")
+
+    @field_validator("sentinels")
+    @classmethod
+    def _host_ports(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"sentinel {entry!r} must be host:port")
+        return v
 
 
 class MilvusSettings(BaseModel):
-    uri: str = Field("", description="http://host:port of Milvus; empty = the local stack's Milvus Lite")
+    uri: str = Field("", description="http(s)://host:port of Milvus; empty = the local stack's Milvus Lite")
     token: SecretStr | None = None
+    tls: bool = Field(False, description="TLS to Milvus (an https:// uri implies it)")
+    tls_ca_file: Path | None = Field(None, description="CA bundle that signed the Milvus server certificate")
+    tls_server_name: str = Field("", description="expected certificate name, when it differs from the host")
     db_name: str = "default"
     collection_prefix: str = "lfr_watchlist_"
     gallery_prefix: str = "lfr_gallery_"

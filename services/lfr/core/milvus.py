@@ -33,11 +33,29 @@ def grpc_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def tls_options(settings: Settings, uri: str) -> dict[str, Any]:
+    """pymilvus's TLS arguments: the server is verified against the configured CA (or the system's)."""
+    m = settings.milvus
+    if not (m.tls or uri.startswith("https://")):
+        return {}
+    opts: dict[str, Any] = {"secure": True}
+    if m.tls_ca_file:
+        opts["server_pem_path"] = str(m.tls_ca_file)
+    if m.tls_server_name:
+        opts["server_name"] = m.tls_server_name
+    return opts
+
+
 def make_milvus(settings: Settings, uri: str | None = None) -> MilvusClient:
     m = settings.milvus
     token = m.token.get_secret_value() if m.token else ""
+    target = uri or settings.milvus_uri
     return MilvusClient(
-        uri=uri or settings.milvus_uri, token=token, db_name=m.db_name, grpc_options=grpc_options(settings)
+        uri=target,
+        token=token,
+        db_name=m.db_name,
+        grpc_options=grpc_options(settings),
+        **tls_options(settings, target),
     )
 
 

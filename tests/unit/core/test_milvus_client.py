@@ -6,7 +6,7 @@ import grpc
 from pymilvus.exceptions import MilvusException
 
 from lfr.core.config import load_settings
-from lfr.core.milvus import CONNECT_FAILED, grpc_options, is_unavailable
+from lfr.core.milvus import CONNECT_FAILED, grpc_options, is_unavailable, tls_options
 
 
 class _Rpc(grpc.RpcError):
@@ -30,3 +30,15 @@ def test_only_unreachable_servers_count_as_transient() -> None:
     assert not is_unavailable(MilvusException(code=1100, message="invalid filter expression"))
     assert not is_unavailable(_Rpc(grpc.StatusCode.INVALID_ARGUMENT))
     assert not is_unavailable(ValueError("bad vector"))
+
+
+def test_tls_follows_the_uri_or_the_setting_and_names_the_ca() -> None:
+    plain = load_settings(milvus={"uri": "http://milvus:19530"})
+    assert tls_options(plain, plain.milvus.uri) == {}
+    https = load_settings(milvus={"uri": "https://milvus:19530", "tls_ca_file": "/etc/lfr/milvus-tls/ca.crt"})
+    assert tls_options(https, https.milvus.uri) == {
+        "secure": True,
+        "server_pem_path": "/etc/lfr/milvus-tls/ca.crt",
+    }
+    named = load_settings(milvus={"uri": "http://10.0.0.5:19530", "tls": True, "tls_server_name": "milvus"})
+    assert tls_options(named, named.milvus.uri) == {"secure": True, "server_name": "milvus"}
