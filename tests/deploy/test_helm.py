@@ -436,7 +436,8 @@ def test_production_takes_tls_and_sasl_from_secrets(rc: ModuleType, production: 
         assert "LFR_REDIS__URL" not in env
         assert json.loads(env["LFR_REDIS__SENTINELS"]["value"]) == sentinel["hosts"]
         assert env["LFR_REDIS__SENTINEL_MASTER"]["value"] == sentinel["master"]
-        assert secret_ref(env["LFR_REDIS__SENTINEL_PASSWORD"]) == (sentinel["existingSecret"], "sentinel-password")
+        sentinel_auth = secret_ref(env["LFR_REDIS__SENTINEL_PASSWORD"])
+        assert sentinel_auth == (sentinel["existingSecret"], "sentinel-password")
         assert env["LFR_REDIS__TLS"]["value"] == "true"
         ca_path = env["LFR_REDIS__TLS_CA_FILE"]["value"]
         assert mounted_file(rc, w, c, ca_path) == (v["redis"]["tls"]["existingSecret"], "ca.crt")
