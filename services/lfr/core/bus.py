@@ -113,8 +113,7 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
                 pass
             for s in wanted:
                 result[s.name] = "created"
-        described = await admin.describe_topics([s.name for s in specs])
-        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        counts = await _partition_counts(admin, [s.name for s in specs])
         for s in specs:
             n = counts.get(s.name, 0)
             if s.name not in result:
@@ -126,12 +125,17 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
         await admin.close()
 
 
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Partitions per topic that exists (topics the broker reports an error for are left out)."""
+    described = await admin.describe_topics(names)
+    return {d["topic"]: len(d["partitions"]) for d in described if d.get("error_code", 0) == 0}
+
+
 async def describe_partitions(settings: Settings, names: list[str]) -> dict[str, int]:
     admin = AIOKafkaAdminClient(**client_kwargs(settings, "admin"))
     await admin.start()
     try:
-        described = await admin.describe_topics(names)
-        return {d["topic"]: len(d["partitions"]) for d in described if d.get("error_code", 0) == 0}
+        return await _partition_counts(admin, names)
     finally:
         await admin.close()
 

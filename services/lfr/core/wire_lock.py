@@ -37,27 +37,22 @@ def _walk(desc: Descriptor, out: dict[str, Any]) -> None:
             str(f.number): {"name": f.name, "type": _type_name(f), "repeated": bool(f.is_repeated)}
             for f in desc.fields
         },
-        "reserved_numbers": sorted(n for r in _reserved_ranges(desc) for n in range(r[0], r[1])),
-        "reserved_names": sorted(_reserved_names(desc)),
     }
+    numbers, names = _reserved(desc)
+    out[desc.full_name]["reserved_numbers"] = numbers
+    out[desc.full_name]["reserved_names"] = names
     for nested in desc.nested_types:
         _walk(nested, out)
 
 
-def _reserved_ranges(desc: Descriptor) -> list[tuple[int, int]]:
+def _reserved(desc: Descriptor) -> tuple[list[int], list[str]]:
+    """The message's reserved field numbers (ranges expanded) and reserved names, sorted."""
     from google.protobuf import descriptor_pb2
 
     proto = descriptor_pb2.DescriptorProto()
     desc.CopyToProto(proto)
-    return [(r.start, r.end) for r in proto.reserved_range]
-
-
-def _reserved_names(desc: Descriptor) -> list[str]:
-    from google.protobuf import descriptor_pb2
-
-    proto = descriptor_pb2.DescriptorProto()
-    desc.CopyToProto(proto)
-    return list(proto.reserved_name)
+    numbers = sorted(n for r in proto.reserved_range for n in range(r.start, r.end))
+    return numbers, sorted(proto.reserved_name)
 
 
 def current() -> dict[str, Any]:
