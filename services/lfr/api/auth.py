@@ -83,4 +83,5 @@ def require(*roles: Role) -> Callable[[Principal], Principal]:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"requires role: {' or '.join(roles)}")
         return who
 
+    check.roles = frozenset(roles)  # type: ignore[attr-defined]  # read by the per-route auth test
     return check
