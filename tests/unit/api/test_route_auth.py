@@ -94,7 +94,7 @@ async def test_every_api_route_needs_a_token_and_one_of_its_roles(settings: Sett
                 r = await client.request(method, path, headers={"Authorization": "Bearer key-nobody"})
                 assert r.status_code != 403, (method, path)
                 continue
-            outsiders = ["nobody"] + sorted(set(ROLES) - roles)
+            outsiders = ["nobody", *sorted(set(ROLES) - roles)]
             for who in outsiders:
                 r = await client.request(method, path, headers={"Authorization": f"Bearer key-{who}"})
                 assert r.status_code == 403, (method, path, who, r.status_code)
@@ -112,7 +112,8 @@ def test_oidc_jwt_is_verified_against_the_configured_keys(tmp_path: Path) -> Non
     key, pem = _rsa()
     other, _ = _rsa()
     s = load_settings(
-        data_dir=str(tmp_path), api={"jwt_public_keys": [pem], "jwt_issuer": "https://idp", "jwt_audience": "lfr"}
+        data_dir=str(tmp_path),
+        api={"jwt_public_keys": [pem], "jwt_issuer": "https://idp", "jwt_audience": "lfr"},
     )
     now = int(time.time())
     claims = {"sub": "pc-1234", "iss": "https://idp", "aud": "lfr", "exp": now + 300}
