@@ -27,6 +27,7 @@ from lfr.core.stage import Stage
 from lfr.core.timeutil import ts_now
 from lfr.core.topics import spec_for
 from lfr.embedder.service import STAGE_CHUNKS, build_handler
+from lfr.evaluation.datasets import shared_faces_dir
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.vision import FaceAnalyzer, build_models
 from lfr.watchlist.service import open_service, start_deployment_now
@@ -158,7 +159,7 @@ def bench_pipeline(
 
     from lfr.stack.local import LocalStack
 
-    shared = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "faces"
+    shared = shared_faces_dir()
     roots = [
         shared / "lfw_pairs_dev" / "images",
         shared / "deepface_testset",

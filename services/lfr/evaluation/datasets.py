@@ -8,9 +8,27 @@ column would publish wrong figures. Unknown layouts fail with a message naming t
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def shared_faces_dir() -> Path:
+    """The shared face data the benchmarks and evaluations default to.
+
+    ``$LFR_SHARED_FACES`` when set, else ``shared/data/faces`` beside the checkout, else beside the working
+    directory (the first that exists; the checkout-relative path when neither does, for the error message).
+    """
+    env = os.environ.get("LFR_SHARED_FACES")
+    if env:
+        return Path(env)
+    candidates = [
+        base.parent / "shared" / "data" / "faces"
+        for base in (Path(__file__).resolve().parents[3], Path.cwd())
+    ]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 

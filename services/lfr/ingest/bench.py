@@ -22,12 +22,12 @@ import cv2
 
 from lfr.core.config import Settings
 from lfr.core.serde import encode
+from lfr.evaluation.datasets import shared_faces_dir
 from lfr.ingest.cameras import Camera
 from lfr.ingest.crops import CropKey
 from lfr.ingest.pipeline import IngestPipeline
 from lfr.ingest.sources import Frame, Sampler
 
-SHARED_FACES = Path(os.environ.get("LFR_SHARED_FACES", Path("..") / "shared" / "data" / "faces"))
 BENCH_VIDEO = Path("facenet_pytorch_samples") / "video" / "video.mp4"
 BENCH_FPS = 5.0
 
@@ -37,7 +37,7 @@ class BenchError(RuntimeError):
 
 
 def bench_video(faces_dir: Path | None = None) -> Path:
-    video = (faces_dir or SHARED_FACES) / BENCH_VIDEO
+    video = (faces_dir or shared_faces_dir()) / BENCH_VIDEO
     if not video.is_file():
         raise BenchError(
             f"benchmark footage {video} not found: pass --faces-dir pointing at shared/data/faces "

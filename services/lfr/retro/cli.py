@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from lfr.core.cli import cli_settings
+from lfr.evaluation.datasets import shared_faces_dir
 
 gallery_app = typer.Typer(help="Custody-image galleries for retrospective search.", no_args_is_help=True)
 
@@ -142,7 +143,7 @@ def bench_search(
     from lfr.retro.bench import run_search_bench
 
     if faces is None:
-        guess = Path.cwd().parent / "shared" / "data" / "faces" / "lfw_pairs_dev" / "images"
+        guess = shared_faces_dir() / "lfw_pairs_dev" / "images"
         faces = guess if guess.is_dir() else None
     result = run_search_bench(
         cli_settings(), subjects=subjects, faces_dir=faces, real_max=real_max, queries=queries

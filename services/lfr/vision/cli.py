@@ -17,6 +17,7 @@ import typer
 
 from lfr.core.cli import cli_settings
 from lfr.core.config import Settings
+from lfr.evaluation.datasets import shared_faces_dir
 from lfr.vision.build import build_models
 from lfr.vision.cards import CardError, list_cards
 
@@ -29,7 +30,6 @@ def _bench() -> None:
     """Benchmarks (a callback keeps ``models`` a subcommand even while it is the only one)."""
 
 
-SHARED_FACES = Path("..") / "shared" / "data" / "faces"
 VIDEO_LABELS = Path("tests") / "integration" / "vision" / "fixtures" / "video_faces.json"
 
 
@@ -115,7 +115,7 @@ def run_model_bench(settings: Settings, repeat: int = 15, faces_dir: Path | None
     build_models(one.models_dir)
     detector = load_detector(one)
     embedder = load_embedder(one)
-    faces = faces_dir or SHARED_FACES
+    faces = faces_dir or shared_faces_dir()
     video = faces / "facenet_pytorch_samples" / "video" / "video.mp4"
     result: dict[str, object] = {"detector": detector.model_id, "embedder": embedder.model_id}
     if video.is_file():

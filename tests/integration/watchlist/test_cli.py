@@ -172,3 +172,33 @@ def test_watchlist_commands_and_broken_audit(lfr, models_dir, shared_faces: Path
     r.close()
     res = run("audit", "verify")
     assert res.exit_code == 1 and f"BROKEN at record {seq + 1}" in res.output
+
+
+def test_csv_import_prints_a_summary_with_each_rejection(lfr, shared_faces: Path, tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    run, _ = lfr
+    known = shared_faces / "face_recognition_demo" / "known_people"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes((known / "obama" / "obama.jpg").read_bytes())
+    (photos / "b.jpg").write_bytes((known / "biden" / "biden.jpg").read_bytes())
+    cv2.imwrite(str(photos / "wall.jpg"), np.full((200, 200, 3), 128, np.uint8))  # no face
+    csv_file = tmp_path / "subjects.csv"
+    csv_file.write_text(
+        "subject_id,display_name,image_path,category,source,image_date,expires_at\n"
+        "csv-1,Subject One,photos/a.jpg,wanted,warrant 17,2024-05-01,90d\n"
+        "csv-2,Subject Two,photos/b.jpg,missing,family,,\n"
+        "csv-3,Subject Three,photos/wall.jpg,,,,\n"
+    )
+    res = run("watchlist", "import", str(csv_file), "--watchlist", "wl-csv", "--reason", "test", "--progress")
+    assert res.exit_code == 0, res.output
+    assert "2 of 3 images accepted (2 subjects); 1 rejected" in res.output
+    assert "rejected subjects.csv:4: [no_face]" in res.output  # the row, and why
+    assert "enrolling:" in res.output and "3/3" in res.output  # the progress bar ran to the end
+    listed = run("watchlist", "list", "--watchlist", "wl-csv", "--json")
+    subjects = {s["subject_id"]: s for s in json.loads(listed.output)}
+    assert set(subjects) == {"csv-1", "csv-2"}
+    assert subjects["csv-1"]["category"] == "wanted" and subjects["csv-2"]["category"] == "missing"
+    assert subjects["csv-1"]["expires_at"] > 0 and subjects["csv-2"]["expires_at"] == 0
