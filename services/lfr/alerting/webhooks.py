@@ -257,7 +257,8 @@ class Outbox:
 
     async def replay(self, subscriber: str | None = None, ids: Sequence[str] | None = None) -> int:
         """Move dead letters back into the outbox with a fresh attempt budget; returns how many."""
-        chosen = [e for e in await self.list_dead(subscriber) if ids is None or e.id in set(ids)]
+        wanted = None if ids is None else set(ids)
+        chosen = [e for e in await self.list_dead(subscriber) if wanted is None or e.id in wanted]
         if not chosen:
             return 0
         now = now_ms()

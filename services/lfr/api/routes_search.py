@@ -13,6 +13,7 @@ before parsing.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import tempfile
@@ -116,16 +117,18 @@ def _one(fields: dict[str, list[str]], name: str) -> str | None:
     return values[-1] if values else None
 
 
-def _searcher(ctx: ApiContext) -> RetroSearcher:
-    """One searcher per process: the face models load once, sources (Milvus clients) are reused."""
-    searcher = ctx.extras.get("retro_searcher")
-    if searcher is None:
-        from lfr.vision import FaceAnalyzer
+async def _searcher(ctx: ApiContext) -> RetroSearcher:
+    """One searcher per process: the face models load once (in a thread, not on the event loop that
+    serves the live alert streams), and sources (Milvus clients) are reused."""
+    lock: asyncio.Lock = ctx.extras.setdefault("retro_searcher_lock", asyncio.Lock())
+    async with lock:
+        searcher = ctx.extras.get("retro_searcher")
+        if searcher is None:
+            from lfr.vision import FaceAnalyzer
 
-        searcher = RetroSearcher(
-            ctx.settings, FaceAnalyzer(ctx.settings), ctx.audit, CaseStore(ctx.settings, ctx.redis)
-        )
-        ctx.extras["retro_searcher"] = searcher
+            analyzer = await asyncio.to_thread(FaceAnalyzer, ctx.settings)
+            searcher = RetroSearcher(ctx.settings, analyzer, ctx.audit, CaseStore(ctx.settings, ctx.redis))
+            ctx.extras["retro_searcher"] = searcher
     return searcher  # type: ignore[no-any-return]
 
 
@@ -157,7 +160,7 @@ async def search(
     top_k_text = _one(fields, "top_k") or "5"
     if not top_k_text.isdigit():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "top_k must be a whole number")
-    searcher = _searcher(ctx)
+    searcher = await _searcher(ctx)
     with tempfile.TemporaryDirectory(prefix="lfr-retro-") as tmp:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(uploads[0].data)

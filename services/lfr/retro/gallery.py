@@ -36,6 +36,7 @@ from lfr.core.milvus import make_milvus
 from lfr.evaluation.datasets import list_images
 from lfr.evaluation.embedding import EvalEmbedder
 from lfr.vision import FaceAnalyzer, ModelCard
+from lfr.watchlist.store import best_per_key, native_distance
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ class Gallery:
         return int(res[0]["count(*)"]) if res else 0
 
     def native(self, raw: float) -> float:
-        return float(np.sqrt(max(raw, 0.0))) if self.metric == "L2" else float(raw)
+        return native_distance(self.metric, raw)
 
     def search(self, vectors: np.ndarray, top_k: int) -> list[list[GalleryCandidate]]:
         """Closest custody records per probe (best image per record), closest first; no threshold applied."""
@@ -201,24 +202,15 @@ class Gallery:
             output_fields=["subject_id", "pk"],
             search_params={"metric_type": self.metric, "params": self.search_params},
         )
-        closer: Callable[[GalleryCandidate], float] = (
-            (lambda c: c.distance) if self.metric == "L2" else (lambda c: -c.distance)
-        )
         out: list[list[GalleryCandidate]] = []
         for hits in res:
-            best: dict[str, GalleryCandidate] = {}
+            cands = []
             for h in hits:
                 ent = h.get("entity", h)
                 d = self.native(float(h["distance"]))
-                cand = GalleryCandidate(
-                    str(ent["subject_id"]),
-                    str(ent.get("pk", h.get("id", ""))),
-                    d,
-                    float(self.card.to_score(d)),
-                )
-                if cand.subject_id not in best or closer(cand) < closer(best[cand.subject_id]):
-                    best[cand.subject_id] = cand
-            out.append(sorted(best.values(), key=closer)[:top_k])
+                item = str(ent.get("pk", h.get("id", "")))
+                cands.append(GalleryCandidate(str(ent["subject_id"]), item, d, float(self.card.to_score(d))))
+            out.append(best_per_key(cands, lambda c: c.subject_id, self.metric, top_k))
         return out
 
     def info(self) -> dict[str, Any]:
@@ -338,6 +330,7 @@ def import_folder(
             subjects, names, vecs, lines = [], [], [], []
             for item in chunk:
                 out = emb.embed_path(folder / item)
+                emb.cache.clear()  # each image is visited once: keeping vectors would grow without bound
                 if out.vector is None:
                     failed += 1
                     lines.append(f"failed\t{item}\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CASE_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{1,63}$"
 _CASE_RE = re.compile(CASE_REF_PATTERN)
@@ -70,27 +70,6 @@ class SearchTarget(BaseModel):
     @property
     def kind(self) -> Literal["watchlists", "gallery"]:
         return "gallery" if self.gallery else "watchlists"
-
-
-class SearchRequest(BaseModel):
-    """The fields of a search besides the file itself (the API reads them from the multipart form)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    case_ref: str
-    reason: str
-    target: SearchTarget
-    top_k: int = Field(5, ge=1, le=MAX_TOP_K)
-
-    @field_validator("case_ref")
-    @classmethod
-    def _case(cls, v: str) -> str:
-        return check_case_ref(v)
-
-    @field_validator("reason")
-    @classmethod
-    def _reason(cls, v: str) -> str:
-        return check_reason(v)
 
 
 class CandidateOut(BaseModel):

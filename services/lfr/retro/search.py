@@ -149,6 +149,7 @@ class RetroSearcher:
         self.audit = audit
         self.cases = cases
         self.sources = sources if sources is not None else {}
+        self._watchlist_store: Any = None  # one Milvus client for every watchlist combination
         self.sample_fps = sample_fps or settings.retro.video_sample_fps
         self.max_video_s = max_video_s or settings.retro.max_video_s
 
@@ -160,6 +161,7 @@ class RetroSearcher:
             if closer is not None:
                 closer()
         self.sources.clear()
+        self._watchlist_store = None
 
     def _source(self, target: SearchTarget) -> CandidateSource:
         key = (
@@ -169,11 +171,16 @@ class RetroSearcher:
         )
         src = self.sources.get(key)
         if src is None:
-            src = (
-                GallerySource(self.settings, self.card, target.gallery)
-                if target.gallery
-                else WatchlistSource(self.settings, self.card, target.watchlists)
-            )
+            if target.gallery:
+                src = GallerySource(self.settings, self.card, target.gallery)
+            else:
+                if self._watchlist_store is None:
+                    from lfr.watchlist.store import WatchlistStore
+
+                    self._watchlist_store = WatchlistStore(self.settings, self.card)
+                src = WatchlistSource(
+                    self.settings, self.card, target.watchlists, store=self._watchlist_store
+                )
             self.sources[key] = src
         return src
 

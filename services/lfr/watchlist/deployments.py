@@ -36,6 +36,7 @@ from lfr.core.audit import AuditLog
 from lfr.core.config import Settings
 from lfr.core.ids import new_id
 from lfr.core.redis_client import key as rkey
+from lfr.core.redis_client import text
 from lfr.watchlist.types import validate_id
 
 log = logging.getLogger(__name__)
@@ -309,9 +310,6 @@ class DeploymentStore:
 
     LOCK_MS = 10_000
 
-    is_live = staticmethod(is_live)
-    effective_threshold = staticmethod(effective_threshold)
-
     def __init__(self, settings: Settings, redis: aioredis.Redis, audit: AuditLog | None = None) -> None:
         self.settings = settings
         self.redis = redis
@@ -345,9 +343,7 @@ class DeploymentStore:
         return dep
 
     async def list(self) -> list[Deployment]:
-        ids = sorted(
-            m.decode() if isinstance(m, bytes) else str(m) for m in await self.redis.smembers(self._index)
-        )
+        ids = sorted(text(m) for m in await self.redis.smembers(self._index))
         if not ids:
             return []
         raws = await self.redis.mget([self._key(i) for i in ids])
@@ -617,12 +613,6 @@ class LiveDeployments:
         self._cache: dict[str, tuple[float, Deployment | None]] = {}
         self._inflight: dict[str, asyncio.Future[Deployment | None]] = {}
         self._warned: set[str] = set()
-
-    def invalidate(self, deployment_id: str | None = None) -> None:
-        if deployment_id is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(deployment_id, None)
 
     async def get(self, deployment_id: str) -> Deployment | None:
         hit = self._cache.get(deployment_id)

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from lfr.core.audit import GENESIS, AuditLog, VerifyReport, read_all, verify_events
 from lfr.core.config import Settings
 from lfr.core.redis_client import key as rkey
+from lfr.core.redis_client import text
 from lfr.v1.audit_pb2 import AuditEvent
 from lfr.watchlist.deployments import (
     AuditUnavailable,
@@ -316,7 +317,7 @@ class WatchlistService:
         head = await self.redis.hgetall(rkey(self.settings, "audit", "head"))
         seq = head.get(b"seq")
         h = head.get(b"hash")
-        return (int(seq) if seq else None), (h.decode() if isinstance(h, bytes) else h)
+        return (int(seq) if seq else None), (text(h) or None)
 
     async def verify_audit(self) -> AuditCheckOut:
         events = await read_all(self.settings)

@@ -19,9 +19,9 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 import numpy as np
@@ -52,6 +52,34 @@ MILVUS_L2_IS_SQUARED = True
 # Several images of one subject may fill the top of a result list; fetch extra rows so that after keeping
 # the best row per subject there are still ``top_k`` distinct subjects where the watchlist has them.
 OVERFETCH = 4
+
+
+def native_distance(metric: str, raw: float) -> float:
+    """Milvus's value -> the card's native units (plain Euclidean distance, or cosine similarity)."""
+    if metric == "L2" and MILVUS_L2_IS_SQUARED:
+        return float(np.sqrt(max(float(raw), 0.0)))
+    return float(raw)
+
+
+_C = TypeVar("_C", bound="_Ranked")
+
+
+class _Ranked(Protocol):
+    @property
+    def distance(self) -> float: ...
+
+
+def best_per_key(cands: Iterable[_C], key: Callable[[_C], Hashable], metric: str, top_k: int) -> list[_C]:
+    """The closest candidate per key (one slot per subject however many photos matched), closest first."""
+    closer: Callable[[_C], float] = (lambda c: c.distance) if metric == "L2" else (lambda c: -c.distance)
+    best: dict[Hashable, _C] = {}
+    for c in cands:
+        k = key(c)
+        if k not in best or closer(c) < closer(best[k]):
+            best[k] = c
+    return sorted(best.values(), key=closer)[:top_k]
+
+
 MAX_LIMIT = 16_384  # Milvus caps limit (topk) at 16384
 THUMB_MAX_CHARS = 65_535
 META_FIELDS = (
@@ -474,10 +502,7 @@ class WatchlistStore:
         return f"watchlist_id in [{wl}] and (expires_at == 0 or expires_at > {t})"
 
     def native_distance(self, raw: float) -> float:
-        """Milvus's value -> the card's native units (plain Euclidean distance, or cosine similarity)."""
-        if self.metric == "L2" and MILVUS_L2_IS_SQUARED:
-            return float(np.sqrt(max(float(raw), 0.0)))
-        return float(raw)
+        return native_distance(self.metric, raw)
 
     def search(
         self,
@@ -522,22 +547,13 @@ class WatchlistStore:
                     f"Milvus at {self.settings.milvus_uri} is unavailable: {exc}"
                 ) from exc
             raise
-        closer_first = (lambda c: c.distance) if self.metric == "L2" else (lambda c: -c.distance)
         out: list[list[Candidate]] = []
         for hits in results:
-            best: dict[tuple[str, str], Candidate] = {}
+            cands = []
             for hit in hits:
                 ent = hit.get("entity", hit)
                 dist = self.native_distance(float(hit["distance"]))
-                cand = Candidate(
-                    ent["subject_id"],
-                    ent["watchlist_id"],
-                    ent["category"],
-                    dist,
-                    float(self.card.to_score(dist)),
-                )
-                key = (cand.watchlist_id, cand.subject_id)
-                if key not in best or closer_first(cand) < closer_first(best[key]):
-                    best[key] = cand
-            out.append(sorted(best.values(), key=closer_first)[:top_k])
+                score = float(self.card.to_score(dist))
+                cands.append(Candidate(ent["subject_id"], ent["watchlist_id"], ent["category"], dist, score))
+            out.append(best_per_key(cands, lambda c: (c.watchlist_id, c.subject_id), self.metric, top_k))
         return out
