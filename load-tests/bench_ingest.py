@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from lfr.core.config import Settings, get_settings
-from lfr.ingest.bench import SHARED_FACES, bench_ingest, bench_video
+from lfr.evaluation.datasets import shared_faces_dir
+from lfr.ingest.bench import bench_ingest, bench_video
 from lfr.ingest.cameras import Camera
 from lfr.ingest.pipeline import IngestPipeline
 from lfr.ingest.publisher import CropPublisher
@@ -94,7 +95,7 @@ async def run_cameras(settings: Settings, video: Path, cameras: int, seconds: fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--faces-dir", type=Path, default=SHARED_FACES)
+    ap.add_argument("--faces-dir", type=Path, default=shared_faces_dir())
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--cameras", type=int, default=0, help="run N cameras concurrently instead")
     ap.add_argument("--threads", type=int, default=0, help="analysis threads (default: usable CPUs)")
