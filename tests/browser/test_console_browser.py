@@ -123,7 +123,7 @@ async def test_operator_sees_alert_within_2s_and_confirms_it(
         assert await page.evaluate("sessionStorage.getItem('lfr.console.token')") == OPERATOR_TOKEN
         assert await page.evaluate("localStorage.length") == 0
 
-        hit = maker.hit(dep, "s-browser", "crop-b1", camera_id="cam-gate-3", score=0.912, threshold=0.6)
+        hit = await maker.hit(dep, "s-browser", "crop-b1", camera_id="cam-gate-3", score=0.912, threshold=0.6)
         t0 = time.monotonic()
         await producer.send([hit])
         item = page.locator("#alert-list li[data-alert-id]")

@@ -10,6 +10,8 @@ Strimzi KafkaTopic resources; the hook Job gets the same numbers from its enviro
 - {name: lfr.hits.v1, short: hits, partitions: {{ $k.partitions.hits }}, retentionMs: {{ $alertRetention }}}
 - {name: lfr.alerts.v1, short: alerts, partitions: {{ $k.partitions.alerts }}, retentionMs: {{ $alertRetention }}}
 - {name: lfr.alerts.json.v1, short: alerts-json, partitions: {{ $k.partitions.alerts }}, retentionMs: {{ $alertRetention }}}
+- {name: lfr.alert-updates.v1, short: alert-updates, partitions: {{ $k.partitions.alerts }}, retentionMs: {{ $alertRetention }}}
+- {name: lfr.alert-updates.json.v1, short: alert-updates-json, partitions: {{ $k.partitions.alerts }}, retentionMs: {{ $alertRetention }}}
 - {name: lfr.adjudications.v1, short: adjudications, partitions: {{ $k.partitions.hits }}, retentionMs: -1}
 - {name: lfr.audit.v1, short: audit, partitions: 1, retentionMs: -1}
 - {name: lfr.deadletter.v1, short: deadletter, partitions: 3, retentionMs: {{ mul 14 $day }}}

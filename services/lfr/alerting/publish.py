@@ -1,11 +1,18 @@
 """Publishing one alert revision everywhere it goes: Kafka (protobuf + JSON mirror), webhooks, live stream.
 
 Shared by the alerting stage (new and updated alerts) and the API (adjudicated alerts) so every revision
-takes the same path. The order is what keeps it loss-free: produce to Kafka and wait for the acks, then in
-one Redis transaction enqueue the webhook deliveries and mark the revision produced (counting a new alert
-once, atomically with the mark), then notify consoles. A crash before the mark leads to a re-emit of the
-same revision (see dedupe.py), never to a missing one; subscribers de-duplicate by (alert_id, revision)
-and keep the highest revision, since revisions from the API and the stage may interleave.
+takes the same path. On Kafka a sighting and its later history are kept apart: the first revision that
+reaches Kafka goes to ``lfr.alerts.v1``, so a subscriber that acts on alerts sees each alert once; every
+later revision (more sightings, an officer's decision) goes to ``lfr.alert-updates.v1``. "First" is decided
+by the record's produced-mark in Redis, not by the revision number, so an alert whose first produce was lost
+in a crash still lands on ``lfr.alerts.v1``.
+
+The order is what keeps it loss-free: produce to Kafka and wait for the acks, then in one Redis transaction
+enqueue the webhook deliveries and mark the revision produced (counting a new alert once, atomically with
+the mark), then notify consoles. A crash before the mark leads to a re-emit of the same revision (see
+dedupe.py), never to a missing one: on ``lfr.alerts.v1`` that is the only way an alert_id appears twice, and
+subscribers de-duplicate by alert_id (on the updates topic by alert_id and revision, keeping the highest,
+since revisions from the API and the stage may interleave).
 """
 
 from __future__ import annotations
@@ -72,11 +79,15 @@ class AlertPublisher:
             alert = rev.state.to_proto()
             mirror = to_json_dict(alert)
             key = rev.state.deployment_id.encode()
-            futures.append(await producer.send(topics.ALERTS, encode(alert), key=key))
+            first = rev.state.published_revision == 0
+            topic, mirror_topic = (
+                (topics.ALERTS, topics.ALERTS_JSON)
+                if first
+                else (topics.ALERT_UPDATES, topics.ALERT_UPDATES_JSON)
+            )
+            futures.append(await producer.send(topic, encode(alert), key=key))
             futures.append(
-                await producer.send(
-                    topics.ALERTS_JSON, json.dumps(mirror, separators=(",", ":")).encode(), key=key
-                )
+                await producer.send(mirror_topic, json.dumps(mirror, separators=(",", ":")).encode(), key=key)
             )
             bodies.append(envelope(rev.change.value, mirror))
         for fut in futures:

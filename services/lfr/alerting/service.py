@@ -39,7 +39,7 @@ ALERTS_CREATED = Counter("lfr_alerts_created_total", "Alerts created (first hit 
 ALERTS_UPDATED = Counter("lfr_alerts_updated_total", "Alert updates (later hits of a window)")
 HIT_TO_ALERT = Histogram(
     "lfr_alert_hit_to_alert_seconds",
-    "From the hit's record time on lfr.hits.v1 to its alert revision acknowledged on lfr.alerts.v1",
+    "From the hit's record time on lfr.hits.v1 to its alert revision acknowledged on Kafka",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
@@ -88,7 +88,8 @@ class AlertHandler:
                     created.add(aid)
                 prev = latest.get(aid)
                 if prev is None or res.state.revision >= prev.state.revision:
-                    change = Change.CREATED if res.state.revision == 1 or aid in created else Change.UPDATED
+                    # Never produced (new, or its first produce lost in a crash): subscribers get it as new.
+                    change = Change.CREATED if res.state.published_revision == 0 else Change.UPDATED
                     latest[aid] = Revision(res.state, change)
                 first_ms[aid] = min(first_ms.get(aid, ts), ts)
             await self.publisher.publish(list(latest.values()))

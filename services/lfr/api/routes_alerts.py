@@ -46,7 +46,7 @@ from lfr.alerting.subjects import subject_lookup
 from lfr.api.auth import Principal, require
 from lfr.api.context import ApiContext, get_ctx
 from lfr.core import stats, topics
-from lfr.core.crypto import AlertKey, DecryptFailed, probe_aad
+from lfr.core.crypto import DecryptFailed, DeploymentAlertKeys, KeyExpired, probe_aad
 from lfr.core.serde import encode
 from lfr.core.timeutil import ts_from_ms
 from lfr.v1.adjudication_pb2 import Adjudication
@@ -92,13 +92,13 @@ def _hub(ctx: ApiContext) -> AlertHub:
     return hub
 
 
-def _alert_key(ctx: ApiContext) -> AlertKey:
-    key = ctx.extras.get("alert_key")
-    if key is None:
-        key = AlertKey(ctx.settings)
-        ctx.extras["alert_key"] = key
-    assert isinstance(key, AlertKey)
-    return key
+def _probe_keys(ctx: ApiContext) -> DeploymentAlertKeys:
+    keys = ctx.extras.get("probe_keys")
+    if keys is None:
+        keys = DeploymentAlertKeys(ctx.settings, ctx.redis)
+        ctx.extras["probe_keys"] = keys
+    assert isinstance(keys, DeploymentAlertKeys)
+    return keys
 
 
 async def _require_alert(ctx: ApiContext, alert_id: str) -> AlertState:
@@ -202,7 +202,11 @@ async def probe_image(alert_id: str, ctx: Ctx, _: Operator) -> Response:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no probe image for this alert")
     blob, crop_id, deployment_id = found
     try:
-        jpeg = _alert_key(ctx).open(blob, probe_aad(crop_id, deployment_id))
+        jpeg = await _probe_keys(ctx).open(deployment_id, blob, probe_aad(crop_id, deployment_id))
+    except KeyExpired:
+        raise HTTPException(
+            status.HTTP_410_GONE, "the probe image is deleted: its deployment was purged"
+        ) from None
     except DecryptFailed:
         log.warning("probe of alert %s failed authentication", alert_id)
         raise HTTPException(

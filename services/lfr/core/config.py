@@ -143,12 +143,15 @@ class CryptoSettings(BaseModel):
     )
     alert_key_id: str = "alert-retention-v1"
     alert_key: SecretStr | None = Field(
-        None, description="base64 AES-256 key for probe images kept with alerts"
+        None,
+        description="base64 AES-256 master key; wraps each deployment's alert key, under which probe "
+        "images are sealed (a purge destroys the deployment key)",
     )
     previous_alert_keys: dict[str, SecretStr] = Field(
         default_factory=dict,
-        description="key id -> base64 key of retired alert keys, kept only to open probes sealed before a "
-        "rotation; drop an entry once the alert retention period has passed",
+        description="key id -> base64 key of retired master alert keys, kept only to unwrap deployment "
+        "keys wrapped before a rotation (each is re-wrapped on first read); drop an entry once the alert "
+        "retention period has passed",
     )
 
     @model_validator(mode="after")

@@ -4,11 +4,16 @@ Privacy rule 1 by construction: a crop is on Kafka only as ciphertext under a ke
 ``crypto.key_ttl_s``. Readers cache a key no longer than its remaining Redis TTL, so once the TTL passes no
 process anywhere can decrypt the crop, even from broker logs or backups. The associated data binds the
 ciphertext to its crop, camera and deployment, so a chip cannot be replayed under another identity.
+
+Probe crops kept with alerts (privacy rule 6) are sealed under a key per deployment, itself stored in Redis
+only wrapped under the master alert key: purging a deployment destroys its key and with it every copy of its
+probes, on the hits topic included.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -105,10 +110,11 @@ class CropKeyring:
         return open_blob(await self.lookup(blob.key_id), blob, aad)
 
 
-class AlertKey:
-    """The deployment's alert-retention key: probe crops kept with alerts are sealed under it.
+class AlertMasterKey:
+    """The master alert key (a Secret in production): it only wraps the per-deployment alert keys.
 
-    In production it comes from a Secret; the local stack generates one into the data dir once.
+    Probes are never sealed under it directly, so destroying one deployment's key shreds that deployment's
+    probes without touching any other. The local stack generates one into the data dir once.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -140,14 +146,127 @@ class AlertKey:
             self._retired[key_id] = old
 
     def seal(self, plaintext: bytes, aad: bytes) -> EncryptedBlob:
-        return seal(self.key_id, self._key, plaintext, aad)
+        return seal(self.key_id, self._key, plaintext, aad, content_type="application/octet-stream")
 
     def open(self, blob: EncryptedBlob, aad: bytes) -> bytes:
-        """Open a probe sealed under the current key or a retired one still within retention."""
+        """Open a blob wrapped under the current master key or a retired one still within retention."""
         key = self._key if blob.key_id == self.key_id else self._retired.get(blob.key_id)
         if key is None:
-            raise DecryptFailed(f"probe sealed under unknown or retired key {blob.key_id}")
+            raise DecryptFailed(f"sealed under unknown or retired master key {blob.key_id}")
         return open_blob(key, blob, aad)
+
+
+def _wrap_aad(deployment_id: str, data_key_id: str) -> bytes:
+    return f"lfr.alertkey|{deployment_id}|{data_key_id}".encode()
+
+
+@dataclass
+class _DeploymentKey:
+    key_id: str
+    key: bytes
+    fetched_at: float
+    expires_at: float
+
+
+class DeploymentAlertKeys:
+    """Each deployment's alert-retention key: probe crops in hits and alerts are sealed under it.
+
+    A probe travels on ``lfr.hits.v1``, whose records (and the broker's backups) outlive any purge that
+    deletes records. So every deployment gets its own random AES-256 key, held only in Redis and only wrapped
+    under the master key, with a TTL that follows the alert retention (refreshed while hits keep coming).
+    ``lfr deployment stop --purge`` destroys it: from then on no probe of that deployment can be opened
+    anywhere (crypto-shredding), and a key created for stray later hits has a new id that old probes do not
+    carry. Processes cache a key for at most ``cache_s``: the only window in which a destroyed key still
+    opens anything.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis: aioredis.Redis,
+        master: AlertMasterKey | None = None,
+        cache_s: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.master = master or AlertMasterKey(settings)
+        self.cache_s = cache_s
+        self.ttl_s = (settings.alerting.retention_days + 1) * 24 * 3600
+        self._cache: dict[str, _DeploymentKey] = {}
+
+    def redis_key(self, deployment_id: str) -> str:
+        return rkey(self.settings, "alertkey", deployment_id)
+
+    async def seal(self, deployment_id: str, plaintext: bytes, aad: bytes) -> EncryptedBlob:
+        """Seal under the deployment's key, creating it on first use and keeping it alive for retention."""
+        now = time.monotonic()
+        cached = self._cache.get(deployment_id)
+        if cached is None or now - cached.fetched_at >= self.cache_s:
+            cached = await self._create_or_load(deployment_id, now)
+        return seal(cached.key_id, cached.key, plaintext, aad)
+
+    async def open(self, deployment_id: str, blob: EncryptedBlob, aad: bytes) -> bytes:
+        """Raises KeyExpired once the deployment's key is destroyed or expired: the probe is deleted."""
+        now = time.monotonic()
+        cached = self._cache.get(deployment_id)
+        if cached is None or cached.expires_at <= now or cached.key_id != blob.key_id:
+            cached = await self._load(deployment_id, now)
+            if cached is None or cached.key_id != blob.key_id:
+                raise KeyExpired(f"the alert key {blob.key_id} of deployment {deployment_id} is destroyed")
+        return open_blob(cached.key, blob, aad)
+
+    async def destroy(self, deployment_id: str) -> bool:
+        """Delete the deployment's key; returns whether one existed."""
+        self._cache.pop(deployment_id, None)
+        return bool(await self.redis.delete(self.redis_key(deployment_id)))
+
+    async def _create_or_load(self, deployment_id: str, now: float) -> _DeploymentKey:
+        key_id = f"alert-{new_id()}"
+        key = AESGCM.generate_key(bit_length=256)
+        wrapped = self.master.seal(key, _wrap_aad(deployment_id, key_id))
+        record = json.dumps(
+            {
+                "key_id": key_id,
+                "master_key_id": wrapped.key_id,
+                "nonce": base64.b64encode(wrapped.nonce).decode(),
+                "wrapped": base64.b64encode(wrapped.ciphertext).decode(),
+            }
+        )
+        rk = self.redis_key(deployment_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(rk, record, ex=self.ttl_s, nx=True)  # several embedders may race: the first key wins
+        pipe.expire(rk, self.ttl_s)  # every seal pushes the end of retention out
+        await pipe.execute()
+        loaded = await self._load(deployment_id, now)
+        if loaded is None:  # destroyed between the two calls: seal under a key nobody can open later
+            raise KeyExpired(f"the alert key of deployment {deployment_id} was destroyed while sealing")
+        return loaded
+
+    async def _load(self, deployment_id: str, now: float) -> _DeploymentKey | None:
+        raw = await self.redis.get(self.redis_key(deployment_id))
+        if raw is None:
+            self._cache.pop(deployment_id, None)
+            return None
+        rec = json.loads(raw)
+        wrapped = EncryptedBlob(
+            key_id=rec["master_key_id"],
+            nonce=base64.b64decode(rec["nonce"]),
+            ciphertext=base64.b64decode(rec["wrapped"]),
+        )
+        aad = _wrap_aad(deployment_id, rec["key_id"])
+        key = self.master.open(wrapped, aad)
+        if wrapped.key_id != self.master.key_id:
+            # Master key rotated: re-wrap so the retired master can leave previous_alert_keys.
+            again = self.master.seal(key, aad)
+            rec.update(
+                master_key_id=again.key_id,
+                nonce=base64.b64encode(again.nonce).decode(),
+                wrapped=base64.b64encode(again.ciphertext).decode(),
+            )
+            await self.redis.set(self.redis_key(deployment_id), json.dumps(rec), xx=True, keepttl=True)
+        entry = _DeploymentKey(rec["key_id"], key, now, now + self.cache_s)
+        self._cache[deployment_id] = entry
+        return entry
 
 
 def probe_aad(hit_or_crop_id: str, deployment_id: str) -> bytes:

@@ -1,7 +1,8 @@
 """Per-deployment counters for transparency reporting: counts only, never anything about a face.
 
 Counters live in Redis hashes per deployment and minute (for the dashboard's rates) and per deployment in
-total (for ``lfr report``). HINCRBY is atomic, so any replica of any stage can add to them.
+total (for ``lfr report``). HINCRBY is atomic, so any replica of any stage can add to them, and a marker per
+counted item keeps a retried or redelivered batch from counting twice.
 """
 
 from __future__ import annotations
@@ -37,23 +38,57 @@ def counter_keys(settings: Settings, deployment_id: str, at_ms: int) -> tuple[st
     )
 
 
-async def add(
+# Adds each item's counts only if its marker is new: a batch retried after a crash, or redelivered before its
+# offsets were committed, finds its markers and changes nothing.
+# KEYS: 1 total hash, 2 minute hash. ARGV: 1 marker prefix, 2 marker ttl ms, 3 minute ttl s, then per item:
+# item id, number of counters n, then n (name, value) pairs.
+_ADD_ONCE_LUA = """
+local i = 4
+local fresh_items = 0
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 1])
+  if redis.call('SET', ARGV[1] .. ARGV[i], '1', 'NX', 'PX', ARGV[2]) then
+    fresh_items = fresh_items + 1
+    for j = 0, n - 1 do
+      local name = ARGV[i + 2 + 2 * j]
+      local v = tonumber(ARGV[i + 3 + 2 * j])
+      redis.call('HINCRBY', KEYS[1], name, v)
+      redis.call('HINCRBY', KEYS[2], name, v)
+    end
+  end
+  i = i + 2 + 2 * n
+end
+if fresh_items > 0 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+return fresh_items
+"""
+
+
+async def add_once(
     redis: aioredis.Redis,
     settings: Settings,
     deployment_id: str,
-    counts: Mapping[str, int],
+    stage: str,
+    per_item: Mapping[str, Mapping[str, int]],
+    marker_ttl_ms: int,
     at_ms: int | None = None,
-) -> None:
-    if not deployment_id or not any(counts.values()):
-        return
+) -> int:
+    """Add each item's counts exactly once per stage; returns how many items were counted now.
+
+    ``per_item`` maps an id that a redelivery repeats (the crop id) to that item's counters. Markers live
+    ``marker_ttl_ms``, which must cover how long the input can be redelivered (the input topic's retention);
+    they hold a random id and nothing else.
+    """
+    items = [(item, {k: v for k, v in c.items() if v}) for item, c in per_item.items()]
+    items = [(item, c) for item, c in items if c]
+    if not deployment_id or not items:
+        return 0
     total, minute = counter_keys(settings, deployment_id, at_ms or now_ms())
-    pipe = redis.pipeline(transaction=False)
-    for name, n in counts.items():
-        if n:
-            pipe.hincrby(total, name, n)
-            pipe.hincrby(minute, name, n)
-    pipe.expire(minute, MINUTE_TTL_S)
-    await pipe.execute()
+    argv: list[str | int] = [rkey(settings, "stats", "seen", stage, ""), marker_ttl_ms, MINUTE_TTL_S]
+    for item, c in items:
+        argv += [item, len(c)]
+        for name, n in c.items():
+            argv += [name, n]
+    return int(await redis.eval(_ADD_ONCE_LUA, 2, total, minute, *argv))  # type: ignore[misc]
 
 
 async def totals(redis: aioredis.Redis, settings: Settings, deployment_id: str) -> dict[str, int]:

@@ -15,6 +15,8 @@ CROPS = "lfr.crops.v1"
 HITS = "lfr.hits.v1"
 ALERTS = "lfr.alerts.v1"
 ALERTS_JSON = "lfr.alerts.json.v1"
+ALERT_UPDATES = "lfr.alert-updates.v1"
+ALERT_UPDATES_JSON = "lfr.alert-updates.json.v1"
 ADJUDICATIONS = "lfr.adjudications.v1"
 AUDIT = "lfr.audit.v1"
 DEADLETTER = "lfr.deadletter.v1"
@@ -64,7 +66,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             k.alerts_partitions,
             "deployment_id",
             alert_retention,
-            description="alerts (protobuf); subscribers de-duplicate by alert_id",
+            description="one record per alert, when it is raised (protobuf); after a crash the same "
+            "alert_id can appear again: subscribers de-duplicate by alert_id",
         ),
         TopicSpec(
             ALERTS_JSON,
@@ -72,6 +75,21 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             "deployment_id",
             alert_retention,
             description="JSON mirror of lfr.alerts.v1",
+        ),
+        TopicSpec(
+            ALERT_UPDATES,
+            k.alerts_partitions,
+            "deployment_id",
+            alert_retention,
+            description="later revisions of raised alerts (more sightings, adjudication); keep the highest "
+            "revision per alert_id",
+        ),
+        TopicSpec(
+            ALERT_UPDATES_JSON,
+            k.alerts_partitions,
+            "deployment_id",
+            alert_retention,
+            description="JSON mirror of lfr.alert-updates.v1",
         ),
         TopicSpec(ADJUDICATIONS, k.hits_partitions, "deployment_id", -1, description="officers' decisions"),
         TopicSpec(

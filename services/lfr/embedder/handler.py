@@ -22,11 +22,12 @@ from aiokafka import ConsumerRecord
 from prometheus_client import Counter, Histogram
 
 from lfr.core import stats, topics
-from lfr.core.crypto import AlertKey, CropKeyring, DecryptFailed, KeyExpired, crop_aad, probe_aad
+from lfr.core.crypto import CropKeyring, DecryptFailed, KeyExpired, crop_aad, probe_aad
 from lfr.core.ids import hit_id
 from lfr.core.serde import SerdeError, decode, encode, require
 from lfr.core.stage import Output, dead_letter
 from lfr.core.timeutil import ts_now
+from lfr.v1.common_pb2 import EncryptedBlob
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.v1.hit_pb2 import Hit
 from lfr.watchlist.deployments import LiveDeployment
@@ -75,7 +76,23 @@ class FaceEmbedder(Protocol):
 
 
 class CounterSink(Protocol):
-    async def __call__(self, deployment_id: str, counts: dict[str, int]) -> None: ...
+    async def __call__(self, deployment_id: str, per_crop: dict[str, dict[str, int]]) -> None:
+        """Add each crop's counters once, however often its batch is retried or redelivered."""
+        ...
+
+
+class ProbeSealer(Protocol):
+    async def seal(self, deployment_id: str, plaintext: bytes, aad: bytes) -> EncryptedBlob:
+        """Seal a probe under the deployment's alert-retention key (destroyed by a purge)."""
+        ...
+
+
+# deployment id -> crop id -> counter name -> count
+Counts = dict[str, dict[str, dict[str, int]]]
+
+
+def _new_counts() -> Counts:
+    return defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
 
 
 @dataclass
@@ -91,7 +108,7 @@ class EmbedHandler:
         self,
         top_k: int,
         keyring: CropKeyring,
-        alert_key: AlertKey,
+        probe_keys: ProbeSealer,
         embedder: FaceEmbedder,
         matcher: Matcher,
         deployments: DeploymentLookup,
@@ -101,7 +118,7 @@ class EmbedHandler:
         self.top_k = top_k
         self.model_batch = model_batch
         self.keyring = keyring
-        self.alert_key = alert_key
+        self.probe_keys = probe_keys
         self.embedder = embedder
         self.matcher = matcher
         self.deployments = deployments
@@ -110,20 +127,18 @@ class EmbedHandler:
     async def __call__(self, records: Sequence[ConsumerRecord]) -> list[Output]:
         outputs: list[Output] = []
         readable: list[_Readable] = []
-        counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        counts = _new_counts()
         for rec in records:
             item = await self._open(rec, outputs, counts)
             if item is not None:
                 readable.append(item)
         if readable:
             outputs.extend(await self._match(readable, counts))
-        for deployment_id, c in counts.items():
-            await self.count(deployment_id, dict(c))
+        for deployment_id, per_crop in counts.items():
+            await self.count(deployment_id, {crop_id: dict(c) for crop_id, c in per_crop.items()})
         return outputs
 
-    async def _open(
-        self, rec: ConsumerRecord, outputs: list[Output], counts: dict[str, dict[str, int]]
-    ) -> _Readable | None:
+    async def _open(self, rec: ConsumerRecord, outputs: list[Output], counts: Counts) -> _Readable | None:
         try:
             crop = decode(FaceCrop, rec.value)
             require(crop, "crop_id", "deployment_id", "camera_id")
@@ -135,7 +150,7 @@ class EmbedHandler:
         if deployment is None:
             # Not authorised or not running: the crop is refused unread, so nothing about the face is used.
             CROPS.labels("refused").inc()
-            counts[crop.deployment_id][stats.CROPS_REFUSED] += 1
+            counts[crop.deployment_id][crop.crop_id][stats.CROPS_REFUSED] += 1
             outputs.append(
                 dead_letter(
                     STAGE,
@@ -152,7 +167,7 @@ class EmbedHandler:
             )
         except KeyExpired:
             CROPS.labels("expired").inc()
-            counts[crop.deployment_id][stats.CROPS_EXPIRED] += 1
+            counts[crop.deployment_id][crop.crop_id][stats.CROPS_EXPIRED] += 1
             return None
         except DecryptFailed as exc:
             CROPS.labels("undecryptable").inc()
@@ -176,7 +191,7 @@ class EmbedHandler:
             return None
         return _Readable(crop, chip, jpeg, deployment)
 
-    async def _match(self, items: list[_Readable], counts: dict[str, dict[str, int]]) -> list[Output]:
+    async def _match(self, items: list[_Readable], counts: Counts) -> list[Output]:
         """Embed in model-sized chunks, searching each chunk while the next one is embedded.
 
         The vector store answers from another process (or cluster), so its search overlaps the model's
@@ -203,9 +218,7 @@ class EmbedHandler:
         with EMBED_SECONDS.time():
             return await asyncio.to_thread(self.embedder.embed, [i.chip for i in chunk])
 
-    async def _search(
-        self, items: list[_Readable], vectors: np.ndarray, counts: dict[str, dict[str, int]]
-    ) -> list[Output]:
+    async def _search(self, items: list[_Readable], vectors: np.ndarray, counts: Counts) -> list[Output]:
         by_deployment: dict[str, list[int]] = defaultdict(list)
         for idx, item in enumerate(items):
             by_deployment[item.deployment.deployment_id].append(idx)
@@ -216,20 +229,24 @@ class EmbedHandler:
                 results = await self.matcher.search(vectors[idxs], dep.watchlist_ids, self.top_k)
             for idx, candidates in zip(idxs, results, strict=True):
                 item = items[idx]
-                counts[deployment_id][stats.FACES_ANALYSED] += 1
+                crop_counts = counts[deployment_id][item.crop.crop_id]
+                crop_counts[stats.FACES_ANALYSED] += 1
                 matched = [c for c in candidates if self.embedder.card.is_match(c.distance, dep.threshold)]
                 if not matched:
                     CROPS.labels("no_match").inc()
-                    counts[deployment_id][stats.CROPS_DISCARDED] += 1
+                    crop_counts[stats.CROPS_DISCARDED] += 1
                     continue
                 CROPS.labels("hit").inc()
                 for rank, cand in enumerate(sorted(matched, key=lambda c: -c.score), start=1):
-                    counts[deployment_id][stats.HITS] += 1
-                    outputs.append(self._hit(item, cand, rank, dep))
+                    crop_counts[stats.HITS] += 1
+                    outputs.append(await self._hit(item, cand, rank, dep))
         return outputs
 
-    def _hit(self, item: _Readable, cand: Candidate, rank: int, dep: LiveDeployment) -> Output:
+    async def _hit(self, item: _Readable, cand: Candidate, rank: int, dep: LiveDeployment) -> Output:
         crop = item.crop
+        probe = await self.probe_keys.seal(
+            crop.deployment_id, item.jpeg, probe_aad(crop.crop_id, crop.deployment_id)
+        )
         hit = Hit(
             hit_id=hit_id(crop.crop_id, cand.subject_id),
             crop_id=crop.crop_id,
@@ -243,7 +260,7 @@ class EmbedHandler:
             rank=rank,
             embedder_model_id=self.embedder.model_id,
             captured_at=crop.captured_at,
-            probe=self.alert_key.seal(item.jpeg, probe_aad(crop.crop_id, crop.deployment_id)),
+            probe=probe,
             distance=cand.distance,
             category=cand.category,
             trace=crop.trace,

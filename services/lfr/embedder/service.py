@@ -10,7 +10,7 @@ import numpy as np
 
 from lfr.core import stats, topics
 from lfr.core.config import Settings
-from lfr.core.crypto import AlertKey, CropKeyring
+from lfr.core.crypto import CropKeyring, DeploymentAlertKeys
 from lfr.core.redis_client import make_redis
 from lfr.core.service import ServiceContext
 from lfr.core.stage import Stage
@@ -38,13 +38,21 @@ class StoreMatcher:
 def build_handler(settings: Settings, redis: object, embedder: object, store: WatchlistStore) -> EmbedHandler:
     deployments = LiveDeployments(DeploymentStore(settings, redis), card=embedder.card)  # type: ignore[arg-type,attr-defined]
 
-    async def count(deployment_id: str, counts: dict[str, int]) -> None:
-        await stats.add(redis, settings, deployment_id, counts)  # type: ignore[arg-type]
+    async def count(deployment_id: str, per_crop: dict[str, dict[str, int]]) -> None:
+        # A crop can come back until the crops topic drops it, so its marker lives that long.
+        await stats.add_once(
+            redis,  # type: ignore[arg-type]
+            settings,
+            deployment_id,
+            "embedder",
+            per_crop,
+            marker_ttl_ms=settings.kafka.crops_retention_ms,
+        )
 
     return EmbedHandler(
         settings.embedder.top_k,
         CropKeyring(settings, redis),  # type: ignore[arg-type]
-        AlertKey(settings),
+        DeploymentAlertKeys(settings, redis),  # type: ignore[arg-type]
         embedder,  # type: ignore[arg-type]
         StoreMatcher(store),
         deployments,

@@ -31,7 +31,7 @@ from lfr.api.context import ApiContext
 from lfr.core import topics
 from lfr.core.bus import make_consumer, make_producer
 from lfr.core.config import Settings
-from lfr.core.crypto import AlertKey, probe_aad
+from lfr.core.crypto import DeploymentAlertKeys, probe_aad
 from lfr.core.ids import hit_id
 from lfr.core.redis_client import make_redis
 from lfr.core.serde import encode
@@ -85,13 +85,17 @@ def face_jpeg(seed: int, size: int = 160) -> bytes:
 @dataclass
 class HitMaker:
     settings: Settings
-    key: AlertKey = field(init=False)
+    keys: DeploymentAlertKeys = field(init=False)
     jpeg: bytes = field(default_factory=lambda: face_jpeg(1))
 
     def __post_init__(self) -> None:
-        self.key = AlertKey(self.settings)
+        # As the embedder does: probes sealed under the deployment's alert key, held in the test's Redis.
+        self.keys = DeploymentAlertKeys(self.settings, make_redis(self.settings))
 
-    def hit(
+    async def seal(self, jpeg: bytes, crop_id: str, deployment_id: str):  # type: ignore[no-untyped-def]
+        return await self.keys.seal(deployment_id, jpeg, probe_aad(crop_id, deployment_id))
+
+    async def hit(
         self,
         deployment_id: str,
         subject_id: str,
@@ -118,7 +122,7 @@ class HitMaker:
             rank=1,
             embedder_model_id="test-model",
             captured_at=ts_from_ms(at),
-            probe=self.key.seal(jpeg or self.jpeg, probe_aad(crop_id, deployment_id)),
+            probe=await self.seal(jpeg or self.jpeg, crop_id, deployment_id),
             category=category,
             hit_at=ts_from_ms(now_ms()),
         )
@@ -194,22 +198,37 @@ async def alerting_running(settings: Settings, skip_old: bool = True) -> AsyncIt
             await redis.aclose()
 
 
-class AlertTail:
-    """Follows lfr.alerts.v1 (or another topic) from a position, recording arrival times."""
+# Where a subscriber finds every revision of an alert: raised on one topic, its later history on the other.
+ALERT_TOPICS = (topics.ALERTS, topics.ALERT_UPDATES)
+ALERT_MIRRORS = (topics.ALERTS_JSON, topics.ALERT_UPDATES_JSON)
 
-    def __init__(self, settings: Settings, topic: str = topics.ALERTS, from_beginning: bool = True) -> None:
+
+class AlertTail:
+    """Follows lfr.alerts.v1 (or other topics) from a position, recording arrival times."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str | tuple[str, ...] = topics.ALERTS,
+        from_beginning: bool = True,
+    ) -> None:
         self.settings = settings
-        self.topic = topic
+        self.topics = (topic,) if isinstance(topic, str) else topic
         self.from_beginning = from_beginning
         self.records: list[tuple[float, bytes]] = []
+        self.record_topics: list[str] = []
         self._c: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> AlertTail:
+        self._started_ms = now_ms()
         self._c = make_consumer(self.settings, group_id=None, client_suffix="test-tail", fetch_max_wait_ms=20)
         await self._c.start()
-        parts = self._c.partitions_for_topic(self.topic) or set()
-        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        tps = [
+            TopicPartition(t, p)
+            for t in self.topics
+            for p in sorted(self._c.partitions_for_topic(t) or set())
+        ]
         self._c.assign(tps)
         if self.from_beginning:
             await self._c.seek_to_beginning(*tps)
@@ -227,7 +246,10 @@ class AlertTail:
             now = time.monotonic()
             for recs in batch.values():
                 for r in recs:
+                    if not self.from_beginning and r.timestamp < self._started_ms:
+                        continue  # Tansu's "latest" offset can sit below the real end (toolchain.md)
                     self.records.append((now, r.value))
+                    self.record_topics.append(r.topic)
 
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
@@ -237,9 +259,13 @@ class AlertTail:
         if self._c is not None:
             await self._c.stop()
 
-    def alerts(self, deployments: set[str] | None = None) -> list[tuple[float, Alert]]:
+    def alerts(
+        self, deployments: set[str] | None = None, topic: str | None = None
+    ) -> list[tuple[float, Alert]]:
         out = []
-        for t, v in self.records:
+        for (t, v), where in zip(self.records, self.record_topics, strict=True):
+            if topic is not None and where != topic:
+                continue
             a = Alert()
             a.ParseFromString(v)
             if deployments is None or a.deployment_id in deployments:

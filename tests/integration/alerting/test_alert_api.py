@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 from alerting_support import (
+    ALERT_TOPICS,
     AUDITOR_TOKEN,
     OFFICER,
     OPERATOR_TOKEN,
@@ -42,11 +43,13 @@ from lfr.alerting.store import AlertKeys, AlertStore
 from lfr.core import stats, topics
 from lfr.core.audit import chain_hash, read_all
 from lfr.core.config import Settings, get_settings
+from lfr.core.crypto import DeploymentAlertKeys, KeyExpired, probe_aad
 from lfr.core.redis_client import make_redis
 from lfr.core.serde import decode
 from lfr.core.timeutil import ms_from_ts, now_ms
 from lfr.v1.adjudication_pb2 import Adjudication, Outcome
 from lfr.v1.alert_pb2 import AlertStatus
+from lfr.v1.hit_pb2 import Hit
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +89,7 @@ async def test_latency_hit_to_alert_topic_and_live_stream(live: Live) -> None:
         assert sse.headers is not None and sse.headers["content-type"].startswith("text/event-stream")
         # Paced like a busy deployment (200 hits/s), so the figures are latency, not queueing of a burst.
         for i in range(0, LATENCY_HITS, 20):
-            batch = [maker.hit(dep, f"subject-{j}", f"crop-{j}") for j in range(i, i + 20)]
+            batch = [await maker.hit(dep, f"subject-{j}", f"crop-{j}") for j in range(i, i + 20)]
             t0 = time.monotonic()
             for h in batch:
                 sent_at[alert_id_for(h, ms_from_ts(h.captured_at), 300)] = t0
@@ -131,13 +134,13 @@ async def test_reads_images_adjudication_dashboard_report_and_purge(live: Live) 
     best_jpeg, other_jpeg = face_jpeg(501), face_jpeg(502)
     t = now_ms()
     hits = [
-        maker.hit(
+        await maker.hit(
             dep, "s-1", "crop-1", camera_id="cam-north", captured_ms=t - 2000, score=0.71, jpeg=other_jpeg
         ),
-        maker.hit(
+        await maker.hit(
             dep, "s-1", "crop-2", camera_id="cam-south", captured_ms=t - 1000, score=0.93, jpeg=best_jpeg
         ),
-        maker.hit(dep, "unknown-2", "crop-3", camera_id="cam-north", captured_ms=t, score=0.65),
+        await maker.hit(dep, "unknown-2", "crop-3", camera_id="cam-north", captured_ms=t, score=0.65),
     ]
     redis = make_redis(settings)
     async with (
@@ -146,7 +149,7 @@ async def test_reads_images_adjudication_dashboard_report_and_purge(live: Live) 
         live.api.client(token=None) as anonymous,
         live.api.client(token="not-a-token") as stranger,
         SseReader(op, f"/api/v1/deployments/{dep}/alerts/stream") as sse,
-        AlertTail(settings, from_beginning=False) as tail,
+        AlertTail(settings, ALERT_TOPICS, from_beginning=False) as tail,
         HitProducer(settings) as producer,
     ):
         await producer.send(hits)
@@ -224,10 +227,10 @@ async def test_reads_images_adjudication_dashboard_report_and_purge(live: Live) 
         await tail.wait_until(
             lambda: any(
                 a.alert_id == aid and a.status == AlertStatus.ALERT_STATUS_CONFIRMED
-                for _, a in tail.alerts({dep})
+                for _, a in tail.alerts({dep}, topic=topics.ALERT_UPDATES)
             ),
             10,
-            "the confirmed revision on lfr.alerts.v1",
+            "the confirmed revision on lfr.alert-updates.v1",
         )
         await tail.wait_until(
             lambda: any(
@@ -255,7 +258,8 @@ async def test_reads_images_adjudication_dashboard_report_and_purge(live: Live) 
     assert audit[0].details["outcome"] == "match" and audit[0].details["deployment_id"] == dep
 
     # ---- dashboard and report
-    await stats.add(redis, settings, dep, {stats.FACES_ANALYSED: 2000})
+    analysed = {f"face-{i}": {stats.FACES_ANALYSED: 1} for i in range(2000)}
+    await stats.add_once(redis, settings, dep, "embedder", analysed, marker_ttl_ms=60_000)
     async with live.api.client() as op:
         d = (await op.get(f"/api/v1/deployments/{dep}/dashboard")).json()
     assert (d["faces_analysed"], d["alerts"], d["confirmed"], d["rejected"], d["unable"], d["pending"]) == (
@@ -275,17 +279,32 @@ async def test_reads_images_adjudication_dashboard_report_and_purge(live: Live) 
 
     # ---- purge: records and probes gone at once; a replayed old hit cannot bring them back
     try:
+        reader = DeploymentAlertKeys(settings, redis, cache_s=0)
+        aad = probe_aad(hits[1].crop_id, dep)
+        assert await reader.open(dep, hits[1].probe, aad) == best_jpeg
         deleted = await make_purge_alerts(settings, redis)(dep)
         assert deleted == 2
+        # The hit is still on lfr.hits.v1 (31-day retention), but its probe went with the deployment's key.
+        async with AlertTail(settings, topics.HITS) as hit_tail:
+
+            def on_topic() -> list[Hit]:
+                found = (decode(Hit, v) for _, v in hit_tail.records)
+                return [h for h in found if h.deployment_id == dep and h.crop_id == hits[1].crop_id]
+
+            await hit_tail.wait_until(lambda: bool(on_topic()), 20, "the hit read back from its topic")
+        with pytest.raises(KeyExpired):
+            await reader.open(dep, on_topic()[0].probe, aad)
+        with pytest.raises(KeyExpired):
+            await DeploymentAlertKeys(settings, redis).open(dep, hits[1].probe, aad)
         async with live.api.client() as op:
             assert (await op.get(f"/api/v1/alerts/{aid}")).status_code == 404
             assert (await op.get(f"/api/v1/alerts/{aid}/probe.jpg")).status_code == 404
             assert (await op.get("/api/v1/alerts", params={"deployment": dep})).json()["alerts"] == []
         marker_dep = f"marker-{uuid.uuid4().hex[:6]}"
         async with AlertTail(settings, from_beginning=False) as tail, HitProducer(settings) as producer:
-            replayed = maker.hit(dep, "s-1", "crop-9", captured_ms=t - 500)
+            replayed = await maker.hit(dep, "s-1", "crop-9", captured_ms=t - 500)
             await producer.send([replayed])
-            await producer.send([maker.hit(marker_dep, "s-9", "crop-10")])
+            await producer.send([await maker.hit(marker_dep, "s-9", "crop-10")])
             await tail.wait_until(lambda: bool(tail.alerts({marker_dep})), 20, "the marker alert")
             assert tail.alerts({dep}) == []
         assert await AlertStore(settings, redis).count(dep) == 0

@@ -15,13 +15,20 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import pytest
-from alerting_support import AlertTail, HitMaker, HitProducer, alerting_running, settings_with
+from alerting_support import (
+    ALERT_MIRRORS,
+    ALERT_TOPICS,
+    AlertTail,
+    HitMaker,
+    HitProducer,
+    alerting_running,
+    settings_with,
+)
 
 from lfr.alerting.dedupe import alert_id_for, window_start_ms
 from lfr.alerting.store import AlertStore
 from lfr.core import stats, topics
 from lfr.core.config import Settings
-from lfr.core.crypto import probe_aad
 from lfr.core.redis_client import make_redis
 from lfr.core.serde import decode
 from lfr.core.timeutil import ms_from_ts, now_ms
@@ -51,14 +58,14 @@ class Expected:
         return best
 
 
-def _build_hits(maker: HitMaker, deployments: list[str], rng: random.Random) -> list[Hit]:
+async def _build_hits(maker: HitMaker, deployments: list[str], rng: random.Random) -> list[Hit]:
     base = (now_ms() // (WINDOW_S * 1000)) * WINDOW_S * 1000 - 10 * WINDOW_S * 1000
     subjects = [(deployments[i % 2], f"subject-{i:02d}") for i in range(50)]
     originals: list[Hit] = []
     for i in range(850):
         dep, subject = rng.choice(subjects)
         originals.append(
-            maker.hit(
+            await maker.hit(
                 dep,
                 subject,
                 crop_id=f"crop-{i}",
@@ -74,7 +81,7 @@ def _build_hits(maker: HitMaker, deployments: list[str], rng: random.Random) -> 
         h = rng.choice(originals)
         again = Hit()
         again.CopyFrom(h)
-        again.probe.CopyFrom(maker.key.seal(maker.jpeg, probe_aad(h.crop_id, h.deployment_id)))
+        again.probe.CopyFrom(await maker.seal(maker.jpeg, h.crop_id, h.deployment_id))
         records.insert(rng.randrange(len(records) + 1), again)
     return records
 
@@ -85,7 +92,7 @@ async def test_thousand_hits_make_exactly_the_expected_alerts(stack_settings: Se
     deployments = [f"dedupe-a-{tag}", f"dedupe-b-{tag}"]
     rng = random.Random(7)
     maker = HitMaker(settings)
-    records = _build_hits(maker, deployments, rng)
+    records = await _build_hits(maker, deployments, rng)
     assert len(records) == 1000
     redelivered = rng.sample(records, 333) * 3
     rng.shuffle(redelivered)
@@ -97,7 +104,7 @@ async def test_thousand_hits_make_exactly_the_expected_alerts(stack_settings: Se
     subjects_seen = {(h.deployment_id, h.subject_id) for h in records}
     assert len(subjects_seen) == 50 and len(expected) > 100  # several windows per subject
 
-    async with AlertTail(settings, topics.ALERTS) as tail, AlertTail(settings, topics.ALERTS_JSON) as mirror:
+    async with AlertTail(settings, ALERT_TOPICS) as tail, AlertTail(settings, ALERT_MIRRORS) as mirror:
         async with alerting_running(settings), HitProducer(settings) as producer:
             await producer.send(records[:500])
             garbage = await producer.send_raw(b"\xff\x00 not a hit", key=deployments[0].encode())
@@ -118,7 +125,19 @@ async def test_thousand_hits_make_exactly_the_expected_alerts(stack_settings: Se
 
         alerts = [a for _, a in tail.alerts(set(deployments))]
 
-    # Creation is deduplicated: per alert, revisions only go up and no revision appears twice.
+    # Each alert is raised once on lfr.alerts.v1; its later revisions only on lfr.alert-updates.v1.
+    raised = [a.alert_id for _, a in tail.alerts(set(deployments), topic=topics.ALERTS)]
+    assert sorted(raised) == sorted(expected), "each expected alert_id exactly once on lfr.alerts.v1"
+    updates = tail.alerts(set(deployments), topic=topics.ALERT_UPDATES)
+    assert updates and {a.alert_id for _, a in updates} <= set(expected)
+    mirror_raised = [
+        d["alert_id"]
+        for (_, v), t in zip(mirror.records, mirror.record_topics, strict=True)
+        if t == topics.ALERTS_JSON and (d := json.loads(v))["deployment_id"] in deployments
+    ]
+    assert sorted(mirror_raised) == sorted(expected), "the JSON mirror raises each alert once too"
+
+    # Per alert, revisions only go up and no revision appears twice across both topics.
     by_id: dict[str, list[int]] = defaultdict(list)
     for a in alerts:
         by_id[a.alert_id].append(a.revision)
@@ -126,7 +145,7 @@ async def test_thousand_hits_make_exactly_the_expected_alerts(stack_settings: Se
     for aid, revs in by_id.items():
         assert revs == sorted(revs) and len(revs) == len(set(revs)), f"alert {aid} revisions {revs}"
 
-    final = {a.alert_id: a for a in alerts}
+    final = {a.alert_id: a for a in sorted(alerts, key=lambda a: a.revision)}  # highest revision wins
     for aid, e in expected.items():
         a = final[aid]
         best = e.best

@@ -24,6 +24,7 @@ import httpx
 import pytest
 import yaml
 from alerting_support import (
+    ALERT_TOPICS,
     AlertTail,
     HitMaker,
     HitProducer,
@@ -34,7 +35,7 @@ from alerting_support import (
 
 from lfr.alerting.dedupe import alert_id_for
 from lfr.alerting.webhooks import verify_signature
-from lfr.core import stats
+from lfr.core import stats, topics
 from lfr.core.config import Settings
 from lfr.core.redis_client import make_redis
 from lfr.core.timeutil import ms_from_ts, now_ms
@@ -112,7 +113,7 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
     maker = HitMaker(settings)
     base = (now_ms() // (WINDOW_S * 1000)) * WINDOW_S * 1000 - 5 * WINDOW_S * 1000
     hits = [
-        maker.hit(
+        await maker.hit(
             dep,
             f"subject-{rng.randrange(40):02d}",
             crop_id=f"crop-{i}",
@@ -131,7 +132,7 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
     second: subprocess.Popen[bytes] | None = None
     produced = 0
     try:
-        async with AlertTail(settings) as tail, HitProducer(settings) as producer:
+        async with AlertTail(settings, ALERT_TOPICS) as tail, HitProducer(settings) as producer:
 
             async def feed() -> None:
                 nonlocal produced
@@ -187,6 +188,8 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(
     assert "lfr_alert_hit_to_alert_seconds_bucket" in health["metrics"]
     assert second is not None and second.returncode == 0, "SIGTERM must stop the worker cleanly"
     assert {a.alert_id for a in alerts} == set(expected)
+    # Every alert was raised on lfr.alerts.v1 (a crash may raise one twice, always under the same alert_id).
+    assert {a.alert_id for _, a in tail.alerts({dep}, topic=topics.ALERTS)} == set(expected)
     final: dict[str, tuple[int, int]] = {}
     for a in alerts:
         if a.revision >= final.get(a.alert_id, (0, 0))[0]:

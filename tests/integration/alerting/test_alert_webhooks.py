@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from alerting_support import (
+    ALERT_TOPICS,
     AlertTail,
     HitMaker,
     HitProducer,
@@ -50,10 +51,16 @@ async def test_subscriber_down_30s_then_up_receives_every_alert(stack_settings: 
     failed_before = FAILED.labels("cad")._value.get()
     redis = make_redis(settings)
     try:
-        async with AlertTail(settings) as tail, alerting_running(settings), HitProducer(settings) as producer:
+        async with (
+            AlertTail(settings, ALERT_TOPICS) as tail,
+            alerting_running(settings),
+            HitProducer(settings) as producer,
+        ):
             down_since = time.monotonic()
-            await producer.send(maker.hit(dep, f"s-{i}", f"c1-{i}", score=0.7) for i in range(20))
-            await producer.send(maker.hit(dep, f"s-{i}", f"c2-{i}", score=0.9) for i in range(0, 20, 2))
+            await producer.send([await maker.hit(dep, f"s-{i}", f"c1-{i}", score=0.7) for i in range(20)])
+            await producer.send(
+                [await maker.hit(dep, f"s-{i}", f"c2-{i}", score=0.9) for i in range(0, 20, 2)]
+            )
             published: set[tuple[str, int]] = set()
 
             def all_published() -> bool:
@@ -62,7 +69,7 @@ async def test_subscriber_down_30s_then_up_receives_every_alert(stack_settings: 
                 final = {a.alert_id: a.hit_count for _, a in tail.alerts({dep})}
                 return len(final) == 20 and sum(final.values()) == 30
 
-            await tail.wait_until(all_published, 60, "the alerts on lfr.alerts.v1")
+            await tail.wait_until(all_published, 60, "the alerts and their updates on Kafka")
             await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_since)))
 
             outbox = Outbox(settings, redis)
@@ -143,7 +150,7 @@ async def test_subscriber_that_stays_down_dead_letters_then_replay_delivers(stac
     outbox = Outbox(settings, redis)
     try:
         async with alerting_running(settings), HitProducer(settings) as producer:
-            await producer.send(maker.hit(dep, f"s-{i}", f"c-{i}") for i in range(5))
+            await producer.send([await maker.hit(dep, f"s-{i}", f"c-{i}") for i in range(5)])
             deadline = time.monotonic() + 30
             while len(await outbox.list_dead("cad")) < 5:
                 assert time.monotonic() < deadline, "deliveries did not reach the dead letters"

@@ -153,3 +153,69 @@ async def test_enrolled_performer_is_found_and_nobody_else(
     assert all(_in(HIS_FRAMES, f) for f in frames), f"hits outside his frames: {frames}"
     assert not any(_in(OTHERS_FRAMES, f) for f in frames)
     assert all(h.rank == 1 and embedder.card.is_match(h.distance) for h in hits)
+
+
+async def _run_embedder(settings, handler, until) -> None:  # type: ignore[no-untyped-def]
+    """The real embedder stage in a fresh consumer group until ``until()`` holds."""
+    stage = Stage(
+        settings, "test-embedder", topics.CROPS, f"emb-{uuid.uuid4().hex[:6]}", handler, batch_size=64
+    )
+    runner = asyncio.create_task(stage.run())
+    try:
+        async with asyncio.timeout(120):
+            while not await until():  # noqa: ASYNC110 (polls Redis counters, not a local event)
+                await asyncio.sleep(0.2)
+    finally:
+        stage.stop()
+        await runner
+
+
+async def test_crops_past_their_key_ttl_are_counted_expired_once(
+    settings_for, shared_faces: Path, models_dir: Path, live_deployment
+) -> None:
+    """Real ingest seals crops under keys that live 3 s; the real embedder meets them later and reads none.
+
+    A second consumer group then replays the same crops, as a redelivery after a crash would: the per-crop
+    markers keep the deployment's counters where they were.
+    """
+    demo = shared_faces / "face_recognition_demo"
+    settings = settings_for(
+        models={"dir": models_dir}, ingest={"queue_frames": 64}, crypto={"key_rotation_s": 1, "key_ttl_s": 3}
+    )
+    deployment_id = await live_deployment(settings)
+    await _ingest(settings, deployment_id, demo / "video" / "short_hamilton_clip.mp4")
+    crops = await _records(settings, topics.CROPS, FaceCrop, deployment_id)
+    assert crops, "ingest published no crops of the clip"
+    await asyncio.sleep(3.5)  # every crop key has now expired from Redis
+
+    redis = make_redis(settings)
+    embedder = await asyncio.to_thread(load_embedder, settings)
+    store = WatchlistStore(settings, embedder.card)
+    seen: list[int] = []
+    inner = build_handler(settings, redis, embedder, store)
+
+    async def handler(records):  # type: ignore[no-untyped-def]
+        seen.extend(1 for r in records if decode(FaceCrop, r.value).deployment_id == deployment_id)
+        return await inner(records)
+
+    async def all_expired() -> bool:
+        return (await stats.totals(redis, settings, deployment_id)).get(stats.CROPS_EXPIRED, 0) >= len(crops)
+
+    try:
+        await _run_embedder(settings, handler, all_expired)
+        first = await stats.totals(redis, settings, deployment_id)
+        seen.clear()
+
+        async def replayed() -> bool:
+            return len(seen) >= len(crops)
+
+        await _run_embedder(settings, handler, replayed)
+        again = await stats.totals(redis, settings, deployment_id)
+    finally:
+        store.close()
+        await redis.aclose()
+
+    print(f"{len(crops)} crops, all expired: {first}")
+    assert first == {stats.CROPS_EXPIRED: len(crops)}, "nothing was analysed: the keys were gone"
+    assert again == first, "a replay of the same crops must not count them twice"
+    assert await _records(settings, topics.HITS, Hit, deployment_id) == []

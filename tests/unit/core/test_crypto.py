@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lfr.core.config import load_settings
-from lfr.core.crypto import AlertKey, DecryptFailed, crop_aad, open_blob, probe_aad, seal
+from lfr.core.crypto import AlertMasterKey, DecryptFailed, crop_aad, open_blob, probe_aad, seal
 
 
 def test_seal_binds_associated_data() -> None:
@@ -23,27 +23,29 @@ def test_seal_binds_associated_data() -> None:
 
 def test_alert_key_from_settings_and_generated(tmp_path: Path) -> None:
     raw = os.urandom(32)
-    k = AlertKey(load_settings(data_dir=tmp_path, crypto={"alert_key": base64.b64encode(raw).decode()}))
+    k = AlertMasterKey(load_settings(data_dir=tmp_path, crypto={"alert_key": base64.b64encode(raw).decode()}))
     blob = k.seal(b"probe", probe_aad("h", "d"))
     assert k.open(blob, probe_aad("h", "d")) == b"probe"
-    generated = AlertKey(load_settings(data_dir=tmp_path / "x"))
-    again = AlertKey(load_settings(data_dir=tmp_path / "x"))
+    generated = AlertMasterKey(load_settings(data_dir=tmp_path / "x"))
+    again = AlertMasterKey(load_settings(data_dir=tmp_path / "x"))
     assert again.open(generated.seal(b"p", b"a"), b"a") == b"p"
     assert oct((tmp_path / "x" / "secrets" / "alert.key").stat().st_mode)[-3:] == "600"
     with pytest.raises(ValueError, match="32 bytes"):
-        AlertKey(load_settings(data_dir=tmp_path, crypto={"alert_key": base64.b64encode(b"short").decode()}))
+        AlertMasterKey(
+            load_settings(data_dir=tmp_path, crypto={"alert_key": base64.b64encode(b"short").decode()})
+        )
 
 
 def test_rotated_alert_key_still_opens_probes_within_retention(tmp_path: Path) -> None:
     old, new = os.urandom(32), os.urandom(32)
-    before = AlertKey(
+    before = AlertMasterKey(
         load_settings(
             data_dir=tmp_path,
             crypto={"alert_key": base64.b64encode(old).decode(), "alert_key_id": "alert-v1"},
         )
     )
     blob = before.seal(b"probe", probe_aad("h", "d"))
-    after = AlertKey(
+    after = AlertMasterKey(
         load_settings(
             data_dir=tmp_path,
             crypto={
@@ -55,7 +57,7 @@ def test_rotated_alert_key_still_opens_probes_within_retention(tmp_path: Path) -
     )
     assert after.open(blob, probe_aad("h", "d")) == b"probe"
     assert after.seal(b"x", b"a").key_id == "alert-v2"
-    forgot = AlertKey(
+    forgot = AlertMasterKey(
         load_settings(
             data_dir=tmp_path,
             crypto={"alert_key": base64.b64encode(new).decode(), "alert_key_id": "alert-v2"},

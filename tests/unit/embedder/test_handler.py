@@ -11,8 +11,7 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from lfr.core import stats, topics
-from lfr.core.config import load_settings
-from lfr.core.crypto import AlertKey, KeyExpired, crop_aad, probe_aad, seal
+from lfr.core.crypto import KeyExpired, crop_aad, open_blob, probe_aad, seal
 from lfr.core.ids import hit_id
 from lfr.core.serde import decode, encode
 from lfr.embedder.handler import EmbedHandler
@@ -24,6 +23,7 @@ from lfr.watchlist.store import Candidate
 
 SIZE = 150
 KEY = b"k" * 32
+PROBE_KEY = b"p" * 32
 
 
 class FakeKeyring:
@@ -31,11 +31,16 @@ class FakeKeyring:
         self.expired: set[str] = set()
 
     async def decrypt(self, blob, aad):  # type: ignore[no-untyped-def]
-        from lfr.core.crypto import open_blob
-
         if blob.key_id in self.expired:
             raise KeyExpired(blob.key_id)
         return open_blob(KEY, blob, aad)
+
+
+class FakeProbeKeys:
+    """One probe key per deployment, as DeploymentAlertKeys gives, without Redis."""
+
+    async def seal(self, deployment_id: str, plaintext: bytes, aad: bytes):  # type: ignore[no-untyped-def]
+        return seal(f"alert-{deployment_id}", PROBE_KEY, plaintext, aad)
 
 
 class Rule:
@@ -99,19 +104,21 @@ def _crop(crop_id: str, brightness: int, deployment: str = "dep", key_id: str = 
 
 
 @pytest.fixture
-def handler(tmp_path):  # type: ignore[no-untyped-def]
+def handler():  # type: ignore[no-untyped-def]
     counts: dict[str, dict[str, int]] = {}
+    per_crop: dict[str, dict[str, int]] = {}
 
-    async def sink(dep: str, c: dict[str, int]) -> None:
-        for k, v in c.items():
-            counts.setdefault(dep, {}).setdefault(k, 0)
-            counts[dep][k] += v
+    async def sink(dep: str, crops: dict[str, dict[str, int]]) -> None:
+        for crop_id, c in crops.items():
+            per_crop[crop_id] = c
+            for k, v in c.items():
+                counts.setdefault(dep, {}).setdefault(k, 0)
+                counts[dep][k] += v
 
     keyring = FakeKeyring()
-    alert_key = AlertKey(load_settings(data_dir=tmp_path))
-    h = EmbedHandler(3, keyring, alert_key, FakeEmbedder(), FakeMatcher(), FakeDeployments(), sink)  # type: ignore[arg-type]
+    h = EmbedHandler(3, keyring, FakeProbeKeys(), FakeEmbedder(), FakeMatcher(), FakeDeployments(), sink)  # type: ignore[arg-type]
     h.counts = counts  # type: ignore[attr-defined]
-    h.alert_key_for_test = alert_key  # type: ignore[attr-defined]
+    h.per_crop = per_crop  # type: ignore[attr-defined]
     return h
 
 
@@ -122,12 +129,18 @@ async def test_match_becomes_hit_and_non_match_leaves_nothing(handler) -> None: 
     assert hit.hit_id == hit_id("match", "subj-1") and hit.rank == 1 and hit.crop_id == "match"
     assert hit.threshold == pytest.approx(0.95) and hit.score > hit.threshold  # both in score units
     assert outputs[0].key == b"dep"
-    probe = handler.alert_key_for_test.open(hit.probe, probe_aad("match", "dep"))
+    assert hit.probe.key_id == "alert-dep", "probes are sealed under their deployment's key"
+    probe = open_blob(PROBE_KEY, hit.probe, probe_aad("match", "dep"))
     assert cv2.imdecode(np.frombuffer(probe, np.uint8), cv2.IMREAD_COLOR).shape == (SIZE, SIZE, 3)
     assert not any(b"stranger" in o.value for o in outputs), "nothing about the non-match is emitted"
     c = handler.counts["dep"]
     assert c[stats.FACES_ANALYSED] == 2 and c[stats.HITS] == 1 and c[stats.CROPS_DISCARDED] == 1
     assert handler.matcher.calls == [(2, ("wl-1",))], "one batched search, restricted to the deployment"
+    # Counts go out per crop id, so the sink can count each crop once however often it is redelivered.
+    assert handler.per_crop == {
+        "match": {stats.FACES_ANALYSED: 1, stats.HITS: 1},
+        "stranger": {stats.FACES_ANALYSED: 1, stats.CROPS_DISCARDED: 1},
+    }
 
 
 async def test_redelivery_gives_the_same_hit_id(handler) -> None:  # type: ignore[no-untyped-def]
