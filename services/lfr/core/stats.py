@@ -7,6 +7,7 @@ counted item keeps a retried or redelivered batch from counting twice.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 import redis.asyncio as aioredis
@@ -75,8 +76,9 @@ async def add_once(
     """Add each item's counts exactly once per stage; returns how many items were counted now.
 
     ``per_item`` maps an id that a redelivery repeats (the crop id) to that item's counters. Markers live
-    ``marker_ttl_ms``, which must cover how long the input can be redelivered (the input topic's retention);
-    they hold a random id and nothing else.
+    ``marker_ttl_ms``, which must cover how long the input can be redelivered (the input topic's retention),
+    and are named by a one-way hash of the id: Redis never holds a crop id of a face that matched nothing,
+    and a marker says nothing the input topic does not hold for as long.
     """
     items = [(item, {k: v for k, v in c.items() if v}) for item, c in per_item.items()]
     items = [(item, c) for item, c in items if c]
@@ -85,7 +87,7 @@ async def add_once(
     total, minute = counter_keys(settings, deployment_id, at_ms or now_ms())
     argv: list[str | int] = [rkey(settings, "stats", "seen", stage, ""), marker_ttl_ms, MINUTE_TTL_S]
     for item, c in items:
-        argv += [item, len(c)]
+        argv += [hashlib.sha256(item.encode()).hexdigest()[:32], len(c)]
         for name, n in c.items():
             argv += [name, n]
     return int(await redis.eval(_ADD_ONCE_LUA, 2, total, minute, *argv))  # type: ignore[misc]

@@ -109,8 +109,12 @@ async def test_per_crop_counters_are_added_once(settings_for) -> None:
         }
         minutes = await stats.per_minute(redis, settings, dep, minutes=2)
         assert sum(row.get(stats.FACES_ANALYSED, 0) for _, row in minutes) == 2
-        marker = f"{settings.redis.key_prefix}stats:seen:embedder:crop-a"
-        assert 0 < await redis.pttl(marker) <= 60_000
-        assert await redis.get(marker) == b"1", "markers hold nothing about the face"
+        markers = [
+            k async for k in redis.scan_iter(match=f"{settings.redis.key_prefix}stats:seen:embedder:*")
+        ]
+        assert len(markers) == 3, "one marker per counted crop"
+        assert not any(b"crop-" in k for k in markers), "markers are named by a hash, never the crop id"
+        assert all([0 < await redis.pttl(k) <= 60_000 for k in markers])
+        assert [await redis.get(k) for k in markers] == [b"1"] * 3, "markers hold nothing about the face"
     finally:
         await redis.aclose()
