@@ -192,6 +192,7 @@ def _mount_optional() -> None:
     app.add_typer(retro_cli.gallery_app, name="gallery")
     app.command("search")(retro_cli.search_command)
     bench_app.command("search")(retro_cli.bench_search)
+    bench_app.command("gallery")(retro_cli.bench_gallery)
 
 
 @app.command("ingest")

@@ -3,8 +3,9 @@
 Who may do what: a search is run by an ``operator`` or a ``watchlist-admin``; a case's stored results are
 read by an ``auditor`` or an ``operator``. A search without a case reference or a reason is refused (422)
 before the upload is decoded. The upload lives only in a private temporary directory for the duration of
-the request; results (ids and scores) are kept per case under the retention period, and every search is in
-the audit log with the authenticated principal as actor.
+the request; results (ids and scores) are kept per case under the case's retention period (form field
+``retention_days``, see lfr.retro.cases), and every search is in the audit log with the authenticated
+principal as actor. Footage longer than ``retro.max_video_s`` is refused whole (413).
 
 The multipart body is parsed with the standard library's MIME parser, so the route does not depend on the
 optional ``python-multipart`` package; the size limit (``api.max_upload_bytes``) is enforced while reading,
@@ -35,7 +36,7 @@ from lfr.retro.schemas import (
     check_reason,
 )
 from lfr.retro.search import RetroSearcher, RetroSearchError
-from lfr.retro.video import VIDEO_SUFFIXES
+from lfr.retro.video import VIDEO_SUFFIXES, VideoTooLongError
 
 router = APIRouter(prefix="/api/v1", tags=["retrospective search"])
 
@@ -55,6 +56,12 @@ _FORM_SCHEMA: dict[str, Any] = {
                         "watchlists": {"type": "string", "description": "comma-separated watchlist ids"},
                         "gallery": {"type": "string", "description": "custody gallery name"},
                         "top_k": {"type": "integer", "default": 5, "minimum": 1, "maximum": 50},
+                        "retention_days": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "the case's retention period (default: the case's, else "
+                            "retro.case_retention_days)",
+                        },
                     },
                 }
             }
@@ -160,14 +167,26 @@ async def search(
     top_k_text = _one(fields, "top_k") or "5"
     if not top_k_text.isdigit():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "top_k must be a whole number")
+    retention_text = _one(fields, "retention_days")
+    if retention_text is not None and not retention_text.isdigit():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "retention_days must be a whole number")
     searcher = await _searcher(ctx)
     with tempfile.TemporaryDirectory(prefix="lfr-retro-") as tmp:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(uploads[0].data)
         try:
             return await searcher.search(
-                path, case_ref, reason, who.name, watchlists, gallery, int(top_k_text)
+                path,
+                case_ref,
+                reason,
+                who.name,
+                watchlists,
+                gallery,
+                int(top_k_text),
+                int(retention_text) if retention_text is not None else None,
             )
+        except VideoTooLongError as exc:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
         except (RetroSearchError, ValueError) as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         except GalleryError as exc:
@@ -184,6 +203,7 @@ async def case_searches(
     store = CaseStore(ctx.settings, ctx.redis)
     try:
         results = await store.list(case_ref)
+        days = await store.retention_days(case_ref)
     except MissingJustificationError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    return CaseSearches(case_ref=case_ref, searches=results, retention_days=store.retention_days)
+    return CaseSearches(case_ref=case_ref, searches=results, retention_days=days)

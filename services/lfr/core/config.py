@@ -226,9 +226,23 @@ class ApiSettings(BaseModel):
 
 
 class RetroSettings(BaseModel):
-    case_retention_days: int = Field(90, ge=1, description="how long retrospective search results are kept")
+    case_retention_days: int = Field(
+        90, ge=1, description="how long a case's search results are kept unless the search asks otherwise"
+    )
+    max_case_retention_days: int = Field(
+        365,
+        ge=1,
+        description="the longest retention a search may ask for its case; set it to the force's retention "
+        "policy for investigation material",
+    )
     video_sample_fps: float = Field(5.0, gt=0, le=60)
     max_video_s: float = Field(600.0, gt=0, description="longer footage is refused: split it first")
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> RetroSettings:
+        if self.case_retention_days > self.max_case_retention_days:
+            raise ValueError("case_retention_days must not exceed max_case_retention_days")
+        return self
 
 
 class ObservabilitySettings(BaseModel):

@@ -209,7 +209,7 @@ def run_identify(
         "command": command,
     }
     if groups:
-        rows, diffs = m.per_group(outcomes, t)
+        rows, diffs = m.per_group(outcomes, t, rates=m.FPIR_POINTS)
         result["groups"] = [r.as_dict() for r in rows]
         result["largest_differential"] = [d.as_dict() for d in diffs]
     result["seconds"] = round(time.perf_counter() - t0, 1)
@@ -305,11 +305,36 @@ def _markdown(r: dict[str, Any], files: dict[str, str]) -> str:
                 f"| {g['group']} | {g['mated_searches']} | {g['nonmated_searches']} | {_fmt(g['tpir'])} | "
                 f"{_fmt(g['fnir'])} | {_fmt(g['fpir'])} | {_fmt(g['rank1'])} |"
             )
+        rates = list(r["fnir_at_fpir"])
+        lines += [
+            "",
+            "FNIR at each FPIR: within the group's own searches / at the threshold that gives the whole set "
+            "that FPIR (FPIR of the group at that threshold in brackets).",
+            "",
+            "| group | " + " | ".join(f"FPIR {k}" for k in rates) + " |",
+            "|---|" + "---|" * len(rates),
+        ]
+        for g in r["groups"]:
+            cells = [
+                f"{_fmt(g['fnir_at_fpir'].get(k))} / {_fmt(g['fnir_at_overall_fpir'].get(k))} "
+                f"({_fmt(g['fpir_at_overall_fpir'].get(k))})"
+                for k in rates
+            ]
+            lines.append(f"| {g['group']} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "| largest differential | highest | lowest | difference | ratio |",
+            "|---|---|---|---|---|",
+        ]
         for d in r.get("largest_differential", []):
+            if d.get("difference") is None:
+                lines.append(
+                    f"| {d['rate'].upper()} | unresolved ({len(d['groups_compared'])} groups) | | | |"
+                )
+                continue
             lines.append(
-                f"\nLargest {d['rate'].upper()} differential: {d['highest_group']} {_fmt(d['highest'])} vs "
-                f"{d['lowest_group']} {_fmt(d['lowest'])} (difference {_fmt(d['difference'])}, "
-                f"ratio {_fmt(d['ratio'])})."
+                f"| {d['rate'].upper()} | {d['highest_group']} {_fmt(d['highest'])} | "
+                f"{d['lowest_group']} {_fmt(d['lowest'])} | {_fmt(d['difference'])} | {_fmt(d['ratio'])} |"
             )
         lines.append("")
     lines += [f"![DET]({Path(files['det_png']).name})", ""]

@@ -356,9 +356,19 @@ class GroupFigures:
     fnir: float | None
     fpir: float | None
     rank1: float | None
+    # FNIR at each FPIR (rate label -> value) within the group's own searches: the group's own operating
+    # point; None where the group has fewer than 1/FPIR non-mated searches (unresolved).
+    fnir_at_fpir: dict[str, float | None] = field(default_factory=dict)
+    # FNIR and FPIR of the group at the one threshold that gives the whole set each FPIR: what a deployment
+    # running at that threshold does to this group.
+    fnir_at_overall_fpir: dict[str, float | None] = field(default_factory=dict)
+    fpir_at_overall_fpir: dict[str, float | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: _clean(v) for k, v in self.__dict__.items()}
+        out: dict[str, Any] = {}
+        for k, v in self.__dict__.items():
+            out[k] = {rk: _clean(rv) for rk, rv in v.items()} if isinstance(v, dict) else _clean(v)
+        return out
 
 
 @dataclass
@@ -379,39 +389,68 @@ class Differential:
 
 
 def per_group(
-    o: SearchOutcomes, threshold: float, not_compared: Sequence[str] = ("unlabelled",)
+    o: SearchOutcomes,
+    threshold: float,
+    not_compared: Sequence[str] = ("unlabelled",),
+    rates: Sequence[float] = (),
 ) -> tuple[list[GroupFigures], list[Differential]]:
-    """Figures per demographic (or other) group at ``threshold``, and the largest FNIR and FPIR gaps.
+    """Figures per demographic (or other) group, and the largest gap between groups for each error rate.
 
+    At ``threshold`` (the card's): TPIR, FNIR, FPIR, rank 1. For each FPIR in ``rates``: FNIR within the
+    group's own searches, and FNIR and FPIR of the group at the threshold that gives the whole set that
+    FPIR (the comparison NIST FRVT's demographic reports make: one threshold, as deployed, for everyone).
     Groups with few searches give noisy rates; each row carries its counts so readers can judge. Groups in
     ``not_compared`` (searches with no group label) get a row but take no part in the differentials.
     """
     mg = np.asarray(o.mated_groups if o.mated_groups is not None else [], dtype=object)
     ng = np.asarray(o.nonmated_groups if o.nonmated_groups is not None else [], dtype=object)
     names = sorted(set(mg.tolist()) | set(ng.tolist()))
+    overall = {rate: fnir_at_fpir(o, rate) for rate in rates}
     rows: list[GroupFigures] = []
     for name in names:
         sub = o.subset(mg == name, ng == name)
         m, n = len(sub.mate_scores), len(sub.nonmated_top)
         tp = tpir_at(sub, threshold) if m else None
-        rows.append(
-            GroupFigures(
-                group=str(name),
-                mated_searches=m,
-                nonmated_searches=n,
-                tpir=tp,
-                fnir=None if tp is None else 1.0 - tp,
-                fpir=fpir_at(sub, threshold) if n else None,
-                rank1=rank1_rate(sub) if m else None,
-            )
+        row = GroupFigures(
+            group=str(name),
+            mated_searches=m,
+            nonmated_searches=n,
+            tpir=tp,
+            fnir=None if tp is None else 1.0 - tp,
+            fpir=fpir_at(sub, threshold) if n else None,
+            rank1=rank1_rate(sub) if m else None,
         )
+        for rate in rates:
+            label = rate_label(rate)
+            own = fnir_at_fpir(sub, rate) if m else None
+            row.fnir_at_fpir[label] = 1.0 - own.true_rate if own is not None else None
+            at = overall[rate]
+            row.fnir_at_overall_fpir[label] = (
+                1.0 - tpir_at(sub, at.threshold) if at is not None and m else None
+            )
+            row.fpir_at_overall_fpir[label] = fpir_at(sub, at.threshold) if at is not None and n else None
+        rows.append(row)
     compared = [r for r in rows if r.group not in set(not_compared)]
-    diffs = [_differential(compared, "fnir"), _differential(compared, "fpir")]
+    diffs = [
+        _differential("fnir", [(r.group, r.fnir) for r in compared]),
+        _differential("fpir", [(r.group, r.fpir) for r in compared]),
+    ]
+    for rate in rates:
+        label = rate_label(rate)
+        diffs += [
+            _differential(f"fnir at fpir {label}", [(r.group, r.fnir_at_fpir[label]) for r in compared]),
+            _differential(
+                f"fnir at overall fpir {label}", [(r.group, r.fnir_at_overall_fpir[label]) for r in compared]
+            ),
+            _differential(
+                f"fpir at overall fpir {label}", [(r.group, r.fpir_at_overall_fpir[label]) for r in compared]
+            ),
+        ]
     return rows, diffs
 
 
-def _differential(rows: list[GroupFigures], rate: str) -> Differential:
-    vals = [(r.group, getattr(r, rate)) for r in rows if getattr(r, rate) is not None]
+def _differential(rate: str, values: list[tuple[str, float | None]]) -> Differential:
+    vals = [(g, v) for g, v in values if v is not None]
     d = Differential(rate=rate, groups_compared=[g for g, _ in vals])
     if len(vals) < 2:
         return d

@@ -235,3 +235,73 @@ def run_index_bench(
         for g, _ in built.values():
             g.drop()
     return out
+
+
+def parse_index_option(spec: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``TYPE[:key=value...]`` -> (index type, build params, search params).
+
+    Build keys (nlist, M, efConstruction) and search keys (nprobe, ef) are told apart by name, so one
+    string names one row of the comparison: ``IVF_FLAT:nlist=1024:nprobe=64``, ``HNSW:M=16:ef=128``.
+    """
+    itype, *pairs = spec.split(":")
+    itype = itype.strip().upper()
+    if itype not in {"FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW"}:
+        raise ValueError(
+            f"index type {itype or '(empty)'} is not one of FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW"
+        )
+    build: dict[str, Any] = {}
+    search: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise ValueError(f"{pair!r} in {spec!r} is not key=whole number")
+        (search if key in SEARCH_KEYS else build)[key.strip()] = int(value)
+    return itype, build, search
+
+
+SEARCH_KEYS = frozenset({"nprobe", "ef"})
+
+
+def run_gallery_bench(
+    settings: Settings,
+    vectors: int = 200_000,
+    faces_dir: Path | None = None,
+    real_max: int = 500,
+    queries: int = 100,
+    top_k: int = 10,
+    options: list[tuple[str, dict[str, Any], dict[str, Any]]] | None = None,
+    seed: int = 0,
+    analyzer: FaceAnalyzer | None = None,
+) -> dict[str, Any]:
+    """The gallery index comparison behind ``lfr bench gallery``: real faces topped up with synthetic ones.
+
+    Probes are real embeddings held out of the gallery when there are enough (``queries`` of them), so
+    recall is measured on faces, not on noise; otherwise synthetic probes are drawn from the same fit.
+    """
+    analyzer = analyzer or FaceAnalyzer(settings)
+    card: ModelCard = analyzer.embedder.card
+    dim = int(card.dim or 0)
+    real = real_embeddings(analyzer, faces_dir, real_max + queries, seed)
+    if len(real) >= queries + 2:
+        probes, real = real[:queries], real[queries:]
+        probe_kind = "real faces not in the gallery"
+    else:
+        probes = fill_vectors(real, len(real) + queries, dim, seed + 7)[len(real) :]
+        probe_kind = "synthetic"
+    gallery = fill_vectors(real, vectors, dim, seed)
+    t = time.perf_counter()
+    score_matrix(probes, gallery, card.metric or "L2")
+    numpy_ms = (time.perf_counter() - t) * 1000 / max(1, len(probes))
+    rows = run_index_bench(settings, gallery, card, probes, top_k, options)
+    return {
+        "rows": vectors,
+        "real_faces": int(min(len(real), vectors)),
+        "synthetic": int(vectors - min(len(real), vectors)),
+        "dim": dim,
+        "metric": card.metric,
+        "queries": len(probes),
+        "probes": probe_kind,
+        "top_k": top_k,
+        "numpy_exact_per_query_ms": round(numpy_ms, 3),
+        "indexes": rows,
+    }

@@ -38,6 +38,15 @@ def search_command(
     ] = None,
     gallery: Annotated[str | None, typer.Option("--gallery", help="custody gallery name to search")] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="candidates per face")] = 5,
+    retention_days: Annotated[
+        int | None,
+        typer.Option(
+            "--retention-days",
+            min=1,
+            help="keep this case's results this many days (default: the case's period, else "
+            "retro.case_retention_days; at most retro.max_case_retention_days)",
+        ),
+    ] = None,
     actor: Annotated[
         str | None, typer.Option("--actor", help="who is searching (default: login name)")
     ] = None,
@@ -57,7 +66,17 @@ def search_command(
     who = actor or getpass.getuser()
     try:
         result = asyncio.run(
-            retrospective_search(cli_settings(), media, case, reason, who, watchlist or [], gallery, top_k)
+            retrospective_search(
+                cli_settings(),
+                media,
+                case,
+                reason,
+                who,
+                watchlist or [],
+                gallery,
+                top_k,
+                retention_days=retention_days,
+            )
         )
     except (RetroSearchError, GalleryError, ValueError) as exc:
         raise _fail(str(exc)) from None
@@ -66,7 +85,8 @@ def search_command(
         return
     typer.echo(
         f"search {result.search_id} for case {result.case_ref}: {len(result.faces)} faces "
-        f"({result.frames_analysed} frames analysed), threshold {result.threshold:g} {result.metric}"
+        f"({result.frames_analysed} frames analysed), threshold {result.threshold:g} {result.metric}, "
+        f"kept {result.retention_days} days"
     )
     for f in result.faces:
         where = (
@@ -149,3 +169,56 @@ def bench_search(
         cli_settings(), subjects=subjects, faces_dir=faces, real_max=real_max, queries=queries
     )
     typer.echo(json.dumps(result) if as_json else "\n".join(f"{k:32s} {v}" for k, v in result.items()))
+
+
+def bench_gallery(
+    vectors: Annotated[int, typer.Option("--vectors", min=100, help="gallery rows")] = 200_000,
+    faces: Annotated[
+        Path | None,
+        typer.Option("--faces", help="folder of real face images (default: shared LFW set if present)"),
+    ] = None,
+    real_max: Annotated[int, typer.Option("--real-max", min=0)] = 500,
+    queries: Annotated[int, typer.Option("--queries", min=5)] = 100,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=100)] = 10,
+    index: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--index",
+            help="TYPE[:key=value...], repeatable, e.g. FLAT, IVF_FLAT:nlist=1024:nprobe=64, "
+            "HNSW:M=16:efConstruction=200:ef=128 (default: the documented comparison)",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print only the JSON object")] = False,
+) -> None:
+    """Gallery index options at N rows: build time, p50/p99 per query and recall@k against exact search."""
+    from lfr.retro.bench import parse_index_option, run_gallery_bench
+
+    try:
+        options = [parse_index_option(spec) for spec in index] if index else None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if faces is None:
+        guess = shared_faces_dir() / "lfw_pairs_dev" / "images"
+        faces = guess if guess.is_dir() else None
+    result = run_gallery_bench(
+        cli_settings(),
+        vectors=vectors,
+        faces_dir=faces,
+        real_max=real_max,
+        queries=queries,
+        top_k=top_k,
+        options=options,
+    )
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    for k, v in result.items():
+        if k != "indexes":
+            typer.echo(f"{k:26s} {v}")
+    recall_key = f"recall_at_{result['top_k']}"
+    for row in result["indexes"]:
+        typer.echo(
+            f"{row['index_type']:9s} {row['index_params']!s:34s} {row['search_params']!s:16s} "
+            f"build {row['build_and_load_s']} s  p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms  "
+            f"recall@{result['top_k']} {row[recall_key]}"
+        )

@@ -109,6 +109,7 @@ class SearchResult(BaseModel):
     threshold: float
     frames_analysed: int = 0
     faces: list[FaceOut]
+    retention_days: int | None = None  # the case's retention period when this result was stored
     notice: str = NOTICE
 
     @property

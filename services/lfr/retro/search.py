@@ -33,7 +33,7 @@ from lfr.core.config import Settings
 from lfr.core.ids import new_id
 from lfr.core.timeutil import iso, now_ms
 from lfr.evaluation.embedding import read_image
-from lfr.retro.cases import CaseStore
+from lfr.retro.cases import CaseRetentionError, CaseStore
 from lfr.retro.schemas import (
     MAX_TOP_K,
     CandidateOut,
@@ -210,9 +210,17 @@ class RetroSearcher:
         watchlist_ids: Sequence[str] | None = None,
         gallery: str | None = None,
         top_k: int = 5,
+        retention_days: int | None = None,
     ) -> SearchResult:
-        """Search every face in ``path``; refuse without case reference or reason; audit; store per case."""
+        """Search every face in ``path``; refuse without case reference or reason; audit; store per case.
+
+        ``retention_days`` sets the case's retention period (see lfr.retro.cases); None keeps the case's.
+        """
         case_ref, reason = check_case_ref(case_ref), check_reason(reason)
+        try:
+            self.cases.check_days(retention_days)
+        except CaseRetentionError as exc:
+            raise RetroSearchError(str(exc)) from None
         if not actor:
             raise RetroSearchError("a retrospective search needs an actor (who is searching)")
         if not 1 <= top_k <= MAX_TOP_K:
@@ -240,6 +248,7 @@ class RetroSearcher:
         else:
             details["watchlists"] = ",".join(target.watchlists)
         try:
+            retention = await self.cases.resolve(case_ref, retention_days)
             faces, frames = await asyncio.to_thread(self._faces, path, kind)
             src = self._source(target)
             vectors = (
@@ -279,6 +288,7 @@ class RetroSearcher:
             threshold=self.card.threshold,
             frames_analysed=frames,
             faces=out,
+            retention_days=retention.days,
         )
         details.update(
             outcome="ok",
@@ -287,11 +297,13 @@ class RetroSearcher:
             candidates=str(result.candidate_count),
             above_threshold=str(result.above_threshold),
             frames=str(frames),
-            retention_days=str(self.cases.retention_days),
+            retention_days=str(retention.days),
         )
+        if retention.changed:
+            details["retention_changed_from_days"] = str(retention.previous_days)
         # Audit first: a search that cannot be recorded must not hand out results.
         await self.audit.append(actor, AUDIT_ACTION, f"case:{case_ref}", reason, details)
-        await self.cases.save(result)
+        await self.cases.save(result, retention)
         log.info(
             "retrospective search %s: %d faces, %d candidates in %.0f ms",
             search_id,
@@ -313,6 +325,7 @@ async def retrospective_search(
     top_k: int = 5,
     analyzer: FaceAnalyzer | None = None,
     sources: dict[str, CandidateSource] | None = None,
+    retention_days: int | None = None,
 ) -> SearchResult:
     """One search with its own connections (CLI and scripts); servers keep a RetroSearcher instead.
 
@@ -336,7 +349,7 @@ async def retrospective_search(
             sources,
         )
         return await searcher.search(
-            Path(image_or_video_path), case_ref, reason, actor, watchlist_ids, gallery, top_k
+            Path(image_or_video_path), case_ref, reason, actor, watchlist_ids, gallery, top_k, retention_days
         )
     finally:
         await producer.stop()

@@ -26,6 +26,21 @@ class VideoError(ValueError):
     """The video cannot be opened or decoded."""
 
 
+class VideoTooLongError(VideoError):
+    """Footage longer than ``retro.max_video_s``: refused whole, never searched in part.
+
+    A search of only the first minutes would return candidate lists that look complete; an investigator
+    must split long footage knowingly (and record each part as its own search).
+    """
+
+
+def _too_long(path: Path, seconds: float, limit: float, how: str) -> VideoTooLongError:
+    return VideoTooLongError(
+        f"video {Path(path).name} {how} {seconds:.1f} s; footage longer than {limit:g} s is refused "
+        "(retro.max_video_s): split it and search each part"
+    )
+
+
 def sample_frames(
     path: Path, fps: float, max_seconds: float | None = None
 ) -> Iterator[tuple[int, float, np.ndarray]]:
@@ -38,6 +53,9 @@ def sample_frames(
         if not np.isfinite(src_fps) or src_fps <= 0:
             src_fps = 25.0
         step = max(1, round(src_fps / fps))
+        frames = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        if max_seconds is not None and np.isfinite(frames) and frames / src_fps > max_seconds:
+            raise _too_long(path, frames / src_fps, max_seconds, "is")
         i = 0
         got_any = False
         while True:
@@ -46,7 +64,8 @@ def sample_frames(
                 break
             t = i / src_fps
             if max_seconds is not None and t > max_seconds:
-                break
+                # The container understated its length: refuse rather than return a partial search.
+                raise _too_long(path, t, max_seconds, "runs past")
             if i % step == 0:
                 ok, frame = cap.retrieve()
                 if ok and frame is not None:

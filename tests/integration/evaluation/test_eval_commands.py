@@ -176,6 +176,10 @@ def test_identify_deepface_with_lfw_distractors_and_threshold(
     assert all(v is None for v in r["fnir_at_fpir"].values()), "150 non-mated searches resolve none of them"
     assert r["rank1"] > 0.8 and r["tpir"] > 0.7, r
     assert {g["group"] for g in r["groups"]} >= {"g1", "g2"}
+    for g in r["groups"]:  # per-group FNIR at each FPIR, unresolved with this few non-mated searches
+        assert set(g["fnir_at_fpir"]) == {"0.003", "0.001", "1/6000"}
+        assert all(v is None for v in g["fnir_at_fpir"].values())
+    assert {d["rate"] for d in r["largest_differential"]} >= {"fnir", "fpir", "fnir at fpir 0.003"}
     _png_size(out / "det.png")
     assert "Identification report" in (out / "report.md").read_text()
 

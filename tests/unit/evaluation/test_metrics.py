@@ -173,3 +173,39 @@ def test_score_matrix_matches_direct_formulas() -> None:
 def test_rate_labels_and_json_cleaning() -> None:
     assert [m.rate_label(r) for r in m.FPIR_POINTS] == ["0.003", "0.001", "1/6000"]
     assert m.clean_json({"a": math.nan, "b": [np.float64(1.5), math.inf]}) == {"a": None, "b": [1.5, None]}
+
+
+def test_fnir_at_fpir_per_group_and_at_the_overall_threshold_by_hand() -> None:
+    """Similarity scores (higher is closer), every mate at rank 1, 10 non-mated searches per group.
+
+    FPIR 0.1 within A allows one of A's alerts (0.75): cut midway 0.5..0.6 = 0.55, all four A mates pass,
+    FNIR 0. Within B it allows 0.95: cut 0.85..0.9 = 0.875, only 0.9 passes, FNIR 0.75. Over all 20 it
+    allows two (0.95, 0.85): cut 0.75..0.8 = 0.775, where A and B each find two mates (FNIR 0.5) and B's
+    0.95 and 0.85 alert (FPIR 2/10) while A's do not. FPIR 0.05 needs 20 searches: unresolved per group,
+    resolved overall (cut 0.875: FNIR 0.75 for both, FPIR 0.1 for B)."""
+    mates = np.array([0.9, 0.8, 0.7, 0.6, 0.9, 0.8, 0.7, 0.6])
+    non_a = [0.75, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.04, 0.03, 0.02]
+    non_b = [0.95, 0.85, 0.3, 0.2, 0.1, 0.05, 0.04, 0.03, 0.02, 0.01]
+    o = m.SearchOutcomes(
+        mates,
+        np.ones(8, dtype=int),
+        np.array(non_a + non_b),
+        lower_is_better=False,
+        mated_groups=["A"] * 4 + ["B"] * 4,
+        nonmated_groups=["A"] * 10 + ["B"] * 10,
+    )
+    rows, diffs = m.per_group(o, 0.65, rates=(0.1, 0.05))
+    by = {r.group: r.as_dict() for r in rows}
+    assert by["A"]["fnir_at_fpir"] == {"0.1": 0.0, "0.05": None}
+    assert by["B"]["fnir_at_fpir"] == {"0.1": 0.75, "0.05": None}
+    assert by["A"]["fnir_at_overall_fpir"] == {"0.1": 0.5, "0.05": 0.75}
+    assert by["B"]["fnir_at_overall_fpir"] == {"0.1": 0.5, "0.05": 0.75}
+    assert by["A"]["fpir_at_overall_fpir"] == {"0.1": 0.0, "0.05": 0.0}
+    assert by["B"]["fpir_at_overall_fpir"] == {"0.1": pytest.approx(0.2), "0.05": pytest.approx(0.1)}
+    gaps = {d.rate: d for d in diffs}
+    own = gaps["fnir at fpir 0.1"]
+    assert (own.highest_group, own.lowest_group, own.difference) == ("B", "A", 0.75)
+    assert gaps["fnir at fpir 0.05"].difference is None, "unresolved in every group"
+    assert gaps["fnir at overall fpir 0.1"].difference == 0.0
+    deployed = gaps["fpir at overall fpir 0.1"]
+    assert (deployed.highest_group, deployed.difference) == ("B", pytest.approx(0.2))

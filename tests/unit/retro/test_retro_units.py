@@ -122,3 +122,81 @@ def test_cli_search_without_case_exits_2_before_touching_anything(tmp_path) -> N
     assert res.exit_code == 2 and "case reference" in res.output
     res = CliRunner().invoke(app, ["search", str(missing), "--case", "OP-1", "--gallery", "g"])
     assert res.exit_code == 2 and "reason" in res.output
+
+
+def _write_video(path, seconds: float, fps: int = 10) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    assert out.isOpened()
+    for i in range(int(seconds * fps)):
+        out.write(np.full((48, 64, 3), i % 255, np.uint8))
+    out.release()
+
+
+def test_footage_longer_than_the_limit_is_refused_whole(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from lfr.retro.video import VideoTooLongError, sample_frames
+
+    clip = tmp_path / "clip.avi"
+    _write_video(clip, 3.0)
+    assert len(list(sample_frames(clip, 5.0, max_seconds=5.0))) >= 10, "inside the limit: all of it"
+    with pytest.raises(VideoTooLongError, match=r"is 3\.0 s.*longer than 1 s is refused"):
+        next(sample_frames(clip, 5.0, max_seconds=1.0))  # refused before any frame is handed out
+
+
+def test_footage_whose_container_understates_its_length_is_refused_while_reading(
+    tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+
+    from lfr.retro import video
+
+    clip = tmp_path / "clip.avi"
+    _write_video(clip, 3.0)
+    real = cv2.VideoCapture
+
+    class Lying:
+        """A capture whose container claims no frame count (live-recorded files often do)."""
+
+        def __init__(self, path: str) -> None:
+            self.cap = real(path)
+
+        def get(self, prop: int) -> float:
+            return 0.0 if prop == cv2.CAP_PROP_FRAME_COUNT else self.cap.get(prop)
+
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(self.cap, name)
+
+    monkeypatch.setattr(video.cv2, "VideoCapture", Lying)
+    handed_out = []
+    with pytest.raises(video.VideoTooLongError, match="runs past"):
+        for item in video.sample_frames(clip, 5.0, max_seconds=1.0):
+            handed_out.append(item)
+    assert handed_out and max(t for _, t, _ in handed_out) <= 1.0
+
+
+def test_index_options_parse_and_refuse_clearly() -> None:
+    from lfr.retro.bench import parse_index_option
+
+    assert parse_index_option("flat") == ("FLAT", {}, {})
+    assert parse_index_option("IVF_FLAT:nlist=1024:nprobe=64") == (
+        "IVF_FLAT",
+        {"nlist": 1024},
+        {"nprobe": 64},
+    )
+    assert parse_index_option("HNSW:M=16:efConstruction=200:ef=128") == (
+        "HNSW",
+        {"M": 16, "efConstruction": 200},
+        {"ef": 128},
+    )
+    with pytest.raises(ValueError, match="not one of"):
+        parse_index_option("ANNOY")
+    with pytest.raises(ValueError, match="key=whole number"):
+        parse_index_option("IVF_FLAT:nlist")
+
+
+def test_retention_default_cannot_exceed_the_maximum() -> None:
+    from lfr.core.config import load_settings
+
+    with pytest.raises(Exception, match="max_case_retention_days"):
+        load_settings(retro={"case_retention_days": 400, "max_case_retention_days": 365})
