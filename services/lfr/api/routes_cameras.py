@@ -32,6 +32,7 @@ class CameraOut(BaseModel):
     url: str
     kind: str
     analyse_fps: float | None
+    motion_gating: bool | None
     loop: bool
     defined_in: Literal["cameras file", "api"]
     status: dict[str, Any] | None = None
@@ -48,6 +49,7 @@ def _out(cam: Camera, defined_in: Literal["cameras file", "api"], status: dict[s
         url=cam.safe_url,
         kind=cam.kind,
         analyse_fps=cam.analyse_fps,
+        motion_gating=cam.motion_gating,
         loop=cam.loop,
         defined_in=defined_in,
         status=status,

@@ -182,6 +182,15 @@ class IngestSettings(BaseModel):
     decode_threads: int = Field(1, ge=1)
     analyse_threads: int = Field(0, ge=0, description="0 = the CPUs this process may use (cgroup-aware)")
     max_pending: int | None = Field(None, ge=1, description="crops awaiting the broker; None = max_in_flight")
+    motion_gating: bool = Field(
+        False,
+        description="skip detection on analysed frames with no change since the last detected one (fixed "
+        "cameras only; see services/lfr/ingest/README.md)",
+    )
+    motion_min_changed_fraction: float = Field(
+        0.0002, gt=0, lt=1, description="share of the 320 px comparison copy that must change to detect"
+    )
+    motion_max_skip_s: float = Field(2.0, gt=0, description="a full detection at least this often")
 
 
 class EmbedderSettings(BaseModel):

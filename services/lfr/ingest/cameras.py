@@ -45,6 +45,9 @@ class Camera(BaseModel):
     url: str | int = Field(description="rtsp(s)://, http(s):// (MJPEG), a file path or a device index")
     analyse_fps: float | None = Field(None, gt=0, le=60, description="default: ingest.analyse_fps")
     loop: bool = Field(False, description="files only: start again at the end (demos, soak tests)")
+    motion_gating: bool | None = Field(
+        None, description="default: ingest.motion_gating; true only for fixed cameras (ingest README)"
+    )
 
     @field_validator("camera_id", "deployment_id")
     @classmethod

@@ -113,10 +113,19 @@ def bench_ingest_command(
         Path | None, typer.Option(help="the shared faces folder (default ../shared/data/faces)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    motion_gating: Annotated[
+        bool | None,
+        typer.Option("--motion-gating/--no-motion-gating", help="override ingest.motion_gating for this run"),
+    ] = None,
+    video: Annotated[
+        Path | None, typer.Option(help="footage to loop instead of the street video (e.g. a fixed camera)")
+    ] = None,
 ) -> None:
     """Cameras per core (1080p, analysed at 5 fps, one thread) and crops per track, on the street video."""
     try:
-        result = bench_ingest(cli_settings(), seconds=seconds, faces_dir=faces_dir)
+        result = bench_ingest(
+            cli_settings(), seconds=seconds, faces_dir=faces_dir, motion_gating=motion_gating, video=video
+        )
     except BenchError as exc:
         typer.echo(f"lfr: {exc}", err=True)
         raise typer.Exit(2) from None

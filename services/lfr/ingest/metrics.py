@@ -10,7 +10,16 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 FRAMES_IN = Counter("lfr_ingest_frames_in_total", "Frames decoded from the camera", ["camera"])
-FRAMES_ANALYSED = Counter("lfr_ingest_frames_analysed_total", "Frames run through detection", ["camera"])
+FRAMES_ANALYSED = Counter(
+    "lfr_ingest_frames_analysed_total",
+    "Sampled frames taken by the analyser (detected unless counted in lfr_ingest_frames_gated_total)",
+    ["camera"],
+)
+FRAMES_GATED = Counter(
+    "lfr_ingest_frames_gated_total",
+    "Analysed frames whose detection motion gating skipped (no change, no live track)",
+    ["camera"],
+)
 FRAMES_DROPPED = Counter(
     "lfr_ingest_frames_dropped_total",
     "Sampled frames not analysed, by reason: queue_full, corrupt, oversized, deployment_not_live, "

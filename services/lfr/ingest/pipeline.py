@@ -19,6 +19,7 @@ from lfr.core.config import Settings
 from lfr.ingest.bestshot import BestShotSelector, Outcome
 from lfr.ingest.cameras import Camera
 from lfr.ingest.crops import CropKey, build_crop
+from lfr.ingest.motion import MotionGate
 from lfr.ingest.sources import Frame
 from lfr.ingest.tracker import IouTracker
 from lfr.v1.crop_pb2 import FaceCrop
@@ -53,6 +54,7 @@ class FrameResult:
     faces: int = 0
     tracks_started: int = 0
     detect_s: float = 0.0
+    gated: bool = False  # detection skipped by motion gating: nothing changed since the last detected frame
     outcomes: Counter[str] = field(default_factory=Counter)
     crops: list[OutgoingCrop] = field(default_factory=list)
 
@@ -66,6 +68,7 @@ class PipelineTotals:
     """Counts across all cameras since start (counts only: nothing about any face)."""
 
     frames: int = 0
+    gated: int = 0
     faces: int = 0
     rejected_quality: int = 0
     tracks: int = 0
@@ -82,6 +85,7 @@ class PipelineTotals:
         ended = sum(self.crops_per_ended_track.values())
         return {
             "frames": self.frames,
+            "frames_gated": self.gated,
             "faces": self.faces,
             "rejected_quality": self.rejected_quality,
             "tracks": self.tracks,
@@ -95,13 +99,15 @@ class PipelineTotals:
 
 
 class _CameraState:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, motion_gating: bool | None = None) -> None:
         ing = settings.ingest
         self.tracker = IouTracker(ing.track_iou, ing.track_max_age_s)
         self.selector: BestShotSelector[Shot] = BestShotSelector(
             ing.best_shot_margin, ing.best_shot_max_per_track, ing.best_shot_min_interval_s
         )
         self.last_t: float | None = None
+        gating = ing.motion_gating if motion_gating is None else motion_gating
+        self.gate = MotionGate(ing.motion_min_changed_fraction, ing.motion_max_skip_s, gating)
 
 
 def chip_template_for(settings: Settings, landmark_scheme: str) -> tuple[ChipTemplate, str]:
@@ -130,10 +136,10 @@ class IngestPipeline:
         template, name = chip_template_for(settings, getattr(detector, "landmark_scheme", "mtcnn5"))
         return cls(settings, detector, template, name)
 
-    def _state(self, camera_id: str) -> _CameraState:
-        st = self._cameras.get(camera_id)
+    def _state(self, camera: Camera) -> _CameraState:
+        st = self._cameras.get(camera.camera_id)
         if st is None:
-            st = self._cameras[camera_id] = _CameraState(self.settings)
+            st = self._cameras[camera.camera_id] = _CameraState(self.settings, camera.motion_gating)
         return st
 
     def active_tracks(self, camera_id: str) -> int:
@@ -142,10 +148,18 @@ class IngestPipeline:
 
     def process(self, camera: Camera, frame: Frame, key: CropKey) -> FrameResult:
         """Detect, track, assess and select the faces of one frame; seal the crops chosen to be sent."""
-        st = self._state(camera.camera_id)
+        st = self._state(camera)
         t = frame.stream_s
         st.last_t = t
         res = FrameResult(camera.camera_id, frame.seq)
+        tot = self.totals
+        tot.frames += 1
+        if not st.gate.decide(frame.image, t, len(st.tracker.tracks)).detect:
+            # No live track and nothing changed: no face can have arrived, and no track needs ageing.
+            res.gated = True
+            tot.gated += 1
+            self._seal(camera, st.selector.due(t), key, res)
+            return res
         t0 = time.perf_counter()
         detections = self.detector.detect(frame.image)
         res.detect_s = time.perf_counter() - t0
@@ -172,8 +186,6 @@ class IngestPipeline:
             to_send.extend((tid, s) for s in now)
         to_send.extend(st.selector.due(t))
         self._seal(camera, to_send, key, res)
-        tot = self.totals
-        tot.frames += 1
         tot.faces += res.faces
         tot.rejected_quality += res.rejected_quality
         tot.tracks += res.tracks_started

@@ -260,7 +260,7 @@ class IngestWorker:
                 continue
             if src.health.state == "not_live":
                 src.health.state = "connected"
-            src.note_analysed()
+            src.note_analysed(gated=result.gated)
             self._publish(cam, result)
         if not stopping.is_set() and src.finished:
             # A file that ended: its tracks end now, so their held best shots are still sent.

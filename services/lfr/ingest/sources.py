@@ -168,6 +168,7 @@ class CameraHealth:
     frames_in: int = 0
     frames_sampled: int = 0
     frames_analysed: int = 0
+    frames_gated: int = 0
     dropped_queue: int = 0
     corrupt: int = 0
     oversized: int = 0
@@ -192,6 +193,7 @@ class CameraHealth:
             "reconnects": self.reconnects,
             "frames_in": self.frames_in,
             "frames_analysed": self.frames_analysed,
+            "frames_gated": self.frames_gated,
             "dropped_queue": self.dropped_queue,
             "corrupt": self.corrupt,
             "oversized": self.oversized,
@@ -297,10 +299,13 @@ class CameraSource:
                 return frame
             await wait_or_timeout(self._ready, 1.0)
 
-    def note_analysed(self) -> None:
+    def note_analysed(self, gated: bool = False) -> None:
         self.health.frames_analysed += 1
         self.health.analysed_rate.mark()
         m.FRAMES_ANALYSED.labels(self._labels).inc()
+        if gated:
+            self.health.frames_gated += 1
+            m.FRAMES_GATED.labels(self._labels).inc()
 
     # ---- reader thread ----------------------------------------------------------------------------------
 

@@ -223,3 +223,25 @@ def test_a_damaged_stretch_is_skipped_not_taken_for_the_end(tmp_path: Path) -> N
         got.append(f)
     assert [f.seq for f in got] == [0, 1, 2], "frames after the damaged packets are still delivered"
     assert src.finished
+
+
+def test_local_devices_open_by_index_or_path_and_streams_through_ffmpeg(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """No /dev/video* exists here, so what OpenCV is asked to open is checked, then a real open of a
+    missing device must fail cleanly (the reader then backs off like any dead camera)."""
+    from lfr.ingest import sources
+
+    opened: list[tuple[Any, int]] = []
+    real = cv2.VideoCapture
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda src, api, params: opened.append((src, api)))
+    for url in (0, "/dev/video2", "http://cam.example/mjpg", "rtsp://cam.example/s"):
+        sources.open_capture(Camera(camera_id="c", deployment_id="d", url=url))
+    assert opened == [
+        (0, cv2.CAP_ANY),  # V4L2 picks the device by index
+        ("/dev/video2", cv2.CAP_ANY),
+        ("http://cam.example/mjpg", cv2.CAP_FFMPEG),
+        ("rtsp://cam.example/s", cv2.CAP_FFMPEG),
+    ]
+    monkeypatch.setattr(sources.cv2, "VideoCapture", real)
+    cap = sources.open_capture(Camera(camera_id="c", deployment_id="d", url=9))
+    assert not cap.isOpened()
+    cap.release()
