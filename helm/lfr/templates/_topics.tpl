@@ -15,5 +15,4 @@ Strimzi KafkaTopic resources; the hook Job gets the same numbers from its enviro
 - {name: lfr.adjudications.v1, short: adjudications, partitions: {{ $k.partitions.hits }}, retentionMs: -1}
 - {name: lfr.audit.v1, short: audit, partitions: 1, retentionMs: -1}
 - {name: lfr.deadletter.v1, short: deadletter, partitions: 3, retentionMs: {{ mul 14 $day }}}
-- {name: lfr.stats.v1, short: stats, partitions: 3, retentionMs: {{ $alertRetention }}}
 {{- end -}}

@@ -20,7 +20,6 @@ ALERT_UPDATES_JSON = "lfr.alert-updates.json.v1"
 ADJUDICATIONS = "lfr.adjudications.v1"
 AUDIT = "lfr.audit.v1"
 DEADLETTER = "lfr.deadletter.v1"
-STATS = "lfr.stats.v1"
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -100,7 +99,6 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             description="append-only hash-chained audit log",
         ),
         TopicSpec(DEADLETTER, 3, "stage", 14 * DAY_MS, description="records a stage could not process"),
-        TopicSpec(STATS, 3, "deployment_id", alert_retention, description="per-deployment counters"),
     ]
 
 
