@@ -195,8 +195,12 @@ async def get_alert(alert_id: str, ctx: Ctx, who: Reader) -> AlertDetailOut:
 
 
 @router.get("/alerts/{alert_id}/probe.jpg", response_class=Response)
-async def probe_image(alert_id: str, ctx: Ctx, _: Operator) -> Response:
-    """The best probe crop of the alert, decrypted for the adjudicating officer; never cached."""
+async def probe_image(alert_id: str, ctx: Ctx, who: Operator) -> Response:
+    """The best probe crop of the alert, decrypted for the adjudicating officer; never cached.
+
+    Every view is audited before the image is handed out (who looked at which person's face, and when, is
+    what an auditor asks first); a view that cannot be recorded is refused.
+    """
     found = await _store(ctx).probe(alert_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no probe image for this alert")
@@ -212,12 +216,15 @@ async def probe_image(alert_id: str, ctx: Ctx, _: Operator) -> Response:
         raise HTTPException(
             status.HTTP_500_INTERNAL_SERVER_ERROR, "probe image cannot be decrypted"
         ) from None
+    await ctx.audit.append(
+        who.name, "alert.view_probe", f"alert:{alert_id}", "", {"deployment_id": deployment_id}
+    )
     return Response(jpeg, media_type=blob.content_type or "image/jpeg", headers=NO_STORE)
 
 
 @router.get("/alerts/{alert_id}/reference.jpg", response_class=Response)
-async def reference_image(alert_id: str, ctx: Ctx, _: Operator) -> Response:
-    """The watchlist image of the alert's subject (from the watchlist store); never cached."""
+async def reference_image(alert_id: str, ctx: Ctx, who: Operator) -> Response:
+    """The watchlist image of the alert's subject (from the watchlist store); never cached; audited."""
     state = await _require_alert(ctx, alert_id)
     subject = await subject_lookup(ctx)(state.subject_id, state.watchlist_id)
     thumb = str((subject or {}).get("thumbnail") or "")
@@ -227,6 +234,8 @@ async def reference_image(alert_id: str, ctx: Ctx, _: Operator) -> Response:
         jpeg = base64.b64decode(thumb, validate=True)
     except (binascii.Error, ValueError):
         raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, "reference image is corrupt") from None
+    details = {"deployment_id": state.deployment_id, "watchlist_id": state.watchlist_id}
+    await ctx.audit.append(who.name, "alert.view_reference", f"alert:{alert_id}", "", details)
     return Response(jpeg, media_type="image/jpeg", headers=NO_STORE)
 
 

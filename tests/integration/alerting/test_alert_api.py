@@ -202,6 +202,14 @@ async def test_reads_images_adjudication_dashboard_report_and_purge(live: Live) 
         assert ref.status_code == 200 and ref.content == expected_ref
         assert "no-store" in ref.headers["cache-control"]
         assert (await op.get(f"/api/v1/alerts/{other}/reference.jpg")).status_code == 404
+        # Each image handed out is on the audit log: who looked at which alert's faces (refusals are not).
+        views = [
+            e
+            for e in await read_all(settings)
+            if e.target == f"alert:{aid}" and e.action.startswith("alert.view")
+        ]
+        assert sorted(e.action for e in views) == ["alert.view_probe", "alert.view_reference"]
+        assert all(e.actor == OFFICER and e.details["deployment_id"] == dep for e in views)
 
         # ---- adjudication
         assert (
