@@ -5,7 +5,8 @@ Without ``--cameras`` it prints the same JSON object as ``lfr bench ingest --jso
 reading the looping street video through their reader threads, the per-camera analysis tasks and the
 thread pool (``--threads``, default: the CPUs this process may use), with a publisher that discards
 records, and prints per-camera analysed fps and frames dropped by the drop-oldest queue. That answers
-"does this pod keep up with N cameras?" on the machine it runs on.
+"does this pod keep up with N cameras?" on the machine it runs on. ``--[no-]motion-gating`` and ``--video``
+(e.g. a fixed-camera clip from ``make_fixed_scene.py``) apply to both modes.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ async def run_cameras(settings: Settings, video: Path, cameras: int, seconds: fl
             "analysed_fps": d["analysed_fps"],
             "input_fps": d["input_fps"],
             "dropped_queue": d["dropped_queue"],
+            "frames_gated": d["frames_gated"],
         }
         for d in status
     }
@@ -89,6 +91,8 @@ async def run_cameras(settings: Settings, video: Path, cameras: int, seconds: fl
         "worst_camera_analysed_fps": worst,
         "keeps_up": worst >= 0.9 * target,
         "crops": pipeline.totals.crops,
+        "motion_gating": settings.ingest.motion_gating,
+        "frames_gated": pipeline.totals.gated,
         "per_camera": per_camera,
     }
 
@@ -99,12 +103,29 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--cameras", type=int, default=0, help="run N cameras concurrently instead")
     ap.add_argument("--threads", type=int, default=0, help="analysis threads (default: usable CPUs)")
+    ap.add_argument(
+        "--motion-gating",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override ingest.motion_gating (default: the setting)",
+    )
+    ap.add_argument("--video", type=Path, default=None, help="footage to loop instead of the street video")
     args = ap.parse_args()
     settings = get_settings()
     if args.cameras <= 0:
-        print(json.dumps(bench_ingest(settings, seconds=args.seconds, faces_dir=args.faces_dir)))
+        result = bench_ingest(
+            settings,
+            seconds=args.seconds,
+            faces_dir=args.faces_dir,
+            motion_gating=args.motion_gating,
+            video=args.video,
+        )
+        print(json.dumps(result))
         return
-    video = bench_video(args.faces_dir)
+    if args.motion_gating is not None:
+        ingest = settings.ingest.model_copy(update={"motion_gating": args.motion_gating})
+        settings = settings.model_copy(update={"ingest": ingest})
+    video = args.video or bench_video(args.faces_dir)
     threads = args.threads or usable_cpus()
     print(json.dumps(asyncio.run(run_cameras(settings, video, args.cameras, args.seconds, threads))))
 

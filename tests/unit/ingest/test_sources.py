@@ -233,10 +233,11 @@ def test_local_devices_open_by_index_or_path_and_streams_through_ffmpeg(monkeypa
     opened: list[tuple[Any, int]] = []
     real = cv2.VideoCapture
     monkeypatch.setattr(sources.cv2, "VideoCapture", lambda src, api, params: opened.append((src, api)))
-    for url in (0, "/dev/video2", "http://cam.example/mjpg", "rtsp://cam.example/s"):
+    for url in (0, "1", "/dev/video2", "http://cam.example/mjpg", "rtsp://cam.example/s"):
         sources.open_capture(Camera(camera_id="c", deployment_id="d", url=url))
     assert opened == [
         (0, cv2.CAP_ANY),  # V4L2 picks the device by index
+        (1, cv2.CAP_ANY),  # "1" from a YAML string or the API's JSON is an index too, never a file named 1
         ("/dev/video2", cv2.CAP_ANY),
         ("http://cam.example/mjpg", cv2.CAP_FFMPEG),
         ("rtsp://cam.example/s", cv2.CAP_FFMPEG),
