@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from lfr.api.auth import Principal, require
 from lfr.api.context import ApiContext, get_ctx
-from lfr.retro.cases import CaseStore
+from lfr.retro.cases import CaseRetentionError, CaseStore, check_retention_days
 from lfr.retro.gallery import GalleryError
 from lfr.retro.schemas import (
     CaseSearches,
@@ -170,6 +170,11 @@ async def search(
     retention_text = _one(fields, "retention_days")
     if retention_text is not None and not retention_text.isdigit():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "retention_days must be a whole number")
+    retention_days = int(retention_text) if retention_text is not None else None
+    try:
+        check_retention_days(ctx.settings, retention_days)
+    except CaseRetentionError as exc:  # before the face models load or the upload is written
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"search refused: {exc}") from None
     searcher = await _searcher(ctx)
     with tempfile.TemporaryDirectory(prefix="lfr-retro-") as tmp:
         path = Path(tmp) / f"upload{suffix}"
@@ -183,7 +188,7 @@ async def search(
                 watchlists,
                 gallery,
                 int(top_k_text),
-                int(retention_text) if retention_text is not None else None,
+                retention_days,
             )
         except VideoTooLongError as exc:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None

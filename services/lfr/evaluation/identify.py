@@ -269,6 +269,14 @@ def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def _own_fnir(g: dict[str, Any], rate: str) -> str:
+    """A group's own FNIR at an FPIR, telling too few non-mated searches apart from no mated ones."""
+    v = g["fnir_at_fpir"].get(rate)
+    if v is None and rate not in g.get("unresolved", []):
+        return "n/a"
+    return _fmt(v)
+
+
 def _markdown(r: dict[str, Any], files: dict[str, str]) -> str:
     fnir = ", ".join(f"FPIR {k}: {_fmt(v)}" for k, v in r["fnir_at_fpir"].items())
     lines = [
@@ -309,14 +317,15 @@ def _markdown(r: dict[str, Any], files: dict[str, str]) -> str:
         lines += [
             "",
             "FNIR at each FPIR: within the group's own searches / at the threshold that gives the whole set "
-            "that FPIR (FPIR of the group at that threshold in brackets).",
+            "that FPIR (FPIR of the group at that threshold in brackets). Within a group, *unresolved* means "
+            "fewer than 1/FPIR of its own non-mated searches; *n/a*, no mated searches.",
             "",
             "| group | " + " | ".join(f"FPIR {k}" for k in rates) + " |",
             "|---|" + "---|" * len(rates),
         ]
         for g in r["groups"]:
             cells = [
-                f"{_fmt(g['fnir_at_fpir'].get(k))} / {_fmt(g['fnir_at_overall_fpir'].get(k))} "
+                f"{_own_fnir(g, k)} / {_fmt(g['fnir_at_overall_fpir'].get(k))} "
                 f"({_fmt(g['fpir_at_overall_fpir'].get(k))})"
                 for k in rates
             ]
@@ -332,9 +341,10 @@ def _markdown(r: dict[str, Any], files: dict[str, str]) -> str:
                     f"| {d['rate'].upper()} | unresolved ({len(d['groups_compared'])} groups) | | | |"
                 )
                 continue
+            ratio = _fmt(d["ratio"]) if d.get("ratio") is not None else "n/a"  # lowest rate is 0
             lines.append(
                 f"| {d['rate'].upper()} | {d['highest_group']} {_fmt(d['highest'])} | "
-                f"{d['lowest_group']} {_fmt(d['lowest'])} | {_fmt(d['difference'])} | {_fmt(d['ratio'])} |"
+                f"{d['lowest_group']} {_fmt(d['lowest'])} | {_fmt(d['difference'])} | {ratio} |"
             )
         lines.append("")
     lines += [f"![DET]({Path(files['det_png']).name})", ""]

@@ -363,6 +363,9 @@ class GroupFigures:
     # running at that threshold does to this group.
     fnir_at_overall_fpir: dict[str, float | None] = field(default_factory=dict)
     fpir_at_overall_fpir: dict[str, float | None] = field(default_factory=dict)
+    # Rate labels the group's own non-mated searches cannot resolve (fewer than 1/FPIR of them), named as
+    # the overall figure names its own, so a None above is never read as "no errors".
+    unresolved: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -422,6 +425,8 @@ def per_group(
         )
         for rate in rates:
             label = rate_label(rate)
+            if not resolvable(n, rate):
+                row.unresolved.append(label)
             own = fnir_at_fpir(sub, rate) if m else None
             row.fnir_at_fpir[label] = 1.0 - own.true_rate if own is not None else None
             at = overall[rate]

@@ -189,12 +189,13 @@ def run_index_bench(
     client, _, stack = _milvus_client(settings)
     out = []
     built: dict[str, tuple[Gallery, float]] = {}
-    with stack:
+    with stack, contextlib.ExitStack() as cleanup:  # bench collections go even when a build fails
         for itype, iparams, sparams in options or INDEX_OPTIONS:
             key = f"{itype}{sorted(iparams.items())}"
             if key not in built:
                 name = f"bench_{itype.lower()}_{new_id()[:8]}"
                 g = Gallery(settings, name, card, client=client, index_type=itype, index_params=iparams)
+                cleanup.callback(g.drop)
                 t = time.perf_counter()
                 for s in range(0, len(vectors), 20_000):
                     n = min(20_000, len(vectors) - s)
@@ -232,9 +233,12 @@ def run_index_bench(
                     f"recall_at_{top_k}": round(hits / (top_k * len(queries)), 4),
                 }
             )
-        for g, _ in built.values():
-            g.drop()
     return out
+
+
+def parse_index_options(specs: list[str]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Every ``--index`` value, each one option or a comma-separated list (``FLAT,IVF_FLAT,HNSW``)."""
+    return [parse_index_option(one) for spec in specs for one in spec.split(",") if one.strip()]
 
 
 def parse_index_option(spec: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -253,7 +257,7 @@ def parse_index_option(spec: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
     search: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not value.strip().isdigit():
+        if not sep or not key.strip() or not value.strip().isdigit():
             raise ValueError(f"{pair!r} in {spec!r} is not key=whole number")
         (search if key in SEARCH_KEYS else build)[key.strip()] = int(value)
     return itype, build, search

@@ -14,7 +14,8 @@ that asks for a different period changes it for the whole case, and every stored
 recomputed from its own search time (results already past the new period are deleted at once); a search
 that asks for nothing keeps the case's period. No period may exceed ``retro.max_case_retention_days``.
 The search's audit record carries the period and any change, so who lengthened or shortened a case's
-retention, and why, is on the hash-chained log.
+retention, and why, is on the hash-chained log; its result carries the change too
+(``retention_changed_from_days``), so the officer who made it is told, not left to find out.
 
 Why Redis with a TTL: retention is then enforced by the store itself, not by a purge job that might not
 run; when the period ends the results are gone from every replica. A per-search key also lets one result
@@ -38,6 +39,17 @@ DAY_MS = 86_400_000
 
 class CaseRetentionError(ValueError):
     """A requested retention period is outside what the settings allow."""
+
+
+def check_retention_days(settings: Settings, days: int | None) -> int | None:
+    """Refuse a period outside 1..max_case_retention_days; callers run it before connecting or decoding,
+    so a refused search costs nothing and leaves nothing behind."""
+    limit = settings.retro.max_case_retention_days
+    if days is not None and not 1 <= days <= limit:
+        raise CaseRetentionError(
+            f"retention of {days} days is outside 1..{limit} (retro.max_case_retention_days)"
+        )
+    return days
 
 
 @dataclass(frozen=True)
@@ -65,13 +77,7 @@ class CaseStore:
         return rkey(self.settings, "case", case_ref, "retention")
 
     def check_days(self, days: int | None) -> int | None:
-        """Refuse a period outside 1..max_case_retention_days before anything is analysed."""
-        limit = self.settings.retro.max_case_retention_days
-        if days is not None and not 1 <= days <= limit:
-            raise CaseRetentionError(
-                f"retention of {days} days is outside 1..{limit} (retro.max_case_retention_days)"
-            )
-        return days
+        return check_retention_days(self.settings, days)
 
     async def stored_days(self, case_ref: str) -> int | None:
         raw = await self.redis.get(self._retention(check_case_ref(case_ref)))

@@ -83,10 +83,12 @@ def search_command(
     if as_json:
         typer.echo(result.model_dump_json())
         return
+    changed = result.retention_changed_from_days
     typer.echo(
         f"search {result.search_id} for case {result.case_ref}: {len(result.faces)} faces "
         f"({result.frames_analysed} frames analysed), threshold {result.threshold:g} {result.metric}, "
         f"kept {result.retention_days} days"
+        + (f" (the whole case's period changed from {changed} days)" if changed is not None else "")
     )
     for f in result.faces:
         where = (
@@ -184,17 +186,18 @@ def bench_gallery(
         list[str] | None,
         typer.Option(
             "--index",
-            help="TYPE[:key=value...], repeatable, e.g. FLAT, IVF_FLAT:nlist=1024:nprobe=64, "
-            "HNSW:M=16:efConstruction=200:ef=128 (default: the documented comparison)",
+            help="TYPE[:key=value...], repeatable or comma-separated, e.g. "
+            "FLAT,IVF_FLAT:nlist=1024:nprobe=64,HNSW:M=16:efConstruction=200:ef=128 "
+            "(default: the documented comparison)",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print only the JSON object")] = False,
 ) -> None:
     """Gallery index options at N rows: build time, p50/p99 per query and recall@k against exact search."""
-    from lfr.retro.bench import parse_index_option, run_gallery_bench
+    from lfr.retro.bench import parse_index_options, run_gallery_bench
 
     try:
-        options = [parse_index_option(spec) for spec in index] if index else None
+        options = parse_index_options(index) if index else None
     except ValueError as exc:
         raise _fail(str(exc)) from None
     if faces is None:

@@ -110,6 +110,8 @@ class SearchResult(BaseModel):
     frames_analysed: int = 0
     faces: list[FaceOut]
     retention_days: int | None = None  # the case's retention period when this result was stored
+    # Set when this search changed the case's period: the period every earlier result of the case had.
+    retention_changed_from_days: int | None = None
     notice: str = NOTICE
 
     @property

@@ -33,7 +33,7 @@ from lfr.core.config import Settings
 from lfr.core.ids import new_id
 from lfr.core.timeutil import iso, now_ms
 from lfr.evaluation.embedding import read_image
-from lfr.retro.cases import CaseRetentionError, CaseStore
+from lfr.retro.cases import CaseRetentionError, CaseStore, check_retention_days
 from lfr.retro.schemas import (
     MAX_TOP_K,
     CandidateOut,
@@ -248,13 +248,15 @@ class RetroSearcher:
         else:
             details["watchlists"] = ",".join(target.watchlists)
         try:
-            retention = await self.cases.resolve(case_ref, retention_days)
             faces, frames = await asyncio.to_thread(self._faces, path, kind)
             src = self._source(target)
             vectors = (
                 np.stack([f.face.embedding for f in faces]) if faces else np.zeros((0, self.card.dim or 1))
             )
             lists = await asyncio.to_thread(src.search, vectors, top_k) if faces else []
+            # Read the case's period only now, not before a minutes-long video analysis, so a search on
+            # the same case that finished meanwhile is not overwritten with a stale period.
+            retention = await self.cases.resolve(case_ref, retention_days)
         except Exception as exc:
             details.update(outcome="failed", error=type(exc).__name__)
             await self.audit.append(actor, AUDIT_ACTION, f"case:{case_ref}", reason, details)
@@ -289,6 +291,7 @@ class RetroSearcher:
             frames_analysed=frames,
             faces=out,
             retention_days=retention.days,
+            retention_changed_from_days=retention.previous_days if retention.changed else None,
         )
         details.update(
             outcome="ok",
@@ -329,14 +332,18 @@ async def retrospective_search(
 ) -> SearchResult:
     """One search with its own connections (CLI and scripts); servers keep a RetroSearcher instead.
 
-    The case reference and reason are checked before anything connects or decodes, so a refused search
-    costs nothing and leaves nothing behind.
+    The case reference, reason and retention period are checked before anything connects or decodes, so a
+    refused search costs nothing and leaves nothing behind.
     """
     from lfr.core.bus import make_producer
     from lfr.core.redis_client import make_redis
 
     check_case_ref(case_ref)
     check_reason(reason)
+    try:
+        check_retention_days(settings, retention_days)
+    except CaseRetentionError as exc:
+        raise RetroSearchError(str(exc)) from None
     redis: aioredis.Redis = make_redis(settings)
     producer = make_producer(settings, "retro-search")
     await producer.start()

@@ -63,9 +63,10 @@ def sample_frames(
             if not ok:
                 break
             t = i / src_fps
-            if max_seconds is not None and t > max_seconds:
-                # The container understated its length: refuse rather than return a partial search.
-                raise _too_long(path, t, max_seconds, "runs past")
+            if max_seconds is not None and (i + 1) / src_fps > max_seconds:
+                # The container understated its length: refuse rather than return a partial search. Frame
+                # i ends at (i + 1) / fps, so the limit is the same as the frame-count check above.
+                raise _too_long(path, (i + 1) / src_fps, max_seconds, "runs past")
             if i % step == 0:
                 ok, frame = cap.retrieve()
                 if ok and frame is not None:

@@ -7,6 +7,7 @@ search tests; the 200,000-vector gallery runs under ``slow``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -238,6 +239,8 @@ async def test_each_case_keeps_its_own_retention_period(
         index = f"{settings.redis.key_prefix}case:{case}:searches"
         await r.zadd(index, {first.search_id: (time.time() - 20 * day) * 1000})
         third = await search(case, 10)
+        assert (first.retention_changed_from_days, second.retention_changed_from_days) == (None, None)
+        assert third.retention_changed_from_days == 30, "the officer who changed the period is told"
         stored = {x.search_id for x in await store.list(case)}
         assert stored == {second.search_id, third.search_id}
         for sid in stored:
@@ -278,6 +281,89 @@ def test_gallery_index_bench_command(settings: Settings, analyzer: FaceAnalyzer,
         [sys.executable, "-m", "lfr.cli", "bench", "gallery", "--help"], capture_output=True, text=True
     )
     assert res.returncode == 0 and "--index" in res.stdout, res.stderr
+
+
+def test_cli_bench_gallery_prints_one_json_object(
+    settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lfr bench gallery --json`` end to end on a small gallery, with comma-separated index options."""
+    import typer
+    from typer.testing import CliRunner
+
+    from lfr.retro import bench, cli
+
+    monkeypatch.setattr(cli, "cli_settings", lambda: settings)
+    monkeypatch.setattr(bench, "FaceAnalyzer", lambda s: analyzer)  # the models are already loaded
+    app = typer.Typer()
+    app.command("gallery")(cli.bench_gallery)
+    app.command("other")(lambda: None)
+    args = ["gallery", "--json", "--vectors", "500", "--queries", "5", "--real-max", "10"]
+    args += [
+        "--faces",
+        str(shared_faces / "lfw_pairs_dev" / "images"),
+        "--index",
+        "FLAT,IVF_FLAT:nlist=8:nprobe=8",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, "--json prints one JSON object and nothing else"
+    r = json.loads(lines[0])
+    assert (r["rows"], r["queries"], r["top_k"]) == (500, 5, 10)
+    assert [(x["index_type"], x["search_params"]) for x in r["indexes"]] == [
+        ("FLAT", {}),
+        ("IVF_FLAT", {"nprobe": 8}),
+    ]
+    assert r["indexes"][0]["recall_at_10"] == 1.0, "FLAT is exact"
+    for x in r["indexes"]:
+        assert x["build_and_load_s"] >= 0 and 0 < x["p50_ms"] <= x["p99_ms"] and 0 <= x["recall_at_10"] <= 1
+    from lfr.core.milvus import make_milvus
+
+    client = make_milvus(settings, settings.milvus_uri)
+    try:
+        assert not [c for c in client.list_collections() if c.startswith("bench_")], (
+            "bench collections dropped"
+        )
+    finally:
+        client.close()
+
+
+async def test_cli_refuses_footage_longer_than_the_limit(
+    settings: Settings,
+    analyzer: FaceAnalyzer,
+    gallery: Gallery,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``lfr search`` on a 3 s clip with ``retro.max_video_s`` 1: exit 2, a message naming both lengths,
+    the attempt audited as failed and nothing stored for the case."""
+    import typer
+    from typer.testing import CliRunner
+
+    from lfr.retro import cli, search
+
+    data = settings.model_dump()
+    data["retro"]["max_video_s"] = 1.0
+    short_limit = Settings(**data)
+    monkeypatch.setattr(cli, "cli_settings", lambda: short_limit)
+    monkeypatch.setattr(search, "FaceAnalyzer", lambda s: analyzer)
+    app = typer.Typer()
+    app.command("search")(cli.search_command)
+    app.command("other")(lambda: None)
+    clip = tmp_path / "long.avi"
+    _write_video(clip, 3.0)
+    case = f"OP-long-{uuid.uuid4().hex[:6]}"
+    args = ["search", str(clip), "--case", case, "--reason", REASON, "--gallery", gallery.name]
+    res = await asyncio.to_thread(CliRunner().invoke, app, args)  # the command runs its own event loop
+    assert res.exit_code == 2, res.output + repr(res.exception)
+    assert "long.avi is 3.0 s; footage longer than 1 s is refused (retro.max_video_s)" in res.output
+    events = await _audit_for(settings, case)
+    assert [(e.details["outcome"], e.details["error"]) for e in events] == [("failed", "VideoTooLongError")]
+    r = make_redis(settings)
+    try:
+        assert await CaseStore(settings, r).list(case) == []
+    finally:
+        await r.aclose()
 
 
 def test_import_resumes_after_interruption(
@@ -353,6 +439,8 @@ async def test_api_search_roles_refusal_and_case_listing(
                 "/api/v1/search", data={**form, "retention_days": "9999"}, files=files, headers=op
             )
             assert r.status_code == 422 and "retro.max_case_retention_days" in r.json()["detail"]
+            r = await c.post("/api/v1/search", data={**form, "retention_days": "0"}, files=files, headers=op)
+            assert r.status_code == 422 and "outside 1..365" in r.json()["detail"]
             r = await c.post("/api/v1/search", data={**form, "retention_days": "30"}, files=files, headers=op)
             assert r.status_code == 200 and r.json()["retention_days"] == 30
             assert (await c.get(f"/api/v1/cases/{case}/searches", headers=aud)).json()["retention_days"] == 30
@@ -361,6 +449,7 @@ async def test_api_search_roles_refusal_and_case_listing(
             video = {"file": ("long.avi", clip.read_bytes(), "video/x-msvideo")}
             r = await c.post("/api/v1/search", data=form, files=video, headers=op)
             assert r.status_code == 413 and "split it" in r.json()["detail"], r.text
+            assert "is 3.0 s; footage longer than 1 s is refused (retro.max_video_s)" in r.json()["detail"]
     finally:
         await app.state.ctx.close()
     outcomes = [e.details["outcome"] for e in await _audit_for(s, case)]

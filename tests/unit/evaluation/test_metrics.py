@@ -175,6 +175,21 @@ def test_rate_labels_and_json_cleaning() -> None:
     assert m.clean_json({"a": math.nan, "b": [np.float64(1.5), math.inf]}) == {"a": None, "b": [1.5, None]}
 
 
+def _two_groups() -> m.SearchOutcomes:
+    """Similarity scores, every mate at rank 1: 4 mated and 10 non-mated searches in each of A and B."""
+    mates = np.array([0.9, 0.8, 0.7, 0.6, 0.9, 0.8, 0.7, 0.6])
+    non_a = [0.75, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.04, 0.03, 0.02]
+    non_b = [0.95, 0.85, 0.3, 0.2, 0.1, 0.05, 0.04, 0.03, 0.02, 0.01]
+    return m.SearchOutcomes(
+        mates,
+        np.ones(8, dtype=int),
+        np.array(non_a + non_b),
+        lower_is_better=False,
+        mated_groups=["A"] * 4 + ["B"] * 4,
+        nonmated_groups=["A"] * 10 + ["B"] * 10,
+    )
+
+
 def test_fnir_at_fpir_per_group_and_at_the_overall_threshold_by_hand() -> None:
     """Similarity scores (higher is closer), every mate at rank 1, 10 non-mated searches per group.
 
@@ -183,21 +198,11 @@ def test_fnir_at_fpir_per_group_and_at_the_overall_threshold_by_hand() -> None:
     allows two (0.95, 0.85): cut 0.75..0.8 = 0.775, where A and B each find two mates (FNIR 0.5) and B's
     0.95 and 0.85 alert (FPIR 2/10) while A's do not. FPIR 0.05 needs 20 searches: unresolved per group,
     resolved overall (cut 0.875: FNIR 0.75 for both, FPIR 0.1 for B)."""
-    mates = np.array([0.9, 0.8, 0.7, 0.6, 0.9, 0.8, 0.7, 0.6])
-    non_a = [0.75, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.04, 0.03, 0.02]
-    non_b = [0.95, 0.85, 0.3, 0.2, 0.1, 0.05, 0.04, 0.03, 0.02, 0.01]
-    o = m.SearchOutcomes(
-        mates,
-        np.ones(8, dtype=int),
-        np.array(non_a + non_b),
-        lower_is_better=False,
-        mated_groups=["A"] * 4 + ["B"] * 4,
-        nonmated_groups=["A"] * 10 + ["B"] * 10,
-    )
-    rows, diffs = m.per_group(o, 0.65, rates=(0.1, 0.05))
+    rows, diffs = m.per_group(_two_groups(), 0.65, rates=(0.1, 0.05))
     by = {r.group: r.as_dict() for r in rows}
     assert by["A"]["fnir_at_fpir"] == {"0.1": 0.0, "0.05": None}
     assert by["B"]["fnir_at_fpir"] == {"0.1": 0.75, "0.05": None}
+    assert by["A"]["unresolved"] == by["B"]["unresolved"] == ["0.05"], "10 searches cannot resolve 1/20"
     assert by["A"]["fnir_at_overall_fpir"] == {"0.1": 0.5, "0.05": 0.75}
     assert by["B"]["fnir_at_overall_fpir"] == {"0.1": 0.5, "0.05": 0.75}
     assert by["A"]["fpir_at_overall_fpir"] == {"0.1": 0.0, "0.05": 0.0}
@@ -209,3 +214,61 @@ def test_fnir_at_fpir_per_group_and_at_the_overall_threshold_by_hand() -> None:
     assert gaps["fnir at overall fpir 0.1"].difference == 0.0
     deployed = gaps["fpir at overall fpir 0.1"]
     assert (deployed.highest_group, deployed.difference) == ("B", pytest.approx(0.2))
+
+
+def test_group_report_tabulates_fnir_at_each_fpir_and_the_differentials() -> None:
+    """The Markdown report of the case above: own / overall-threshold FNIR (group FPIR in brackets) per
+    group and FPIR, and one differential row per rate, unresolved where no two groups have a value."""
+    from lfr.evaluation.identify import _markdown
+
+    rows, diffs = m.per_group(_two_groups(), 0.65, rates=(0.1, 0.05))
+    result = {
+        "dataset": "/d/set/images",
+        "gallery_identities": 8,
+        "gallery_templates": 8,
+        "enrol_per_id": 1,
+        "seed": 0,
+        "left_out_identities": 20,
+        "mated_searches": 8,
+        "nonmated_searches": 20,
+        "search": "exact",
+        "model": "m",
+        "metric": "COSINE",
+        "threshold": 0.65,
+        "failed_to_enrol": 0,
+        "failed_probes": 0,
+        "fell_back": 0,
+        "below_quality_gate": 0,
+        "tpir": 0.5,
+        "fpir_at_threshold": 0.15,
+        "rank1": 1.0,
+        "fnir_at_fpir": {"0.1": 0.5, "0.05": 0.75},
+        "groups": [r.as_dict() for r in rows],
+        "largest_differential": [d.as_dict() for d in diffs],
+    }
+    md = _markdown(result, {"det_png": "/o/det.png"}).splitlines()
+    assert "| A | 0.0000 / 0.5000 (0.0000) | unresolved / 0.7500 (0.0000) |" in md
+    assert "| B | 0.7500 / 0.5000 (0.2000) | unresolved / 0.7500 (0.1000) |" in md
+    assert "| FNIR AT FPIR 0.1 | B 0.7500 | A 0.0000 | 0.7500 | n/a |" in md, "no ratio to a zero rate"
+    assert "| FNIR AT FPIR 0.05 | unresolved (0 groups) | | | |" in md
+    assert "| FPIR AT OVERALL FPIR 0.1 | B 0.2000 | A 0.0000 | 0.2000 | n/a |" in md
+
+
+def test_group_without_mated_searches_is_not_called_unresolved() -> None:
+    """C has 10 non-mated searches (enough for FPIR 0.1) but no mated one: no FNIR, and not for want of
+    non-mated searches, so the report says n/a, not unresolved."""
+    from lfr.evaluation.identify import _own_fnir
+
+    o = m.SearchOutcomes(
+        np.array([0.9]),
+        np.ones(1, dtype=int),
+        np.linspace(0.1, 0.5, 20),
+        lower_is_better=False,
+        mated_groups=["A"],
+        nonmated_groups=["A"] * 10 + ["C"] * 10,
+    )
+    rows, _ = m.per_group(o, 0.65, rates=(0.1,))
+    c = {r.group: r.as_dict() for r in rows}["C"]
+    assert c["fnir_at_fpir"] == {"0.1": None} and c["unresolved"] == []
+    assert _own_fnir(c, "0.1") == "n/a"
+    assert _own_fnir({**c, "unresolved": ["0.1"]}, "0.1") == "unresolved"

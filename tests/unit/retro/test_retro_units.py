@@ -124,14 +124,35 @@ def test_cli_search_without_case_exits_2_before_touching_anything(tmp_path) -> N
     assert res.exit_code == 2 and "reason" in res.output
 
 
-def _write_video(path, seconds: float, fps: int = 10) -> None:  # type: ignore[no-untyped-def]
+def _write_video(path, seconds: float, fps: int = 10, frames: int | None = None) -> None:  # type: ignore[no-untyped-def]
     import cv2
 
     out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
     assert out.isOpened()
-    for i in range(int(seconds * fps)):
+    for i in range(frames if frames is not None else int(seconds * fps)):
         out.write(np.full((48, 64, 3), i % 255, np.uint8))
     out.release()
+
+
+def _hide_frame_count(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Make every capture's container claim no frame count (live-recorded files often do)."""
+    import cv2
+
+    from lfr.retro import video
+
+    real = cv2.VideoCapture
+
+    class Lying:
+        def __init__(self, path: str) -> None:
+            self.cap = real(path)
+
+        def get(self, prop: int) -> float:
+            return 0.0 if prop == cv2.CAP_PROP_FRAME_COUNT else self.cap.get(prop)
+
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(self.cap, name)
+
+    monkeypatch.setattr(video.cv2, "VideoCapture", Lying)
 
 
 def test_footage_longer_than_the_limit_is_refused_whole(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -147,27 +168,11 @@ def test_footage_longer_than_the_limit_is_refused_whole(tmp_path) -> None:  # ty
 def test_footage_whose_container_understates_its_length_is_refused_while_reading(
     tmp_path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    import cv2
-
     from lfr.retro import video
 
     clip = tmp_path / "clip.avi"
     _write_video(clip, 3.0)
-    real = cv2.VideoCapture
-
-    class Lying:
-        """A capture whose container claims no frame count (live-recorded files often do)."""
-
-        def __init__(self, path: str) -> None:
-            self.cap = real(path)
-
-        def get(self, prop: int) -> float:
-            return 0.0 if prop == cv2.CAP_PROP_FRAME_COUNT else self.cap.get(prop)
-
-        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-            return getattr(self.cap, name)
-
-    monkeypatch.setattr(video.cv2, "VideoCapture", Lying)
+    _hide_frame_count(monkeypatch)
     handed_out = []
     with pytest.raises(video.VideoTooLongError, match="runs past"):
         for item in video.sample_frames(clip, 5.0, max_seconds=1.0):
@@ -200,3 +205,89 @@ def test_retention_default_cannot_exceed_the_maximum() -> None:
 
     with pytest.raises(Exception, match="max_case_retention_days"):
         load_settings(retro={"case_retention_days": 400, "max_case_retention_days": 365})
+
+
+@pytest.mark.parametrize("frame_count_known", [True, False])
+def test_the_limit_is_the_same_from_metadata_and_while_reading(
+    tmp_path, monkeypatch, frame_count_known: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """10 frames at 10 fps last exactly 1 s and pass a 1 s limit; 11 frames last 1.1 s and are refused,
+    whether the container states its length or not."""
+    from lfr.retro.video import VideoTooLongError, sample_frames
+
+    exact, over = tmp_path / "exact.avi", tmp_path / "over.avi"
+    _write_video(exact, 0, frames=10)
+    _write_video(over, 0, frames=11)
+    if not frame_count_known:
+        _hide_frame_count(monkeypatch)
+    assert [i for i, _, _ in sample_frames(exact, 10.0, max_seconds=1.0)] == list(range(10))
+    with pytest.raises(VideoTooLongError, match=r"1\.1 s; footage longer than 1 s is refused"):
+        list(sample_frames(over, 10.0, max_seconds=1.0))
+
+
+def test_comma_separated_index_options() -> None:
+    from lfr.retro.bench import parse_index_options
+
+    assert parse_index_options(["FLAT,IVF_FLAT:nlist=8:nprobe=2", "HNSW"]) == [
+        ("FLAT", {}, {}),
+        ("IVF_FLAT", {"nlist": 8}, {"nprobe": 2}),
+        ("HNSW", {}, {}),
+    ]
+    with pytest.raises(ValueError, match="key=whole number"):
+        parse_index_options(["IVF_FLAT:=8"])
+
+
+def test_bench_gallery_refuses_a_bad_index_before_building_anything(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import typer
+    from typer.testing import CliRunner
+
+    from lfr.retro import bench
+    from lfr.retro.cli import bench_gallery
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the benchmark ran despite a bad --index")
+
+    monkeypatch.setattr(bench, "run_gallery_bench", must_not_run)
+    app = typer.Typer()
+    app.command("gallery")(bench_gallery)
+    app.command("other")(lambda: None)
+    res = CliRunner().invoke(app, ["gallery", "--json", "--index", "FLAT,ANNOY"])
+    assert res.exit_code == 2 and "ANNOY is not one of" in res.output, res.output
+
+
+@pytest.mark.parametrize(("days", "ok"), [(None, True), (1, True), (365, True), (0, False), (366, False)])
+def test_retention_period_bounds(days: int | None, ok: bool) -> None:
+    from lfr.core.config import load_settings
+    from lfr.retro.cases import CaseRetentionError, check_retention_days
+
+    s = load_settings(retro={"max_case_retention_days": 365})
+    if ok:
+        assert check_retention_days(s, days) == days
+    else:
+        with pytest.raises(CaseRetentionError, match=r"outside 1\.\.365 \(retro\.max_case_retention_days\)"):
+            check_retention_days(s, days)
+
+
+def test_cli_retention_above_the_maximum_exits_2_before_connecting(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import typer
+    from typer.testing import CliRunner
+
+    from lfr.core import redis_client
+    from lfr.core.config import load_settings
+    from lfr.retro import cli
+
+    def must_not_connect(*args: object, **kwargs: object) -> None:
+        raise AssertionError("connected despite a refused retention")
+
+    monkeypatch.setattr(redis_client, "make_redis", must_not_connect)
+    monkeypatch.setattr(cli, "cli_settings", lambda: load_settings(retro={"max_case_retention_days": 180}))
+    app = typer.Typer()
+    app.command("search")(cli.search_command)
+    app.command("other")(lambda: None)
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(b"never decoded")
+    args = ["search", str(photo), "--case", "OP-1", "--reason", "a real reason", "--gallery", "g"]
+    res = CliRunner().invoke(app, [*args, "--retention-days", "181"])
+    assert res.exit_code == 2 and "retention of 181 days is outside 1..180" in res.output, res.output
+    res = CliRunner().invoke(app, [*args, "--retention-days", "0"])
+    assert res.exit_code == 2 and "--retention-days" in res.output, res.output
