@@ -241,6 +241,9 @@ def parse_index_options(specs: list[str]) -> list[tuple[str, dict[str, Any], dic
     return [parse_index_option(one) for spec in specs for one in spec.split(",") if one.strip()]
 
 
+SEARCH_KEYS = frozenset({"nprobe", "ef"})  # index parameters that belong to search, not to building
+
+
 def parse_index_option(spec: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """``TYPE[:key=value...]`` -> (index type, build params, search params).
 
@@ -261,9 +264,6 @@ def parse_index_option(spec: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
             raise ValueError(f"{pair!r} in {spec!r} is not key=whole number")
         (search if key in SEARCH_KEYS else build)[key.strip()] = int(value)
     return itype, build, search
-
-
-SEARCH_KEYS = frozenset({"nprobe", "ef"})
 
 
 def run_gallery_bench(

@@ -76,9 +76,6 @@ class CaseStore:
     def _retention(self, case_ref: str) -> str:
         return rkey(self.settings, "case", case_ref, "retention")
 
-    def check_days(self, days: int | None) -> int | None:
-        return check_retention_days(self.settings, days)
-
     async def stored_days(self, case_ref: str) -> int | None:
         raw = await self.redis.get(self._retention(check_case_ref(case_ref)))
         return int(text(raw)) if raw is not None else None
@@ -90,7 +87,7 @@ class CaseStore:
 
     async def resolve(self, case_ref: str, requested: int | None) -> Retention:
         """The period a search on ``case_ref`` will store its result under, and the one it replaces."""
-        self.check_days(requested)
+        check_retention_days(self.settings, requested)
         previous = await self.stored_days(case_ref)
         if requested is not None:
             return Retention(requested, previous)

@@ -151,6 +151,12 @@ def gallery_info(
     typer.echo(json.dumps(info) if as_json else "\n".join(f"{k:14s} {v}" for k, v in info.items()))
 
 
+def _default_faces() -> Path | None:
+    """Real faces for the benchmarks' galleries: the shared LFW images when present."""
+    guess = shared_faces_dir() / "lfw_pairs_dev" / "images"
+    return guess if guess.is_dir() else None
+
+
 def bench_search(
     subjects: Annotated[int, typer.Option("--subjects", min=10)] = 10_000,
     faces: Annotated[
@@ -164,9 +170,7 @@ def bench_search(
     """Watchlist search latency at N subjects (real faces + synthetic): p50, p99 and batch-of-64 p50."""
     from lfr.retro.bench import run_search_bench
 
-    if faces is None:
-        guess = shared_faces_dir() / "lfw_pairs_dev" / "images"
-        faces = guess if guess.is_dir() else None
+    faces = faces or _default_faces()
     result = run_search_bench(
         cli_settings(), subjects=subjects, faces_dir=faces, real_max=real_max, queries=queries
     )
@@ -200,9 +204,7 @@ def bench_gallery(
         options = parse_index_options(index) if index else None
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    if faces is None:
-        guess = shared_faces_dir() / "lfw_pairs_dev" / "images"
-        faces = guess if guess.is_dir() else None
+    faces = faces or _default_faces()
     result = run_gallery_bench(
         cli_settings(),
         vectors=vectors,

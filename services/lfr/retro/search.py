@@ -218,7 +218,7 @@ class RetroSearcher:
         """
         case_ref, reason = check_case_ref(case_ref), check_reason(reason)
         try:
-            self.cases.check_days(retention_days)
+            check_retention_days(self.settings, retention_days)
         except CaseRetentionError as exc:
             raise RetroSearchError(str(exc)) from None
         if not actor:
