@@ -120,8 +120,29 @@ class ModelSettings(BaseModel):
 class DetectorSettings(BaseModel):
     min_face_px: int = Field(40, ge=12)
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    first_level_thresholds: tuple[float, ...] = Field(
+        (0.8, 0.7),
+        description="P-Net thresholds for the finest pyramid levels (smallest faces), finest first; later "
+        "levels use thresholds[0]. The finest levels hold most of a frame's pixels and so most of P-Net's "
+        "false candidates; () restores the reference cascade",
+    )
     scale_factor: float = Field(0.709, gt=0.1, lt=1.0)
     max_image_pixels: int = Field(40_000_000, gt=0, description="larger inputs are refused, not decoded")
+
+    @field_validator("thresholds", "first_level_thresholds")
+    @classmethod
+    def _probabilities(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        """The nets output probabilities: a threshold outside [0, 1] admits everything or nothing."""
+        for t in v:
+            if not 0.0 <= t <= 1.0:
+                raise ValueError(f"detector threshold {t} is outside [0, 1]")
+        return v
+
+    def pnet_threshold(self, level: int) -> float:
+        """P-Net's threshold on pyramid level ``level`` (0 = the finest level, the smallest faces)."""
+        if level < len(self.first_level_thresholds):
+            return self.first_level_thresholds[level]
+        return self.thresholds[0]
 
 
 class QualitySettings(BaseModel):

@@ -31,6 +31,8 @@ def _bench() -> None:
 
 
 VIDEO_LABELS = Path("tests") / "integration" / "vision" / "fixtures" / "video_faces.json"
+PHOTO_LABELS = VIDEO_LABELS.with_name("photo_faces.json")
+AGREEMENT_FRAMES = 105  # the street video's length
 
 
 @app.command("build")
@@ -105,7 +107,14 @@ def run_model_bench(settings: Settings, repeat: int = 15, faces_dir: Path | None
     import cv2
     import numpy as np
 
-    from lfr.vision.evaluate import detection_recall, load_frame_labels, read_frames
+    from lfr.vision.evaluate import (
+        detection_recall,
+        load_frame_labels,
+        load_photo_labels,
+        read_frames,
+        reference_agreement,
+        small_face_canvases,
+    )
     from lfr.vision.pipeline import load_detector, load_embedder
 
     cv2.setNumThreads(1)
@@ -143,6 +152,24 @@ def run_model_bench(settings: Settings, repeat: int = 15, faces_dir: Path | None
         result["detect_recall_faces"] = total
     else:
         result["detect_recall_video"] = None
+    if video.is_file() and one.detector.first_level_thresholds:
+        # Unlabelled frames (the labelled ones are every 20th): faces the reference cascade finds, kept?
+        reference = load_detector(
+            one.model_copy(
+                update={"detector": one.detector.model_copy(update={"first_level_thresholds": ()})}
+            )
+        )
+        unlabelled = read_frames(video, [i for i in range(AGREEMENT_FRAMES) if i % 20])
+        kept, total = reference_agreement(detector, reference, list(unlabelled.values()))
+        result["detect_agreement_reference"] = round(kept / total, 4) if total else None
+        result["detect_agreement_reference_n"] = total
+    photo_labels = Path(__file__).resolve().parents[3] / PHOTO_LABELS
+    if faces.is_dir() and photo_labels.is_file():
+        # Held out from tuning: the labelled photos shrunk to small faces on a 1080p canvas.
+        images, boxes = small_face_canvases(load_photo_labels(photo_labels, faces))
+        found, total = detection_recall(detector, images, boxes, min_width=40)
+        result["detect_recall_small_faces"] = round(found / total, 4) if total else None
+        result["detect_recall_small_faces_n"] = total
     return result
 
 

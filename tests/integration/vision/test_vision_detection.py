@@ -11,7 +11,14 @@ import pytest
 from lfr.core.config import Settings, load_settings
 from lfr.vision import ImageTooLargeError
 from lfr.vision.boxes import iou_matrix
-from lfr.vision.evaluate import detection_recall, load_frame_labels, read_frames
+from lfr.vision.evaluate import (
+    detection_recall,
+    load_frame_labels,
+    load_photo_labels,
+    read_frames,
+    reference_agreement,
+    small_face_canvases,
+)
 from lfr.vision.pipeline import load_detector
 
 pytestmark = pytest.mark.shared_data
@@ -103,3 +110,48 @@ def test_blank_and_grey_images(settings: Settings) -> None:
     assert det.detect(np.zeros((480, 640, 3), np.uint8)) == []
     assert det.detect(np.full((200, 300), 128, np.uint8)) == []
     assert det.detect(np.zeros((8, 8, 3), np.uint8)) == []
+
+
+def test_held_out_small_faces_recall(settings: Settings, faces_dir: Path, fixtures_dir: Path) -> None:
+    """The labelled photos' faces (not the video's), shrunk to 44-72 px on a 1080p canvas, are found."""
+    images, boxes = small_face_canvases(load_photo_labels(fixtures_dir / "photo_faces.json", faces_dir))
+    found, total = detection_recall(load_detector(settings), images, boxes, min_width=40)
+    assert total >= 40
+    assert found / total >= 0.95, f"recall {found}/{total}"
+
+
+def test_first_level_thresholds_only_prune_candidates(
+    settings: Settings, faces_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stricter finest-level P-Net threshold sends fewer candidates to R-Net and keeps the faces."""
+    from lfr.vision.detectors import mtcnn
+
+    frame = read_frames(faces_dir / "facenet_pytorch_samples" / "video" / "video.mp4", [0])[0]
+    reference = settings.model_copy(
+        update={"detector": settings.detector.model_copy(update={"first_level_thresholds": ()})}
+    )
+    counts: list[int] = []
+    real_refine = mtcnn.MtcnnDetector._refine
+
+    def counting_refine(self: mtcnn.MtcnnDetector, levels: list, boxes: np.ndarray) -> np.ndarray:
+        counts.append(len(boxes))
+        return real_refine(self, levels, boxes)
+
+    monkeypatch.setattr(mtcnn.MtcnnDetector, "_refine", counting_refine)
+    strict = load_detector(settings).detect(frame)
+    loose = load_detector(reference).detect(frame)
+    assert settings.detector.first_level_thresholds  # the default is the stricter cascade
+    assert counts[0] < 0.9 * counts[1], counts
+    for d in loose:
+        if d.bbox[2] >= 40:
+            best = float(iou_matrix(_xyxy(d.bbox), _xyxy(np.array([s.bbox for s in strict]))).max())
+            assert best >= 0.5, d.bbox
+    # Frames nobody labelled (the labels are on every 20th): the reference cascade's faces are still found.
+    frames = read_frames(faces_dir / "facenet_pytorch_samples" / "video" / "video.mp4", [10, 30, 50, 70, 90])
+    kept, total = reference_agreement(
+        load_detector(settings), load_detector(reference), list(frames.values())
+    )
+    # Measured 23/24: the one lost is a 42 px face half hidden behind another on frame 90 (462/463 over all
+    # 99 unlabelled frames, `lfr bench models`); the floor is the issue's recall target.
+    assert total >= 20
+    assert kept / total >= 0.95, f"{kept}/{total}"

@@ -94,3 +94,17 @@ def test_config_show_masks_secrets_and_bad_settings_exit_2(
         assert r.exit_code == 2 and "crypto.key_ttl_s" in r.output
     finally:
         get_settings.cache_clear()
+
+
+def test_pnet_threshold_per_pyramid_level() -> None:
+    s = load_settings(detector={"thresholds": [0.6, 0.7, 0.7], "first_level_thresholds": [0.8, 0.7]})
+    assert [s.detector.pnet_threshold(i) for i in range(4)] == [0.8, 0.7, 0.6, 0.6]
+    reference = load_settings(detector={"first_level_thresholds": []})
+    assert reference.detector.pnet_threshold(0) == reference.detector.thresholds[0]
+
+
+@pytest.mark.parametrize("field", ["thresholds", "first_level_thresholds"])
+def test_detector_thresholds_must_be_probabilities(field: str) -> None:
+    value = [0.6, 1.5, 0.7] if field == "thresholds" else [-0.1]
+    with pytest.raises(ConfigError, match="outside"):
+        load_settings(detector={field: value})
