@@ -12,13 +12,14 @@ largest detected face is the one compared (the label is the main face).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from lfr.core.config import Settings
 from lfr.evaluation.datasets import Pair
 from lfr.evaluation.embedding import read_image as read_any_image
 from lfr.vision.boxes import iou_matrix, xywh_to_xyxy
@@ -149,6 +150,7 @@ def small_face_canvases(
     leave the canvas are dropped from the labels.
     """
     width, height = size
+    left, top = 200, 100  # where each photo is pasted
     images: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     for target in face_px:
@@ -159,31 +161,41 @@ def small_face_canvases(
             if k > 1.0:
                 continue
             small = cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
-            h, w = min(small.shape[0], height - 100), min(small.shape[1], width - 200)
+            h, w = min(small.shape[0], height - top), min(small.shape[1], width - left)
             canvas = np.full((height, width, 3), 110, dtype=np.uint8)
-            canvas[100 : 100 + h, 200 : 200 + w] = small[:h, :w]
-            moved = boxes * k + np.array([200.0, 100.0, 0.0, 0.0])
-            inside = (moved[:, 0] + moved[:, 2] <= 200 + w) & (moved[:, 1] + moved[:, 3] <= 100 + h)
+            canvas[top : top + h, left : left + w] = small[:h, :w]
+            moved = boxes * k + np.array([left, top, 0.0, 0.0])
+            inside = (moved[:, 0] + moved[:, 2] <= left + w) & (moved[:, 1] + moved[:, 3] <= top + h)
             images.append(canvas)
             labels.append(moved[inside])
     return images, labels
 
 
-def read_frames(video: Path, indices: Sequence[int]) -> dict[int, np.ndarray]:
-    wanted = set(indices)
+def iter_frames(video: Path) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, BGR frame) for every frame of ``video``, one in memory at a time."""
     cap = cv2.VideoCapture(str(video))
-    out: dict[int, np.ndarray] = {}
-    i = 0
     try:
-        while wanted - out.keys():
+        i = 0
+        while True:
             ok, frame = cap.read()
             if not ok:
-                break
-            if i in wanted:
-                out[i] = frame
+                return
+            yield i, frame
             i += 1
     finally:
         cap.release()
+
+
+def read_frames(video: Path, indices: Sequence[int]) -> dict[int, np.ndarray]:
+    wanted = set(indices)
+    out: dict[int, np.ndarray] = {}
+    if not wanted:
+        return out
+    for i, frame in iter_frames(video):
+        if i in wanted:
+            out[i] = frame
+            if len(out) == len(wanted):
+                break
     return out
 
 
@@ -217,17 +229,26 @@ def detection_recall(
     return found, total
 
 
+def reference_cascade(settings: Settings) -> Settings:
+    """``settings`` with the detector's reference cascade: one P-Net threshold on every pyramid level."""
+    detector = settings.detector.model_copy(update={"first_level_thresholds": ()})
+    return settings.model_copy(update={"detector": detector})
+
+
 def reference_agreement(
-    detector: Detector, reference: Detector, images: Sequence[np.ndarray], min_width: float = 40.0
+    detector: Detector, reference: Detector, images: Iterable[np.ndarray], min_width: float = 40.0
 ) -> tuple[int, int]:
     """(kept, total): the reference cascade's faces at least ``min_width`` wide that ``detector`` also finds.
 
     Why: a setting that only prunes candidates (a stricter threshold on some pyramid levels) should find
     what the reference cascade finds; measured on frames nobody labelled, it checks the setting on far more
     faces than the hand-labelled ones it was tuned on. A reference detection may be a false alarm, so this
-    bounds what the change loses, not the detector's recall.
+    bounds what the change loses, not the detector's recall. ``images`` may be a generator (video frames
+    are compared one at a time, not held in memory).
     """
-    labels = [
-        np.asarray([d.bbox for d in reference.detect(img)], dtype=np.float64).reshape(-1, 4) for img in images
-    ]
-    return detection_recall(detector, images, labels, min_width=min_width)
+    kept = total = 0
+    for img in images:
+        boxes = np.asarray([d.bbox for d in reference.detect(img)], dtype=np.float64).reshape(-1, 4)
+        k, t = detection_recall(detector, [img], [boxes], min_width=min_width)
+        kept, total = kept + k, total + t
+    return kept, total

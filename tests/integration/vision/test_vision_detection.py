@@ -17,6 +17,7 @@ from lfr.vision.evaluate import (
     load_photo_labels,
     read_frames,
     reference_agreement,
+    reference_cascade,
     small_face_canvases,
 )
 from lfr.vision.pipeline import load_detector
@@ -126,10 +127,9 @@ def test_first_level_thresholds_only_prune_candidates(
     """The stricter finest-level P-Net threshold sends fewer candidates to R-Net and keeps the faces."""
     from lfr.vision.detectors import mtcnn
 
-    frame = read_frames(faces_dir / "facenet_pytorch_samples" / "video" / "video.mp4", [0])[0]
-    reference = settings.model_copy(
-        update={"detector": settings.detector.model_copy(update={"first_level_thresholds": ()})}
-    )
+    video = faces_dir / "facenet_pytorch_samples" / "video" / "video.mp4"
+    frames = read_frames(video, [0, 10, 30, 50, 70, 90])
+    frame = frames.pop(0)
     counts: list[int] = []
     real_refine = mtcnn.MtcnnDetector._refine
 
@@ -138,8 +138,9 @@ def test_first_level_thresholds_only_prune_candidates(
         return real_refine(self, levels, boxes)
 
     monkeypatch.setattr(mtcnn.MtcnnDetector, "_refine", counting_refine)
-    strict = load_detector(settings).detect(frame)
-    loose = load_detector(reference).detect(frame)
+    strict_det, reference_det = load_detector(settings), load_detector(reference_cascade(settings))
+    strict = strict_det.detect(frame)
+    loose = reference_det.detect(frame)
     assert settings.detector.first_level_thresholds  # the default is the stricter cascade
     assert counts[0] < 0.9 * counts[1], counts
     for d in loose:
@@ -147,10 +148,7 @@ def test_first_level_thresholds_only_prune_candidates(
             best = float(iou_matrix(_xyxy(d.bbox), _xyxy(np.array([s.bbox for s in strict]))).max())
             assert best >= 0.5, d.bbox
     # Frames nobody labelled (the labels are on every 20th): the reference cascade's faces are still found.
-    frames = read_frames(faces_dir / "facenet_pytorch_samples" / "video" / "video.mp4", [10, 30, 50, 70, 90])
-    kept, total = reference_agreement(
-        load_detector(settings), load_detector(reference), list(frames.values())
-    )
+    kept, total = reference_agreement(strict_det, reference_det, frames.values())
     # Measured 23/24: the one lost is a 42 px face half hidden behind another on frame 90 (462/463 over all
     # 99 unlabelled frames, `lfr bench models`); the floor is the issue's recall target.
     assert total >= 20

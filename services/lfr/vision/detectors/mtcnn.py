@@ -11,8 +11,8 @@ Python overhead per candidate. The cascade therefore:
   graph), thresholds the probability map in numpy and suppresses per level with vectorised NMS;
 * holds P-Net to a stricter threshold on the finest levels (``first_level_thresholds``): they hold most of
   the frame's pixels, so most of the background windows that pass P-Net and cost an R-Net call each
-  (on the 1080p street video 0.8/0.7 there cut the frame's time by about a tenth with no labelled face lost,
-  on the video or on the held-out small-face canvases of ``evaluate.small_face_canvases``);
+  (on the 1080p street video 0.8/0.7 there cut the frame's time by about a tenth with no labelled face lost;
+  ``evaluate.reference_agreement`` checks it against the reference cascade on unlabelled frames);
 * batches every R-Net and O-Net candidate of the frame into one ONNX call each.
 
 Landmarks come out in MTCNN's order: image-left eye, image-right eye, nose tip, image-left and
