@@ -275,6 +275,32 @@ class RetroSettings(BaseModel):
         return self
 
 
+class RedactSettings(BaseModel):
+    """Evidence redaction (lfr.redact): every face but the kept ones covered on every frame."""
+
+    min_face_px: int = Field(20, ge=12, description="smallest face covered (box width in pixels)")
+    thresholds: tuple[float, float, float] = Field(
+        (0.5, 0.6, 0.6),
+        description="detector thresholds for redaction: lower than the live path's, because a blurred "
+        "background blob costs nothing and a missed face is a disclosure",
+    )
+    detect_interval_s: float = Field(
+        0.16,
+        gt=0,
+        description="full-frame detection at least this often; more often where faces appear, "
+        "vanish or move fast",
+    )
+    margin: float = Field(0.3, ge=0, le=2, description="box grown by this fraction of its size on each side")
+    motion_margin: float = Field(
+        0.04, ge=0, le=1, description="extra growth per frame away from the nearest detection"
+    )
+    hold_frames: int = Field(4, ge=0, description="frames covered beyond a track's first and last detection")
+    style: Literal["blur", "pixelate", "box"] = "blur"
+    x264_preset: str = "ultrafast"
+    crf: int = Field(18, ge=0, le=51)
+    max_video_s: float = Field(3600.0, gt=0, description="longer footage is refused: split it first")
+
+
 class ObservabilitySettings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
@@ -306,6 +332,7 @@ class Settings(BaseSettings):
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     retro: RetroSettings = Field(default_factory=RetroSettings)
+    redact: RedactSettings = Field(default_factory=RedactSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     stack: StackSettings = Field(default_factory=StackSettings)
 
