@@ -27,6 +27,7 @@ import numpy as np
 
 from lfr.core.config import Settings
 from lfr.evaluation import metrics as m
+from lfr.evaluation.bootstrap import differential_intervals
 from lfr.evaluation.datasets import identity_folders, list_images, read_groups
 from lfr.evaluation.embedding import EvalEmbedder, TightPolicy
 from lfr.evaluation.plots import plot_det
@@ -169,6 +170,8 @@ def run_identify(
         lower,
         mated_groups=[groups.get(n, UNLABELLED) for n, _ in mated],
         nonmated_groups=[groups.get(n, UNLABELLED) for n, _ in nonmated],
+        mated_identities=[n for n, _ in mated],
+        nonmated_identities=[n for n, _ in nonmated],
     )
 
     t = float(card.threshold)
@@ -212,6 +215,9 @@ def run_identify(
         rows, diffs = m.per_group(outcomes, t, rates=m.FPIR_POINTS)
         result["groups"] = [r.as_dict() for r in rows]
         result["largest_differential"] = [d.as_dict() for d in diffs]
+        result["differential_intervals"] = differential_intervals(
+            outcomes, t, m.FPIR_POINTS, seed=seed
+        ).as_dict()
     result["seconds"] = round(time.perf_counter() - t0, 1)
     if out_dir is not None:
         imp_native = to_native(np.concatenate(impostor_sims)) if impostor_sims else np.zeros(0)
@@ -347,5 +353,51 @@ def _markdown(r: dict[str, Any], files: dict[str, str]) -> str:
                 f"{d['lowest_group']} {_fmt(d['lowest'])} | {_fmt(d['difference'])} | {ratio} |"
             )
         lines.append("")
+        if r.get("differential_intervals"):
+            lines += _interval_tables(r["differential_intervals"])
     lines += [f"![DET]({Path(files['det_png']).name})", ""]
     return "\n".join(lines)
+
+
+def _iv(iv: dict[str, Any] | None) -> str:
+    """'0.1234 [0.1000, 0.1500]': an estimate with its bootstrap interval."""
+    if not iv or iv.get("estimate") is None:
+        return "n/a"
+    if iv.get("low") is None or iv.get("high") is None:
+        return _fmt(iv["estimate"])
+    return f"{iv['estimate']:.4f} [{iv['low']:.4f}, {iv['high']:.4f}]"
+
+
+def _interval_tables(d: dict[str, Any]) -> list[str]:
+    """Per-group intervals and the significance of each difference (lfr.evaluation.bootstrap)."""
+    labels = list(d["groups"][0]["fnir_at_overall_fpir"]) if d["groups"] else []
+    pct = round(100 * d["confidence"])
+    lines = [
+        f"{pct} % confidence intervals: {d['resamples']} bootstrap resamples over identities (seed "
+        f"{d['seed']}), stratified by group; a difference is *significant* when its interval excludes 0; "
+        f"p from a permutation test over identity labels ({d['permutations']} relabellings). Columns: at the "
+        f"threshold in use ({d['threshold']:g}), then at the threshold giving the whole set each FPIR.",
+        "",
+        "| group | identities (mated / non-mated) | FNIR | FPIR | "
+        + " | ".join(f"FNIR / FPIR at overall FPIR {k}" for k in labels)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(labels),
+    ]
+    for g in d["groups"]:
+        cells = [f"{_iv(g['fnir_at_overall_fpir'][k])} / {_iv(g['fpir_at_overall_fpir'][k])}" for k in labels]
+        lines.append(
+            f"| {g['group']} | {g['mated_identities']} / {g['nonmated_identities']} | {_iv(g['fnir'])} | "
+            f"{_iv(g['fpir'])} | " + " | ".join(cells) + (" |" if cells else "|")
+        )
+    lines += [
+        "",
+        "| rate | difference (A - B) | estimate [interval] | significant | permutation p |",
+        "|---|---|---|---|---|",
+    ]
+    for c in d["comparisons"]:
+        sig = {True: "**yes**", False: "no", None: "n/a"}[c["significant"]]
+        p = "n/a" if c["permutation_p"] is None else f"{c['permutation_p']:.3f}"
+        pair = f"{c['group_a']} - {c['group_b']}"
+        lines.append(f"| {c['rate'].upper()} | {pair} | {_iv(c['difference'])} | {sig} | {p} |")
+    lines.append("")
+    return lines

@@ -36,9 +36,10 @@ import numpy as np
 FloatArray = np.ndarray
 
 # Operating points the project reports (TAR at FAR; FNIR at FPIR). 1/6000 is the Metropolitan Police's
-# published LFR false-alert target; 0.003 and 0.001 are NIST FRVT 1:N reporting points.
+# published LFR false-alert target; 0.003 and 0.001 are NIST FRVT 1:N reporting points; 0.02 and 0.01 are
+# the points development sets of a few hundred non-mated searches can still resolve.
 FAR_POINTS: tuple[float, ...] = (1e-3, 1e-4)
-FPIR_POINTS: tuple[float, ...] = (0.003, 0.001, 1 / 6000)
+FPIR_POINTS: tuple[float, ...] = (0.02, 0.01, 0.003, 0.001, 1 / 6000)
 
 
 def rate_label(rate: float) -> str:
@@ -285,7 +286,9 @@ class SearchOutcomes:
     ``mate_scores[j]`` is the native score of mated search ``j``'s best-scoring mate template (NaN when the
     probe or every template of its identity failed), ``mate_ranks[j]`` the mate's rank among gallery
     identities (1 = top; 0 = not returned). ``nonmated_top[k]`` is the best native score of non-mated search
-    ``k`` against the whole gallery (NaN when the probe failed: it raises nothing). Group labels are optional.
+    ``k`` against the whole gallery (NaN when the probe failed: it raises nothing). Group labels are optional;
+    identity labels (who each probe shows) let confidence intervals resample people rather than photos
+    (lfr.evaluation.bootstrap).
     """
 
     mate_scores: FloatArray
@@ -294,6 +297,8 @@ class SearchOutcomes:
     lower_is_better: bool
     mated_groups: Sequence[str] | None = None
     nonmated_groups: Sequence[str] | None = None
+    mated_identities: Sequence[str] | None = None
+    nonmated_identities: Sequence[str] | None = None
 
     def subset(self, mated: np.ndarray, nonmated: np.ndarray) -> SearchOutcomes:
         return SearchOutcomes(

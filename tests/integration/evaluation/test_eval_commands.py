@@ -172,16 +172,27 @@ def test_identify_deepface_with_lfw_distractors_and_threshold(
     assert r["gallery_identities"] == len(ids)
     assert r["mated_searches"] == sum(len(list((ds / i).iterdir())) - 1 for i in ids)
     assert r["nonmated_searches"] == 150
-    assert set(r["fnir_at_fpir"]) == {"0.003", "0.001", "1/6000"}
-    assert all(v is None for v in r["fnir_at_fpir"].values()), "150 non-mated searches resolve none of them"
+    assert set(r["fnir_at_fpir"]) == {"0.02", "0.01", "0.003", "0.001", "1/6000"}
+    resolved = {k for k, v in r["fnir_at_fpir"].items() if v is not None}
+    assert resolved == {"0.02", "0.01"}, "150 non-mated searches resolve FPIR 0.02 and 0.01 only"
     assert r["rank1"] > 0.8 and r["tpir"] > 0.7, r
     assert {g["group"] for g in r["groups"]} >= {"g1", "g2"}
     for g in r["groups"]:  # per-group FNIR at each FPIR, unresolved with this few non-mated searches
-        assert set(g["fnir_at_fpir"]) == {"0.003", "0.001", "1/6000"}
+        assert set(g["fnir_at_fpir"]) == {"0.02", "0.01", "0.003", "0.001", "1/6000"}
         assert all(v is None for v in g["fnir_at_fpir"].values())
     assert {d["rate"] for d in r["largest_differential"]} >= {"fnir", "fpir", "fnir at fpir 0.003"}
+    # Bootstrap intervals over identities: the groups hold only mated searches (the distractors carry no
+    # group), so FNIR is compared at the card threshold and at each FPIR the whole set resolves.
+    iv = r["differential_intervals"]
+    assert iv["resamples"] == 1000 and iv["seed"] == 3
+    fnir = {c["rate"]: c for c in iv["comparisons"] if c["group_a"] == "g1" and c["group_b"] == "g2"}
+    assert set(fnir) >= {"fnir", "fpir", "fnir at overall fpir 0.02", "fnir at overall fpir 0.01"}
+    d = fnir["fnir"]["difference"]
+    assert d["low"] <= d["estimate"] <= d["high"] and isinstance(fnir["fnir"]["significant"], bool)
+    assert fnir["fpir"]["difference"]["estimate"] is None  # no non-mated searches in either group
     _png_size(out / "det.png")
-    assert "Identification report" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "Identification report" in report and "1000 bootstrap resamples over identities" in report
 
     rec = _run(
         cli_env,

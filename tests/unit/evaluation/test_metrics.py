@@ -171,7 +171,7 @@ def test_score_matrix_matches_direct_formulas() -> None:
 
 
 def test_rate_labels_and_json_cleaning() -> None:
-    assert [m.rate_label(r) for r in m.FPIR_POINTS] == ["0.003", "0.001", "1/6000"]
+    assert [m.rate_label(r) for r in m.FPIR_POINTS] == ["0.02", "0.01", "0.003", "0.001", "1/6000"]
     assert m.clean_json({"a": math.nan, "b": [np.float64(1.5), math.inf]}) == {"a": None, "b": [1.5, None]}
 
 
