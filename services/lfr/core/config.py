@@ -155,6 +155,13 @@ class QualitySettings(BaseModel):
     )
     max_yaw_ratio: float = Field(0.45, gt=0, le=1, description="nose offset from eye midline / eye distance")
     min_detector_score: float = Field(0.9, ge=0, le=1)
+    enrol_min_detector_score: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="an enrolment photo whose most likely face scores below this is refused (it may not be "
+        "a face); kept apart from min_detector_score so loosening the live gate never loosens enrolment",
+    )
 
 
 class CryptoSettings(BaseModel):
