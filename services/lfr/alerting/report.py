@@ -7,8 +7,6 @@ so a report can still be produced after ``lfr deployment stop --purge``. Counts 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
@@ -18,6 +16,7 @@ from pydantic import BaseModel
 from lfr.alerting.schemas import DashboardOut
 from lfr.core import stats
 from lfr.core.config import Settings
+from lfr.core.csvsafe import render_rows
 from lfr.core.timeutil import iso, now_ms
 
 CATEGORY_MARK = ":category:"
@@ -119,11 +118,12 @@ CSV_COLUMNS = (
 
 
 def render_csv(report: DeploymentReport) -> str:
-    """One row for the deployment, then one per watchlist category (scope ``category:<name>``)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    w.writerow(
+    """One row for the deployment, then one per watchlist category (scope ``category:<name>``).
+
+    Cells pass through :func:`lfr.core.csvsafe.safe_cell`: the report is opened in spreadsheets.
+    """
+    rows: list[list[object]] = [
+        list(CSV_COLUMNS),
         [
             report.deployment_id,
             "deployment",
@@ -135,10 +135,10 @@ def render_csv(report: DeploymentReport) -> str:
             report.unable,
             report.pending,
             "" if report.alerts_per_1000_faces is None else report.alerts_per_1000_faces,
-        ]
-    )
+        ],
+    ]
     for c in report.categories:
-        w.writerow(
+        rows.append(
             [
                 report.deployment_id,
                 f"category:{c.category}",
@@ -152,7 +152,7 @@ def render_csv(report: DeploymentReport) -> str:
                 "",
             ]
         )
-    return buf.getvalue()
+    return render_rows(rows)
 
 
 def render_json(report: DeploymentReport) -> str:

@@ -25,7 +25,15 @@ from lfr.core import topics
 from lfr.core.bus import make_consumer, make_producer
 from lfr.core.config import Settings
 from lfr.core.retry import wait_or_timeout
-from lfr.core.serde import encode
+from lfr.core.serde import (
+    MAX_RECORD_BYTES,
+    VERSION_HEADER,
+    OversizedRecord,
+    SerdeError,
+    check_version,
+    encode,
+    version_header,
+)
 from lfr.core.timeutil import ts_now
 from lfr.v1.dead_letter_pb2 import DeadLetter
 
@@ -51,6 +59,23 @@ class Output:
     value: bytes
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+# Failures of the broker, Redis or Milvus: the batch is retried whole, nothing is dead-lettered.
+TRANSIENT = (
+    KafkaError,
+    OSError,
+    ConnectionError,
+    TimeoutError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+
+
+def _describe(exc: BaseException) -> str:
+    """The error type and its first line: enough to find the bug, short enough for a dead letter."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:500]
 
 
 class BatchHandler(Protocol):
@@ -90,6 +115,7 @@ class Stage:
         batch_wait_ms: int = 50,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 10.0,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
         self.settings = settings
         self.name = name
@@ -100,6 +126,7 @@ class Stage:
         self.batch_wait_ms = batch_wait_ms
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self.max_record_bytes = max_record_bytes
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._stop = asyncio.Event()
@@ -136,23 +163,71 @@ class Stage:
             self.ready = False
             await self._shutdown()
 
+    def _screen(self, records: list[ConsumerRecord]) -> tuple[list[ConsumerRecord], list[Output]]:
+        """Refuse, before any handler sees them, records that are too large or of another wire version."""
+        accepted: list[ConsumerRecord] = []
+        refused: list[Output] = []
+        for r in records:
+            try:
+                if r.value is not None and len(r.value) > self.max_record_bytes:
+                    raise OversizedRecord(
+                        f"record of {len(r.value):,} bytes exceeds {self.max_record_bytes:,}"
+                    )
+                check_version(r.topic, r.headers)
+            except SerdeError as exc:
+                refused.append(dead_letter(self.name, r, exc.reason, str(exc), keep_payload=False))
+                continue
+            accepted.append(r)
+        return accepted, refused
+
+    async def _handle(self, records: list[ConsumerRecord]) -> list[Output]:
+        """The handler's outputs; a record that makes the handler fail on its own is dead-lettered.
+
+        A handler bug triggered by one hostile record would otherwise crash the worker, and the record would
+        crash every worker that takes over its partition (a poison pill) while crop keys expire. So a failing
+        batch is retried record by record: records that fail alone go to the dead-letter topic with the
+        error type, the rest go on. When every record of a batch fails alone the fault is not in the records
+        (a broken dependency, a bug hit by everything): that is raised, as before.
+        """
+        accepted, outputs = self._screen(records)
+        if not accepted:
+            return outputs
+        try:
+            return outputs + await self.handler(accepted)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            first: Exception = exc
+        failed: list[tuple[ConsumerRecord, Exception]] = []
+        if len(accepted) == 1:
+            failed.append((accepted[0], first))
+        else:
+            for r in accepted:
+                try:
+                    outputs.extend(await self.handler([r]))
+                except TRANSIENT:
+                    raise
+                except Exception as err:
+                    failed.append((r, err))
+            if len(failed) == len(accepted):
+                raise first
+        for r, error in failed:
+            log.error(
+                "stage %s: a record failed its handler (%s); dead-lettered", self.name, type(error).__name__
+            )
+            outputs.append(dead_letter(self.name, r, "handler_error", _describe(error), keep_payload=False))
+        return outputs
+
     async def _process_until_done(self, records: list[ConsumerRecord]) -> None:
         delay = self.retry_initial_s
         while True:
             try:
                 with BATCH_SECONDS.labels(self.name).time():
-                    outputs = await self.handler(records)
+                    outputs = await self._handle(records)
                     await self._produce(outputs)
                     await self._commit(records)
                 return
-            except (
-                KafkaError,
-                OSError,
-                ConnectionError,
-                TimeoutError,
-                RedisConnectionError,
-                RedisTimeoutError,
-            ) as exc:
+            except TRANSIENT as exc:
                 # Transient: broker, Redis or Milvus away. Nothing is committed, so retrying is safe; outputs
                 # are idempotent by id. A stop request leaves the batch uncommitted for redelivery.
                 RETRIES.labels(self.name).inc()
@@ -173,7 +248,10 @@ class Stage:
         producer = self.producer
         futures = []
         for out in outputs:
-            futures.append(await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers)))
+            headers = list(out.headers)
+            if not any(name == VERSION_HEADER for name, _ in headers):
+                headers.append(version_header(out.topic))
+            futures.append(await producer.send(out.topic, out.value, key=out.key, headers=headers))
         if futures:
             await asyncio.gather(*futures)
         for out in outputs:

@@ -31,6 +31,7 @@ from lfr.v1.common_pb2 import EncryptedBlob
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.v1.hit_pb2 import Hit
 from lfr.watchlist.deployments import LiveDeployment
+from lfr.watchlist.enrol import image_size
 from lfr.watchlist.store import Candidate
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,14 @@ Counts = dict[str, dict[str, dict[str, int]]]
 
 def _new_counts() -> Counts:
     return defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+
+
+def _decode_chip(jpeg: bytes) -> np.ndarray | None:
+    """The chip's pixels, or None when OpenCV cannot read them (it raises on some corrupt streams)."""
+    try:
+        return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
 
 
 @dataclass
@@ -173,11 +182,16 @@ class EmbedHandler:
             CROPS.labels("undecryptable").inc()
             outputs.append(dead_letter(STAGE, rec, "decrypt_failed", str(exc), keep_payload=False))
             return None
-        chip = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         size = self.embedder.chip_size
+        # The header is read first: a chip claiming 60000x60000 pixels is refused without allocating them.
+        dims = image_size(jpeg)
+        chip = _decode_chip(jpeg) if dims == (size, size) else None
         if chip is None or chip.shape[:2] != (size, size):
             CROPS.labels("bad_chip").inc()
-            shape = "undecodable" if chip is None else f"{chip.shape[1]}x{chip.shape[0]}"
+            if chip is not None:
+                shape = f"{chip.shape[1]}x{chip.shape[0]}"
+            else:
+                shape = "undecodable" if dims is None or dims == (size, size) else f"{dims[0]}x{dims[1]}"
             outputs.append(
                 dead_letter(
                     STAGE,

@@ -276,8 +276,18 @@ def read_folder(root: Path, watchlist_id: str, defaults: dict[str, Any]) -> list
         else:
             err = ""
         for img in images:
-            items.append(ImportItem(f"{entry.name}/{img.name}", img, meta, err))
+            outside = "" if _inside(img, root) else "image links outside the import folder"
+            items.append(ImportItem(f"{entry.name}/{img.name}", img, meta, err or outside))
     return items
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, links and ``..`` resolved, lies inside ``root``: import paths come from files
+    written by others and must not reach the rest of the machine."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # unreadable, or a symlink loop
+        return False
 
 
 def read_csv(path: Path, watchlist_id: str, defaults: dict[str, Any]) -> list[ImportItem]:
@@ -304,6 +314,10 @@ def read_csv(path: Path, watchlist_id: str, defaults: dict[str, Any]) -> list[Im
             image = (path.parent / image_rel) if image_rel else None
             if image is None:
                 items.append(ImportItem(ref, None, None, "image_path is empty"))
+                continue
+            if not _inside(image, path.parent):
+                # A CSV from elsewhere must not make the import read files outside its own folder.
+                items.append(ImportItem(ref, None, None, "image_path leaves the CSV's folder"))
                 continue
             try:
                 fields = {k: row[k] for k in ("category", "display_name", "source") if row.get(k)}
