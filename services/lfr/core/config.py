@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -450,8 +452,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist")
         try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {p} must hold a mapping at the top level")
@@ -470,6 +472,27 @@ def get_settings() -> Settings:
 
 
 SECRET_MASK = "********"
+_SECRET_QUERY = re.compile(r"(?i)^(.*(token|key|secret|password|passwd|pwd|sig|signature|auth).*)$")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password and credential-like query values masked (URLs often carry both)."""
+    try:
+        parts = urlsplit(url)
+        if not parts.scheme or not parts.netloc:
+            return url
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, host = netloc.rpartition("@")
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:{SECRET_MASK}@{host}" if ":" in userinfo else f"{SECRET_MASK}@{host}"
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            query = "&".join(f"{k}={SECRET_MASK if _SECRET_QUERY.match(k) else v}" for k, v in pairs)
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return SECRET_MASK
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:
@@ -478,6 +501,8 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
     def walk(value: Any) -> Any:
         if isinstance(value, SecretStr):
             return SECRET_MASK
+        if isinstance(value, str) and "://" in value:
+            return mask_url(value)
         if isinstance(value, BaseModel):
             return {k: walk(getattr(value, k)) for k in type(value).model_fields}
         if isinstance(value, dict):

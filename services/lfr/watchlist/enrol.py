@@ -286,7 +286,7 @@ def _inside(path: Path, root: Path) -> bool:
     written by others and must not reach the rest of the machine."""
     try:
         return path.resolve().is_relative_to(root.resolve())
-    except (OSError, RuntimeError):  # unreadable, or a symlink loop
+    except (OSError, RuntimeError, ValueError):  # unreadable, a symlink loop, a NUL byte in the path
         return False
 
 
@@ -308,8 +308,13 @@ def read_csv(path: Path, watchlist_id: str, defaults: dict[str, Any]) -> list[Im
             )
         items: list[ImportItem] = []
         for line, raw in enumerate(reader, start=2):
-            row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
             ref = f"{path.name}:{line}"
+            if None in raw:  # DictReader puts cells beyond the header under None, as a list
+                items.append(
+                    ImportItem(ref, None, None, f"row has more cells than the {len(columns)} columns")
+                )
+                continue
+            row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
             image_rel = row.get("image_path", "")
             image = (path.parent / image_rel) if image_rel else None
             if image is None:
