@@ -5,11 +5,14 @@ faces (LFW: 350x350 crops where the face fills the frame and MTCNN, trained on f
 it). The default ``tight="auto"`` treats a small, roughly square image as a tight crop: it is padded
 before detection and, when still no face is found, its centre is taken as the face (a *fallback*, counted).
 Any other image is searched as it is and, failing that, on a padded canvas; if that finds nothing the image
-is a *failure to enrol*, counted and scored as "never matches", never dropped. The largest face is used,
-as in enrolment. Photos whose longer side exceeds ``max_side`` (default 1600 px, as lfr.vision.evaluate
-uses) are shrunk first with INTER_AREA: multi-megapixel portraits hold faces far larger than the chip and
-only cost detection time. The quality gate is measured but does not exclude a face: the figures describe
-the model on the whole set, and the count of faces below the gate is reported beside them.
+is a *failure to enrol*, counted and scored as "never matches", never dropped. The photo's most likely
+subject is used, as in enrolment and retrospective search: confident detections before unsure ones, then
+the larger (lfr.vision.face_choice; FaceAnalyzer.analyse returns faces in that order), so a large
+low-confidence box on a shoulder or a print never stands in for the face. Photos whose longer side exceeds
+``max_side`` (default 1600 px, as lfr.vision.evaluate uses) are shrunk first with INTER_AREA:
+multi-megapixel portraits hold faces far larger than the chip and only cost detection time. The quality
+gate is measured but does not exclude a face: the figures describe the model on the whole set, and the
+count of faces below the gate is reported beside them.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def gallery_import(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Bulk-import custody images (largest face of each) with progress; resumable after interruption."""
+    """Bulk-import custody images (the most likely face of each) with progress; resumable if interrupted."""
     from lfr.retro.gallery import Gallery, GalleryError, import_folder
     from lfr.vision import FaceAnalyzer
 

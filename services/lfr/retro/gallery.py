@@ -298,7 +298,8 @@ def import_folder(
     progress: bool = False,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
-    """Embed every image under ``folder`` (largest face) into the gallery, resumably.
+    """Embed every image under ``folder`` (its most likely subject: lfr.vision.face_choice) into the gallery,
+    resumably.
 
     ``on_batch(done, total)`` runs after each acknowledged batch (progress displays; tests interrupt here).
     """

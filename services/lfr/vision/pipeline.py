@@ -1,9 +1,9 @@
 """FaceAnalyzer: detect, assess, align and embed every face in an image; enrol exactly one.
 
 Why one facade: ingest (live frames), retrospective search (stills) and watchlist enrolment must treat faces
-identically (same detector thresholds, same chip template, same quality gate), or a probe and a watchlist
-image of the same person end up further apart than they should. Logs carry counts and timings only, never
-pixels or vectors.
+identically (same detector thresholds, same chip template, same quality gate, same choice of the photo's
+subject: lfr.vision.face_choice), or a probe and a watchlist image of the same person end up further apart
+than they should. Logs carry counts and timings only, never pixels or vectors.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from lfr.vision import templates
 from lfr.vision.cards import find_card
 from lfr.vision.detectors import Detection, Detector, check_image, create_detector
 from lfr.vision.embedders import Embedder, create_embedder
+from lfr.vision.face_choice import order_detections
 from lfr.vision.quality import QualityReport, assess
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ class PoorQualityError(EnrolmentError):
     def __init__(self, message: str, quality: QualityReport) -> None:
         super().__init__(message)
         self.quality = quality
+
+
+class LowConfidenceError(PoorQualityError):
+    """The most likely face is one the detector is unsure of: it may be a shoulder, a print, an object."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,8 @@ class FaceAnalyzer:
         return [centre_detection(h, w)], True
 
     def analyse(self, image_bgr: np.ndarray, pad_tight: bool = False) -> list[AnalysedFace]:
-        """Every detected face with its quality report, aligned chip and embedding, largest first.
+        """Every detected face with its quality report, aligned chip and embedding, the photo's most likely
+        subject first (confident faces before unsure ones, then by size: lfr.vision.face_choice).
 
         ``pad_tight=True`` is for pre-cropped faces: the image is padded before detection, and when nothing
         is found the centre of the image is used as the face (``fell_back=True`` on the result).
@@ -117,7 +123,7 @@ class FaceAnalyzer:
         t0 = time.perf_counter()
         image = check_image(image_bgr, self.settings.detector.max_image_pixels)
         detections, fell_back = self._detect(image, pad_tight)
-        detections.sort(key=lambda d: -d.bbox[2])
+        detections = order_detections(detections, self.settings.quality.min_detector_score)
         chips = [self.embedder.align(image, d.landmarks, self.scheme) for d in detections]
         embeddings = self.embedder.embed(chips)
         faces = [
@@ -150,6 +156,13 @@ class FaceAnalyzer:
                 "crop the photo to the subject's face"
             )
         face = faces[0]
+        if face.detection.score < q.enrol_min_detector_score:
+            raise LowConfidenceError(
+                "enrolment image rejected: the detector is unsure that the most likely face is a face "
+                f"(score {face.detection.score:.2f} < quality.enrol_min_detector_score "
+                f"{q.enrol_min_detector_score:g}): use a clear, front-facing photo of the subject",
+                face.quality,
+            )
         if not face.quality.passed:
             raise PoorQualityError(
                 "enrolment image rejected: " + "; ".join(face.quality.reasons), face.quality
