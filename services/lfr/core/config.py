@@ -136,6 +136,21 @@ class ModelSettings(BaseModel):
     embed_batch_size: int = Field(32, ge=1, le=1024)
 
 
+class YunetSettings(BaseModel):
+    """Settings of the YuNet detector plug-in (lfr.vision.detectors.yunet)."""
+
+    score_threshold: float = Field(
+        0.6, ge=0, le=1, description="faces scoring below this (sqrt of class x objectness) are dropped"
+    )
+    nms_threshold: float = Field(0.3, gt=0, le=1, description="IoU above which the lower-scored box goes")
+    reliable_face_px: int = Field(
+        20,
+        ge=8,
+        description="smallest face width YuNet finds reliably; frames are shrunk so that "
+        "detector.min_face_px maps to this (never enlarged): most of YuNet's speed on large frames",
+    )
+
+
 class DetectorSettings(BaseModel):
     min_face_px: int = Field(40, ge=12)
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
@@ -147,6 +162,7 @@ class DetectorSettings(BaseModel):
     )
     scale_factor: float = Field(0.709, gt=0.1, lt=1.0)
     max_image_pixels: int = Field(40_000_000, gt=0, description="larger inputs are refused, not decoded")
+    yunet: YunetSettings = Field(default_factory=YunetSettings)
 
     @field_validator("thresholds", "first_level_thresholds")
     @classmethod
@@ -245,6 +261,18 @@ class EmbedderSettings(BaseModel):
     batch_size: int = Field(32, ge=1)
     batch_wait_ms: int = Field(50, ge=0)
     top_k: int = Field(3, ge=1, le=100)
+    track_fusion: bool = Field(
+        True,
+        description="search each crop with its track's quality-weighted fused template so far, so a person's "
+        "false-alert chance does not grow with the crops their track yields (docs/accuracy.md)",
+    )
+    track_fusion_ttl_s: float = Field(
+        30.0, gt=0, description="a track is forgotten this long after its last crop"
+    )
+    track_fusion_max_tracks: int = Field(20_000, ge=1, description="tracks held in memory at most")
+    track_fusion_max_crops: int = Field(
+        8, ge=1, description="crops fused per track at most (the best are kept)"
+    )
 
 
 class WebhookSubscriber(BaseModel):
@@ -279,6 +307,15 @@ class ApiSettings(BaseModel):
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     max_upload_bytes: int = Field(20_000_000, gt=0)
+    max_body_bytes: int = Field(1_048_576, gt=0, description="largest non-upload request body (JSON)")
+    rate_limit_per_minute: int = Field(600, ge=1, description="requests a minute per token (or address)")
+    rate_limit_burst: int = Field(60, ge=1)
+    lockout_failures: int = Field(10, ge=1, description="bad tokens from one address before it is locked out")
+    lockout_window_s: float = Field(300.0, gt=0)
+    lockout_s: float = Field(900.0, gt=0)
+    cors_origins: list[str] = Field(
+        default_factory=list, description="browser origins allowed to call the API; empty = none (closed)"
+    )
 
 
 class RetroSettings(BaseModel):
@@ -315,6 +352,13 @@ class RedactSettings(BaseModel):
         gt=0,
         description="full-frame detection at least this often; more often where faces appear, "
         "vanish or move fast",
+    )
+    refine_score: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="detections at least this confident that appear, vanish or move fast between two "
+        "detected frames make the frames between them detected too",
     )
     margin: float = Field(0.3, ge=0, le=2, description="box grown by this fraction of its size on each side")
     motion_margin: float = Field(

@@ -27,6 +27,7 @@ from lfr.core.ids import hit_id
 from lfr.core.serde import SerdeError, decode, encode, require
 from lfr.core.stage import Output, dead_letter
 from lfr.core.timeutil import ts_now
+from lfr.embedder.track_fusion import TrackFusion
 from lfr.v1.common_pb2 import EncryptedBlob
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.v1.hit_pb2 import Hit
@@ -42,6 +43,11 @@ EMBED_SECONDS = Histogram(
     "lfr_embedder_embed_seconds",
     "Model time per batch",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+FUSED_CROPS = Histogram(
+    "lfr_embedder_fused_crops",
+    "Crops fused into the template each search used (1 = the crop alone)",
+    buckets=(1, 2, 3, 4, 6, 8),
 )
 SEARCH_SECONDS = Histogram(
     "lfr_embedder_search_seconds",
@@ -123,6 +129,7 @@ class EmbedHandler:
         deployments: DeploymentLookup,
         count: CounterSink,
         model_batch: int = 32,
+        fusion: TrackFusion | None = None,
     ) -> None:
         self.top_k = top_k
         self.model_batch = model_batch
@@ -132,6 +139,7 @@ class EmbedHandler:
         self.matcher = matcher
         self.deployments = deployments
         self.count = count
+        self.fusion = fusion
 
     async def __call__(self, records: Sequence[ConsumerRecord]) -> list[Output]:
         outputs: list[Output] = []
@@ -219,7 +227,7 @@ class EmbedHandler:
             embedding = asyncio.ensure_future(self._embed(chunk))
             if pending is not None:
                 outputs.extend(await pending)
-            vectors = await embedding
+            vectors = self._fused(chunk, await embedding)
             pending = asyncio.ensure_future(self._search(chunk, vectors, counts))
         if pending is not None:
             outputs.extend(await pending)
@@ -227,6 +235,18 @@ class EmbedHandler:
         for item in items:
             item.chip = np.empty(0)
         return outputs
+
+    def _fused(self, chunk: list[_Readable], vectors: np.ndarray) -> np.ndarray:
+        """Each crop's search vector: its track's fused template so far (lfr.embedder.track_fusion)."""
+        if self.fusion is None:
+            return vectors
+        out = np.empty_like(vectors)
+        for i, item in enumerate(chunk):
+            c = item.crop
+            key = (c.deployment_id, c.camera_id, c.track_id)
+            out[i], n = self.fusion.update(key, c.crop_id, vectors[i], float(c.quality.score))
+            FUSED_CROPS.observe(n)
+        return out
 
     async def _embed(self, chunk: list[_Readable]) -> np.ndarray:
         with EMBED_SECONDS.time():

@@ -15,6 +15,7 @@ from lfr.core.redis_client import make_redis
 from lfr.core.service import ServiceContext
 from lfr.core.stage import Stage
 from lfr.embedder.handler import EmbedHandler
+from lfr.embedder.track_fusion import TrackFusion
 from lfr.vision import load_embedder
 from lfr.watchlist.deployments import DeploymentStore, LiveDeployments
 from lfr.watchlist.store import Candidate, WatchlistStore
@@ -58,6 +59,20 @@ def build_handler(settings: Settings, redis: object, embedder: object, store: Wa
         deployments,
         count,
         model_batch=settings.embedder.batch_size,
+        fusion=track_fusion(settings, embedder.card.metric),  # type: ignore[attr-defined]
+    )
+
+
+def track_fusion(settings: Settings, metric: str | None) -> TrackFusion | None:
+    """The per-track fusion the settings ask for (None: every crop is searched on its own)."""
+    e = settings.embedder
+    if not e.track_fusion:
+        return None
+    return TrackFusion(
+        metric or "COSINE",
+        ttl_s=e.track_fusion_ttl_s,
+        max_tracks=e.track_fusion_max_tracks,
+        max_crops=e.track_fusion_max_crops,
     )
 
 

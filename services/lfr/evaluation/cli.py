@@ -111,6 +111,20 @@ def identify_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="write result.json, report.md, det.png")] = None,
     tight: Annotated[str, typer.Option("--tight", help="tight-crop handling: auto|always|never")] = "auto",
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="keep embeddings in this folder between runs")
+    ] = None,
+    enrol_glob: Annotated[
+        str | None,
+        typer.Option("--enrol-glob", help="enrol only images whose file name matches, e.g. frontal_*"),
+    ] = None,
+    probe_glob: Annotated[
+        str | None, typer.Option("--probe-glob", help="search only probes whose file name matches")
+    ] = None,
+    enrol_pool: Annotated[
+        int | None,
+        typer.Option("--enrol-pool", help="keep N enrol-eligible images per identity out of the probes"),
+    ] = None,
 ) -> None:
     """Open-set 1:N figures: TPIR at the card threshold, rank 1, FNIR at FPIR 0.003 / 0.001 / 1/6000."""
     from lfr.evaluation.datasets import DatasetError
@@ -129,6 +143,10 @@ def identify_cmd(
             out_dir=out,
             progress=sys.stderr.isatty(),
             command=_command(),
+            cache_dir=cache,
+            enrol_glob=enrol_glob,
+            probe_glob=probe_glob,
+            enrol_pool=enrol_pool,
         )
     except (DatasetError, ValueError) as exc:
         raise _fail(exc) from None
@@ -146,6 +164,46 @@ def identify_cmd(
             "fnir_at_fpir",
         ),
     )
+
+
+@eval_app.command("tracks")
+def tracks_cmd(
+    root: Annotated[Path, typer.Option("--root", help="ROOT/<identity>/<image> folders")],
+    track_len: Annotated[int, typer.Option("--track-len", min=1, help="photos per simulated track")] = 3,
+    enrol_per_id: Annotated[int, typer.Option("--enrol-per-id", min=1)] = 1,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    enrol_glob: Annotated[str | None, typer.Option("--enrol-glob")] = None,
+    probe_glob: Annotated[str | None, typer.Option("--probe-glob")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="keep embeddings here between runs")] = None,
+    tight: Annotated[str, typer.Option("--tight", help="tight-crop handling: auto|always|never")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Open-set figures per simulated track (several photos of one person): per crop, any crop, fused."""
+    from lfr.evaluation.datasets import DatasetError
+    from lfr.evaluation.tracks import run_tracks
+
+    try:
+        result = run_tracks(
+            cli_settings(),
+            root,
+            track_len=track_len,
+            enrol_per_id=enrol_per_id,
+            seed=seed,
+            enrol_glob=enrol_glob,
+            probe_glob=probe_glob,
+            tight=_tight(tight),
+            cache_dir=cache,
+            progress=sys.stderr.isatty(),
+            command=_command(),
+        )
+    except (DatasetError, ValueError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    for rule, r in result["rules"].items():
+        fnir = ", ".join(f"{k}: {v if v is None else round(v, 4)}" for k, v in r["fnir_at_fpir"].items())
+        typer.echo(f"{rule:12s} {r['unit']}s {r['mated']}/{r['nonmated']}  FNIR at FPIR {fnir}")
 
 
 @threshold_app.command("recommend")

@@ -46,6 +46,7 @@ class EmbedOutcome:
     status: Status
     vector: np.ndarray | None = None
     quality_passed: bool = False
+    quality_score: float = 0.0  # the best-shot score (lfr.vision.quality): weights a track's fused template
 
     @property
     def failed(self) -> bool:
@@ -100,8 +101,13 @@ class EvalEmbedder:
                 status = "padded"
             if not faces:
                 return EmbedOutcome("no_face")
-        face = faces[0]
-        return EmbedOutcome(status, np.asarray(face.embedding, dtype=np.float32), bool(face.quality.passed))
+        face = faces[0]  # the most likely subject (FaceAnalyzer.analyse orders by lfr.vision.face_choice)
+        return EmbedOutcome(
+            status,
+            np.asarray(face.embedding, dtype=np.float32),
+            bool(face.quality.passed),
+            float(face.quality.score),
+        )
 
     def embed_path(self, path: Path) -> EmbedOutcome:
         p = Path(path)

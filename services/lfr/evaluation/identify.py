@@ -16,10 +16,12 @@ when non-mated), as NIST FRVT counts them.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from lfr.core.config import Settings
 from lfr.evaluation import metrics as m
 from lfr.evaluation.bootstrap import differential_intervals
 from lfr.evaluation.datasets import identity_folders, list_images, read_groups
+from lfr.evaluation.embed_cache import EmbeddingCache, tally
 from lfr.evaluation.embedding import EvalEmbedder, TightPolicy
 from lfr.evaluation.plots import plot_det
 from lfr.vision import FaceAnalyzer
@@ -67,52 +70,49 @@ def run_identify(
     out_dir: Path | None = None,
     progress: bool = False,
     command: str = "",
+    cache_dir: Path | None = None,
+    enrol_glob: str | None = None,
+    probe_glob: str | None = None,
+    enrol_pool: int | None = None,
 ) -> dict[str, Any]:
-    """Run the protocol above; return JSON-safe figures (raw scores go to ``out_dir/result.json`` only)."""
-    if enrol_per_id < 1:
-        raise ValueError("enrol_per_id must be at least 1")
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    ids = identity_folders(Path(root))
-    groups = read_groups(groups_file) if groups_file else {}
-    names = sorted(ids)
-    if distractors is None:
-        n_out = max(1, len(names) // 3)
-        left_out = {names[i] for i in rng.choice(len(names), size=n_out, replace=False)}
-    else:
-        left_out = set()
+    """Run the protocol above; return JSON-safe figures (raw scores go to ``out_dir/result.json`` only).
 
-    gallery: list[tuple[str, Path]] = []
-    mated: list[tuple[str, Path]] = []
-    nonmated: list[tuple[str, Path]] = []
-    for name in names:
-        imgs = [ids[name][i] for i in rng.permutation(len(ids[name]))]
-        if name in left_out:
-            nonmated += [(name, p) for p in imgs]
-        else:
-            gallery += [(name, p) for p in imgs[:enrol_per_id]]
-            mated += [(name, p) for p in imgs[enrol_per_id:]]
-    skipped_same_name = 0
-    if distractors is not None:
-        extra = list_images(Path(distractors))
-        if max_distractors is not None and len(extra) > max_distractors:
-            extra = [extra[i] for i in np.sort(rng.choice(len(extra), size=max_distractors, replace=False))]
-        for p in extra:
-            ident = p.parent.name if p.parent != Path(distractors) else p.stem
-            if ident in ids:
-                skipped_same_name += 1
-                continue
-            nonmated.append((ident, p))
+    ``enrol_glob`` limits the gallery images to file names matching it (``frontal_*``: watchlist photos
+    are frontal); ``probe_glob`` limits the probes likewise (both mated and non-mated). ``cache_dir`` keeps
+    the embeddings on disk between runs (lfr.evaluation.embed_cache). ``enrol_pool`` keeps that many
+    enrol-eligible images per identity out of the probes whatever ``enrol_per_id`` is, so runs with 1, 3
+    and 5 templates search exactly the same probes.
+    """
+    t0 = time.perf_counter()
+    groups = read_groups(groups_file) if groups_file else {}
+    split = split_open_set(
+        Path(root),
+        seed=seed,
+        enrol_per_id=enrol_per_id,
+        enrol_glob=enrol_glob,
+        probe_glob=probe_glob,
+        enrol_pool=enrol_pool,
+        distractors=distractors,
+        max_distractors=max_distractors,
+    )
+    names, left_out = split.names, split.left_out
+    gallery, mated, nonmated = split.gallery, split.mated, split.nonmated
+    skipped_same_name = split.skipped_same_name
 
     analyzer = analyzer or FaceAnalyzer(settings)
     card = analyzer.embedder.card
     assert card.metric is not None and card.threshold is not None
     lower = card.metric == "L2"
     emb = EvalEmbedder(analyzer, tight)
+    cache = EmbeddingCache(cache_dir, emb) if cache_dir is not None else None
+    if cache is not None:
+        cache.load()
     emb.embed_all([p for _, p in gallery], progress=progress, desc="enrol")
-    enrol_summary = emb.summary()
     emb.embed_all([p for _, p in mated + nonmated], progress=progress, desc="probe")
-    total = emb.summary()
+    if cache is not None:
+        cache.save()
+    enrol_summary = tally(emb.cache[p] for _, p in gallery)
+    total = tally(emb.cache[p] for _, p in dict.fromkeys(gallery + mated + nonmated))
 
     templates: list[tuple[str, np.ndarray]] = [
         (n, v) for n, p in gallery if (v := emb.cache[p].vector) is not None
@@ -207,6 +207,9 @@ def run_identify(
         "images": total["images"],
         "distractors_skipped_same_name": skipped_same_name,
         "seed": seed,
+        "enrol_glob": enrol_glob,
+        "enrol_pool": enrol_pool,
+        "probe_glob": probe_glob,
         "tight": tight,
         "search": "brute-force numpy (exact)",
         "command": command,
@@ -224,6 +227,72 @@ def run_identify(
         result.update(_write_outputs(result, outcomes, imp_native, Path(out_dir)))
     log.info("identify: %d mated, %d non-mated searches, TPIR %.4f", n_mated, len(nonmated), tpir)
     return m.clean_json(result)
+
+
+def _matches(path: Path, pattern: str | None) -> bool:
+    return pattern is None or fnmatch.fnmatch(path.name, pattern)
+
+
+@dataclass(frozen=True)
+class OpenSetSplit:
+    """Who is enrolled with which images, and which images are searched (mated and non-mated)."""
+
+    names: list[str]
+    left_out: set[str]
+    gallery: list[tuple[str, Path]]
+    mated: list[tuple[str, Path]]
+    nonmated: list[tuple[str, Path]]
+    skipped_same_name: int = 0
+
+
+def split_open_set(
+    root: Path,
+    *,
+    seed: int = 0,
+    enrol_per_id: int = 1,
+    enrol_glob: str | None = None,
+    probe_glob: str | None = None,
+    enrol_pool: int | None = None,
+    distractors: Path | None = None,
+    max_distractors: int | None = None,
+) -> OpenSetSplit:
+    """The seeded split of the module docstring (shared by ``identify`` and ``tracks``)."""
+    if enrol_per_id < 1:
+        raise ValueError("enrol_per_id must be at least 1")
+    if enrol_pool is not None and enrol_pool < enrol_per_id:
+        raise ValueError("enrol_pool must be at least enrol_per_id")
+    rng = np.random.default_rng(seed)
+    ids = identity_folders(Path(root))
+    names = sorted(ids)
+    if distractors is None:
+        n_out = max(1, len(names) // 3)
+        left_out = {names[i] for i in rng.choice(len(names), size=n_out, replace=False)}
+    else:
+        left_out = set()
+    gallery: list[tuple[str, Path]] = []
+    mated: list[tuple[str, Path]] = []
+    nonmated: list[tuple[str, Path]] = []
+    for name in names:
+        imgs = [ids[name][i] for i in rng.permutation(len(ids[name]))]
+        if name in left_out:
+            nonmated += [(name, p) for p in imgs if _matches(p, probe_glob)]
+        else:
+            eligible = [p for p in imgs if _matches(p, enrol_glob)]
+            reserved = eligible[: enrol_pool or enrol_per_id]
+            gallery += [(name, p) for p in reserved[:enrol_per_id]]
+            mated += [(name, p) for p in imgs if p not in reserved and _matches(p, probe_glob)]
+    skipped_same_name = 0
+    if distractors is not None:
+        extra = list_images(Path(distractors))
+        if max_distractors is not None and len(extra) > max_distractors:
+            extra = [extra[i] for i in np.sort(rng.choice(len(extra), size=max_distractors, replace=False))]
+        for p in extra:
+            ident = p.parent.name if p.parent != Path(distractors) else p.stem
+            if ident in ids:
+                skipped_same_name += 1
+                continue
+            nonmated.append((ident, p))
+    return OpenSetSplit(names, left_out, gallery, mated, nonmated, skipped_same_name)
 
 
 def _write_outputs(

