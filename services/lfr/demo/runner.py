@@ -1,9 +1,10 @@
 """`lfr demo`: the whole pipeline on one machine, on embedded defaults.
 
-It starts the local stack (unless one is running), builds the models and the sample scene, enrols the
-scene's watchlist, creates, authorises and starts a deployment (audited like any other), runs ingest,
-embedder, alerting and api as separate `lfr` processes connected only by Kafka, prints each alert as it
-arrives, and on Ctrl-C or after ``--duration`` stops everything it started and prints a summary.
+It starts the local stack (unless one is running), builds the models and the sample scene, replaces the
+demo watchlist with the scene's (or ``--watchlist``'s) people (lfr.demo.watchlist), creates, authorises and
+starts a deployment (audited like any other), runs ingest, embedder, alerting and api as separate `lfr`
+processes connected only by Kafka, prints each alert as it arrives, and on Ctrl-C or after ``--duration``
+stops everything it started and prints a summary.
 """
 
 from __future__ import annotations
@@ -101,18 +102,13 @@ class DemoRunner:
 
     async def _prepare(self, settings: Settings, inputs: DemoInputs) -> str:
         """Enrol and authorise through the same service layer (and audit trail) as the API and CLI."""
+        from lfr.demo.watchlist import replace_watchlist
         from lfr.watchlist.service import open_service, start_deployment_now
 
         actor = f"demo:{getpass.getuser()}"
         async with open_service(settings) as svc:
-            summary = await svc.import_subjects(
-                inputs.enrol_dir, DEMO_WATCHLIST, actor, reason="demo enrolment", progress=False
-            )
-            rejected = len(summary.rejected)
-            _print(
-                f"enrolled {summary.accepted} image(s) of {summary.subjects} subject(s) into {DEMO_WATCHLIST}"
-                + (f", rejected {rejected}: {summary.by_code()}" if rejected else "")
-            )
+            held = await replace_watchlist(svc, DEMO_WATCHLIST, inputs.enrol_dir, actor)
+            _print(held.describe(DEMO_WATCHLIST))
             return await start_deployment_now(
                 svc, "LFR demo", "demonstration of the pipeline", [DEMO_WATCHLIST], actor, DEMO_OFFICER
             )
