@@ -12,10 +12,12 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from lfr import __version__
 from lfr.api.context import ApiContext
+from lfr.api.limits import ApiGuard
 from lfr.core.config import Settings
 from lfr.core.service import ServiceContext
 
@@ -61,6 +63,17 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(ValueError)
     async def value_error(_: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    # Outermost last: CORS (closed unless origins are configured) wraps the guard, which wraps the routes.
+    app.add_middleware(ApiGuard, api=settings.api)
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            allow_credentials=False,
+        )
 
     for module in (
         routes_watchlists,

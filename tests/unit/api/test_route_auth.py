@@ -75,7 +75,10 @@ def _key(name: str, roles: list[str]) -> dict[str, object]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     keys = [_key("nobody", [])] + [_key(r, [r]) for r in sorted(ROLES)]
-    return load_settings(data_dir=str(tmp_path), api={"api_keys": keys})
+    # The walk sends hundreds of requests, many with bad tokens, from one address: lift the rate limit and
+    # lock-out (tested in tests/unit/security/test_api_guard.py) so every route gets its 401/403.
+    limits = {"rate_limit_per_minute": 1_000_000, "rate_limit_burst": 100_000, "lockout_failures": 100_000}
+    return load_settings(data_dir=str(tmp_path), api={"api_keys": keys, **limits})
 
 
 async def test_every_api_route_needs_a_token_and_one_of_its_roles(settings: Settings) -> None:
