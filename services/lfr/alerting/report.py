@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lfr.alerting.schemas import DashboardOut
 from lfr.core import stats
@@ -45,6 +45,9 @@ class DeploymentReport(BaseModel):
     alerts_per_1000_faces: float | None
     confirmed_share_of_decided: float | None
     categories: list[CategoryFigures]
+    tracks_eligible: int = Field(0, description="people seen with a face >= min size for >= 1 s")
+    tracks_unsearched: int = Field(0, description="of those, never searched (no usable face)")
+    unsearched_track_rate: float | None = None
 
 
 def _rate(part: int, whole: int, scale: float = 1.0, digits: int = 4) -> float | None:
@@ -75,6 +78,11 @@ def build_report(deployment_id: str, totals: dict[str, int], at_ms: int | None =
         alerts_per_1000_faces=_rate(overall["alerts"], faces, 1000.0, 3),
         confirmed_share_of_decided=_rate(overall["confirmed"], decided),
         categories=[CategoryFigures(category=c, **figures(CATEGORY_MARK + c)) for c in sorted(categories)],
+        tracks_eligible=totals.get(stats.TRACKS_ELIGIBLE, 0),
+        tracks_unsearched=totals.get(stats.TRACKS_UNSEARCHED, 0),
+        unsearched_track_rate=_rate(
+            totals.get(stats.TRACKS_UNSEARCHED, 0), totals.get(stats.TRACKS_ELIGIBLE, 0)
+        ),
         **overall,
     )
 

@@ -236,6 +236,15 @@ class IngestSettings(BaseModel):
     best_shot_max_per_track: int = Field(3, ge=1)
     best_shot_min_interval_s: float = Field(1.0, ge=0)
     jpeg_quality: int = Field(90, ge=50, le=100)
+    search_unpassed_tracks: bool = Field(
+        True,
+        description="when a track ends without a face that passed the quality gate, search its best face "
+        "that is at least quality.min_face_px wide anyway, so every person seen well enough is searched "
+        "once (track coverage; docs/accuracy.md)",
+    )
+    fallback_min_detector_score: float = Field(
+        0.5, ge=0, le=1, description="detector score a failed face needs to be that track's fallback search"
+    )
     max_in_flight: int = Field(256, ge=1)
     reconnect_initial_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
@@ -343,7 +352,7 @@ class RedactSettings(BaseModel):
 
     min_face_px: int = Field(20, ge=12, description="smallest face covered (box width in pixels)")
     thresholds: tuple[float, float, float] = Field(
-        (0.5, 0.6, 0.6),
+        (0.4, 0.5, 0.5),
         description="detector thresholds for redaction: lower than the live path's, because a blurred "
         "background blob costs nothing and a missed face is a disclosure",
     )
@@ -360,7 +369,13 @@ class RedactSettings(BaseModel):
         description="detections at least this confident that appear, vanish or move fast between two "
         "detected frames make the frames between them detected too",
     )
-    margin: float = Field(0.3, ge=0, le=2, description="box grown by this fraction of its size on each side")
+    margin: float = Field(
+        0.4,
+        ge=0,
+        le=2,
+        description="box grown by this fraction of its size on each side (a profile's nose "
+        "reaches beyond the detector's box)",
+    )
     motion_margin: float = Field(
         0.04, ge=0, le=1, description="extra growth per frame away from the nearest detection"
     )
@@ -369,6 +384,24 @@ class RedactSettings(BaseModel):
     x264_preset: str = "ultrafast"
     crf: int = Field(18, ge=0, le=51)
     max_video_s: float = Field(3600.0, gt=0, description="longer footage is refused: split it first")
+
+
+class GovernanceSettings(BaseModel):
+    """Threshold governance: the false-alert rate a deployment's default threshold must meet."""
+
+    target_fpir: float = Field(
+        1 / 6000,
+        gt=0,
+        lt=1,
+        description="false alerts per face passing the cameras that a deployment created without an "
+        "explicit threshold must expect for its watchlists' size (1 in 6,000: the rate the NPL study "
+        "reported for the Met's deployments)",
+    )
+    size_rule: bool = Field(
+        True,
+        description="set a deployment's threshold from the card's calibration and its watchlist size at "
+        "creation and authorisation when no threshold was given (off: the card threshold)",
+    )
 
 
 class ObservabilitySettings(BaseModel):
@@ -412,6 +445,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     retro: RetroSettings = Field(default_factory=RetroSettings)
     redact: RedactSettings = Field(default_factory=RedactSettings)
+    governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     stack: StackSettings = Field(default_factory=StackSettings)
 

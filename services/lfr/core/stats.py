@@ -23,6 +23,8 @@ CROPS_EXPIRED = "crops_expired"
 CROPS_REFUSED = "crops_refused"
 CROPS_DISCARDED = "crops_discarded"  # analysed and matched nothing: deleted at once
 HITS = "hits"
+TRACKS_ELIGIBLE = "tracks_eligible"  # a face >= min_face_px for >= 1 s (lfr.ingest.pipeline.COVERAGE_MIN_S)
+TRACKS_UNSEARCHED = "tracks_unsearched"  # of those, never searched
 ALERTS = "alerts"
 ADJ_MATCH = "adjudicated_match"
 ADJ_NO_MATCH = "adjudicated_no_match"

@@ -44,6 +44,7 @@ class EmbeddingCache:
                 "format": FORMAT,
                 "detector": getattr(analyzer.detector, "model_id", "?"),
                 "embedder": analyzer.embedder.model_id,
+                "templates": analyzer.embedder.card.model_dump(mode="json")["templates"],
                 "tight": embedder.tight,
                 "max_side": embedder.max_side,
                 "detector_settings": analyzer.settings.detector.model_dump(mode="json"),

@@ -28,6 +28,11 @@ FRAMES_DROPPED = Counter(
 )
 FACES = Counter("lfr_ingest_faces_detected_total", "Faces the detector found", ["camera"])
 TRACKS = Counter("lfr_ingest_tracks_total", "Face tracks started", ["camera"])
+TRACKS_UNSEARCHED = Counter(
+    "lfr_ingest_tracks_unsearched_total",
+    "Tracks with a face >= quality.min_face_px for >= 1 s that ended without a single search",
+    ["camera"],
+)
 ACTIVE_TRACKS = Gauge("lfr_ingest_active_tracks", "Face tracks alive now", ["camera"])
 CROPS = Counter(
     "lfr_ingest_crops_total",

@@ -57,6 +57,8 @@ class FrameResult:
     gated: bool = False  # detection skipped by motion gating: nothing changed since the last detected frame
     outcomes: Counter[str] = field(default_factory=Counter)
     crops: list[OutgoingCrop] = field(default_factory=list)
+    # Tracks that ended during this frame: (track id, eligible for coverage, searched at least once).
+    ended_tracks: list[tuple[str, bool, bool]] = field(default_factory=list)
 
     @property
     def rejected_quality(self) -> int:
@@ -75,6 +77,9 @@ class PipelineTotals:
     crops: int = 0
     detect_s: float = 0.0
     crops_per_ended_track: Counter[int] = field(default_factory=Counter)
+    tracks_eligible: int = 0  # a face >= quality.min_face_px for >= COVERAGE_MIN_S
+    tracks_eligible_searched: int = 0
+    fallback_crops: int = 0
 
     def crops_per_track_median(self) -> float | None:
         """Median crops over ended tracks that sent at least one crop."""
@@ -95,7 +100,33 @@ class PipelineTotals:
             "crops_per_track_median": self.crops_per_track_median(),
             "crops_per_track_max": max((k for k in self.crops_per_ended_track if k), default=0),
             "crops_per_track_histogram": {str(k): v for k, v in sorted(self.crops_per_ended_track.items())},
+            "tracks_eligible": self.tracks_eligible,
+            "tracks_eligible_searched": self.tracks_eligible_searched,
+            "track_coverage": (
+                round(self.tracks_eligible_searched / self.tracks_eligible, 4)
+                if self.tracks_eligible
+                else None
+            ),
+            "fallback_crops": self.fallback_crops,
         }
+
+
+# A track counts for coverage when it held a face at least quality.min_face_px wide for this long: a person
+# seen that well should be searched at least once.
+COVERAGE_MIN_S = 1.0
+
+
+@dataclass
+class _TrackCover:
+    """Per live track: when its face was first and last big enough, and its best shot that failed the gate."""
+
+    first_big: float | None = None
+    last_big: float | None = None
+    fallback: Shot | None = None
+
+    @property
+    def eligible(self) -> bool:
+        return self.first_big is not None and (self.last_big or 0.0) - self.first_big >= COVERAGE_MIN_S
 
 
 class _CameraState:
@@ -108,6 +139,7 @@ class _CameraState:
         self.last_t: float | None = None
         gating = ing.motion_gating if motion_gating is None else motion_gating
         self.gate = MotionGate(ing.motion_min_changed_fraction, ing.motion_max_skip_s, gating)
+        self.cover: dict[str, _TrackCover] = {}
 
 
 def chip_template_for(settings: Settings, landmark_scheme: str) -> tuple[ChipTemplate, str]:
@@ -168,18 +200,27 @@ class IngestPipeline:
         res.tracks_started = len(update.started)
         to_send: list[tuple[str, Shot]] = []
         for tid in update.ended:
-            to_send.extend((tid, s) for s in self._end_track(st, tid, t))
+            to_send.extend((tid, s) for s in self._end_track(st, tid, t, res))
+        q = self.settings.quality
         for det, tid in zip(detections, update.track_ids, strict=True):
+            cover = st.cover.setdefault(tid, _TrackCover())
+            if det.bbox[2] >= q.min_face_px:
+                cover.first_big = t if cover.first_big is None else cover.first_big
+                cover.last_big = t
             try:
                 chip = align(frame.image, det.landmarks, self.template)
             except AlignmentError:
                 res.outcomes["rejected_quality"] += 1
                 continue
-            report = assess(det, chip, self.settings.quality)
+            report = assess(det, chip, q)
+            shot = Shot(frame.seq, frame.captured_ms, frame.mono, det, report, chip)
             if not report.passed:
                 res.outcomes["rejected_quality"] += 1
+                if self._fallback_worthy(det) and (
+                    cover.fallback is None or report.score > cover.fallback.quality.score
+                ):
+                    cover.fallback = shot
                 continue
-            shot = Shot(frame.seq, frame.captured_ms, frame.mono, det, report, chip)
             outcome, now = st.selector.offer(tid, t, report.score, shot)
             if outcome is not Outcome.SENT:
                 res.outcomes[outcome.value] += 1
@@ -201,13 +242,34 @@ class IngestPipeline:
         t = (st.last_t or 0.0) + self.settings.ingest.track_max_age_s
         to_send: list[tuple[str, Shot]] = []
         for tid in st.tracker.end_all():
-            to_send.extend((tid, s) for s in self._end_track(st, tid, t))
+            to_send.extend((tid, s) for s in self._end_track(st, tid, t, res))
         self._seal(camera, to_send, key, res)
         return res
 
-    def _end_track(self, st: _CameraState, track_id: str, t: float) -> list[Shot]:
+    def _fallback_worthy(self, det: Detection) -> bool:
+        """A face that failed the gate but may still be searched if its track yields nothing better."""
+        ing = self.settings.ingest
+        return (
+            ing.search_unpassed_tracks
+            and det.bbox[2] >= self.settings.quality.min_face_px
+            and det.score >= ing.fallback_min_detector_score
+        )
+
+    def _end_track(self, st: _CameraState, track_id: str, t: float, res: FrameResult) -> list[Shot]:
+        """The shots to send as a track ends: its held best shot, or, for a track that sent nothing, its best
+        shot that failed the quality gate (when search_unpassed_tracks is on)."""
         shots, sent = st.selector.end(track_id, t)
-        self.totals.crops_per_ended_track[sent] += 1
+        cover = st.cover.pop(track_id, _TrackCover())
+        if sent == 0 and not shots and cover.fallback is not None:
+            shots = [cover.fallback]
+            res.outcomes["fallback"] += 1
+            self.totals.fallback_crops += 1
+        searched = sent + len(shots) > 0
+        self.totals.crops_per_ended_track[sent + len(shots)] += 1
+        if cover.eligible:
+            self.totals.tracks_eligible += 1
+            self.totals.tracks_eligible_searched += int(searched)
+        res.ended_tracks.append((track_id, cover.eligible, searched))
         return shots
 
     def _seal(self, camera: Camera, shots: list[tuple[str, Shot]], key: CropKey, res: FrameResult) -> None:

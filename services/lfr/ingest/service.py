@@ -27,6 +27,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from lfr.core import stats
 from lfr.core.config import Settings
 from lfr.core.crypto import CropKeyring
 from lfr.core.redis_client import make_redis
@@ -262,11 +263,14 @@ class IngestWorker:
                 src.health.state = "connected"
             src.note_analysed(gated=result.gated)
             self._publish(cam, result)
+            await self._count_tracks(cam, result)
         if not stopping.is_set() and src.finished:
             # A file that ended: its tracks end now, so their held best shots are still sent.
             try:
                 key = CropKey(*await self.keys())
-                self._publish(cam, self.pipeline.finish(cam, key))
+                final = self.pipeline.finish(cam, key)
+                self._publish(cam, final)
+                await self._count_tracks(cam, final)
             except (RedisError, OSError) as exc:
                 self._count_error(cam, f"crop key unavailable: {type(exc).__name__}")
             log.info("camera %s: stream ended", cam.camera_id)
@@ -284,6 +288,26 @@ class IngestWorker:
             m.CROPS.labels(label, outcome).inc(n)
         for out in result.crops:
             self.publisher.submit(cam.camera_id, encode(out.crop), out.captured_mono)
+
+    async def _count_tracks(self, cam: Camera, result: FrameResult) -> None:
+        """Deployment statistics of ended tracks: how many were seen well enough, and how many of those
+        were never searched (counts only; the marker is a hash of the camera's track id)."""
+        per_track = {
+            f"{cam.camera_id}/{tid}": {stats.TRACKS_ELIGIBLE: 1, stats.TRACKS_UNSEARCHED: int(not searched)}
+            for tid, eligible, searched in result.ended_tracks
+            if eligible
+        }
+        if not per_track or self.redis is None:
+            return
+        m.TRACKS_UNSEARCHED.labels(cam.camera_id).inc(
+            sum(c[stats.TRACKS_UNSEARCHED] for c in per_track.values())
+        )
+        try:
+            await stats.add_once(
+                self.redis, self.settings, cam.deployment_id, "ingest", per_track, marker_ttl_ms=3_600_000
+            )
+        except (RedisError, OSError) as exc:
+            self._count_error(cam, f"statistics unavailable: {type(exc).__name__}")
 
     def _count_error(self, cam: Camera, message: str) -> None:
         n = self.errors.get(cam.camera_id, 0) + 1

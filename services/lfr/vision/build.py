@@ -210,10 +210,7 @@ def _dlib_card(files: list[FileRef], source_digest: str) -> ModelCard:
                 source=templates.MTCNN5_DLIB_CHIP_SOURCE,
             ),
             "yunet5": ChipTemplate(
-                size=size,
-                padding=pad,
-                points=templates.MTCNN5_DLIB_CHIP,
-                source=templates.MTCNN5_DLIB_CHIP_SOURCE + "; used as it is for YuNet's landmarks",
+                size=size, padding=pad, points=templates.YUNET5_DLIB_CHIP, source=templates.YUNET5_SOURCE
             ),
         },
         metric="L2",
@@ -316,10 +313,12 @@ def _sface_card(files: list[FileRef], source_digest: str) -> ModelCard:
         output_name="fc1",
         dim=128,
         templates={
-            scheme: ChipTemplate(
+            "mtcnn5": ChipTemplate(
                 size=112, points=arcface, source="ArcFace/InsightFace 112x112 reference points"
-            )
-            for scheme in ("mtcnn5", "yunet5")
+            ),
+            "yunet5": ChipTemplate(
+                size=112, points=templates.YUNET5_ARCFACE_112, source=templates.YUNET5_SOURCE
+            ),
         },
         metric="COSINE",
         threshold=SFACE_THRESHOLD,

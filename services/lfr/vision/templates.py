@@ -79,3 +79,29 @@ MTCNN5_IN_BOX: Template5 = (
     (0.2949, 0.7548),
     (0.7051, 0.7548),
 )
+
+# YuNet landmarks (same order as MTCNN's) where they land in chips that MTCNN's landmarks align to the
+# templates above. Fitted by ``python -m lfr.vision.calibrate_landmarks`` on the 36 faces both detectors find
+# (>= 40 px, IoU >= 0.5) in face_recognition_demo/{knn_examples,known_people,enroll,multi_face} and
+# facenet_pytorch_samples/test_images (not the evaluation sets), symmetrised about each template's axis.
+# Raw means in the ArcFace chip: eyes (36.971, 52.82) (73.223, 52.33), nose (55.748, 73.61), mouth
+# (39.73, 89.669) (71.887, 89.612): YuNet's eyes sit lower and its mouth corners higher than MTCNN's.
+YUNET5_ARCFACE_112: Template5 = (
+    (37.787, 52.575),
+    (74.039, 52.575),
+    (55.913, 73.61),
+    (39.835, 89.64),
+    (71.992, 89.64),
+)
+YUNET5_DLIB_CHIP: Template5 = (
+    (45.979, 46.075),
+    (101.041, 46.075),
+    (73.51, 78.036),
+    (49.09, 102.357),
+    (97.93, 102.357),
+)
+YUNET5_SOURCE = (
+    "lfr.vision.calibrate_landmarks: mean YuNet landmarks in the chips MTCNN's landmarks make with the "
+    "mtcnn5 template, 36 faces from face_recognition_demo and facenet_pytorch_samples/test_images (not the "
+    "evaluation sets), symmetrised"
+)

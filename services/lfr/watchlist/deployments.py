@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -142,6 +142,11 @@ class DeploymentSpec(BaseModel):
 class Deployment(DeploymentSpec):
     deployment_id: str
     status: DeploymentStatus = DeploymentStatus.DRAFT
+    threshold_source: Literal["card", "explicit", "size_rule"] = Field(
+        "card",
+        description="who chose the threshold: the card default, a person (with threshold_reason when "
+        "looser than the floor), or the watchlist-size rule (governance.target_fpir)",
+    )
     embedder_model: str  # type: ignore[assignment]  # always resolved once created
     created_by: str
     created_at: datetime
@@ -449,6 +454,7 @@ class DeploymentStore:
                 **spec.model_dump(),
                 "embedder_model": model,
                 "threshold_reason": spec.threshold_reason.strip(),
+                "threshold_source": "card" if spec.threshold is None else "explicit",
             },
             deployment_id=f"dep-{new_id()[:12]}",
             created_by=actor,
@@ -560,18 +566,24 @@ class DeploymentStore:
         actor: str,
         card: ThresholdCard,
         now: datetime | float | None = None,
+        source: Literal["explicit", "size_rule"] = "explicit",
     ) -> Deployment:
+        def change(d: Deployment) -> Deployment:
+            after = threshold_rule(d, card, threshold, reason, now)
+            return after.model_copy(update={"threshold_source": "card" if threshold is None else source})
+
         _, after = await self._change(
             deployment_id,
             actor,
             "deployment.threshold",
             reason,
-            lambda d: threshold_rule(d, card, threshold, reason, now),
+            change,
             lambda b, a: {
                 "from": "default" if b.threshold is None else f"{b.threshold:g}",
                 "to": "default" if a.threshold is None else f"{a.threshold:g}",
                 "card_floor": f"{card.threshold_floor:g}",
                 "status": str(a.status),
+                "source": a.threshold_source,
             },
         )
         return after

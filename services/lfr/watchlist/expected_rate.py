@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 _KEY = re.compile(r"^(?:fmr|far)(?:@(-?[0-9.]+))?$")
+_TPIR_KEY = re.compile(r"^tpir@(-?[0-9.]+)$")
 
 
 class CalibratedCard(Protocol):
@@ -54,6 +55,8 @@ class ExpectedRate:
     fmr: float | None
     basis: str
     false_alerts_per_1000: float | None
+    tpir: float | None = None
+    tpir_basis: str = ""
 
     def summary(self) -> str:
         if self.false_alerts_per_1000 is None:
@@ -61,10 +64,11 @@ class ExpectedRate:
                 f"expected false alerts: unknown for {self.watchlist_size} watchlist images at threshold "
                 f"{self.threshold:g} ({self.basis})"
             )
+        tpir = "" if self.tpir is None else f"; expected TPIR {self.tpir:.2f} ({self.tpir_basis})"
         return (
             f"expected false alerts: {self.false_alerts_per_1000:.3g} per 1,000 faces for "
             f"{self.watchlist_size} watchlist images at threshold {self.threshold:g} "
-            f"(per-comparison FMR {self.fmr:.3g}; {self.basis})"
+            f"(per-comparison FMR {self.fmr:.3g}; {self.basis}){tpir}"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -74,6 +78,8 @@ class ExpectedRate:
             "fmr": self.fmr,
             "basis": self.basis,
             "false_alerts_per_1000": self.false_alerts_per_1000,
+            "tpir": self.tpir,
+            "tpir_basis": self.tpir_basis,
             "summary": self.summary(),
         }
 
@@ -146,6 +152,82 @@ def expected_rate(card: CalibratedCard, threshold: float | None, watchlist_size:
         basis = f"model card {card.name} records no false match rate valid at this threshold"
         return ExpectedRate(watchlist_size, float(t), None, basis, None)
     basis = point.basis if point.threshold == t else f"upper bound: {point.basis}"
+    tpir = tpir_at(card, float(t))
     return ExpectedRate(
-        watchlist_size, float(t), point.fmr, basis, false_alerts_per_1000(point.fmr, watchlist_size)
+        watchlist_size,
+        float(t),
+        point.fmr,
+        basis,
+        false_alerts_per_1000(point.fmr, watchlist_size),
+        tpir.fmr if tpir else None,
+        tpir.basis if tpir else "",
     )
+
+
+def tpir_points(card: CalibratedCard) -> list[FmrPoint]:
+    """Calibrated true-positive identification rates (``tpir@T`` figures), as (threshold, rate) points."""
+    points: list[FmrPoint] = []
+    for cal in _iter(getattr(card, "calibration", ()) or ()):
+        figures = dict(getattr(cal, "figures", {}) or {})
+        dataset = str(getattr(cal, "dataset", "calibration")).split(" (")[0]
+        for key, value in figures.items():
+            m = _TPIR_KEY.match(str(key).lower())
+            if m:
+                at = float(m.group(1))
+                points.append(FmrPoint(at, float(value), f"measured on {dataset} at threshold {at:g}"))
+    return points
+
+
+def tpir_at(card: CalibratedCard, threshold: float) -> FmrPoint | None:
+    """The calibrated TPIR valid for ``threshold``: measured at it or at a stricter one (a lower bound)."""
+    usable = [p for p in tpir_points(card) if not card.is_looser(p.threshold, threshold)]
+    if not usable:
+        return None
+    return min(usable, key=lambda p: (abs(p.threshold - threshold), p.fmr))
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """The threshold a deployment gets when none is set explicitly, and why."""
+
+    threshold: float
+    target_fpir: float
+    rate: ExpectedRate
+    meets_target: bool
+
+    @property
+    def reason(self) -> str:
+        target = f"1 in {round(1 / self.target_fpir):,}" if self.target_fpir > 0 else "0"
+        verdict = "meets" if self.meets_target else "CANNOT meet (strictest calibrated threshold used)"
+        return (
+            f"threshold {self.threshold:g} set by the watchlist-size rule: {verdict} the target of {target} "
+            f"false alerts per face for {self.rate.watchlist_size} watchlist images; {self.rate.summary()}"
+        )
+
+
+def threshold_for_target(card: CalibratedCard, target_fpir: float, watchlist_size: int) -> ThresholdChoice:
+    """The loosest calibrated threshold whose expected false-alert rate for ``watchlist_size`` images is at
+    most ``target_fpir`` per face, never looser than the card's threshold (looser needs a recorded reason).
+
+    Candidates are the card's threshold and every threshold its calibration records an FMR at; when none
+    meets the target (a very large watchlist), the strictest is returned with ``meets_target`` False so the
+    authorising officer sees it.
+    """
+    if not 0.0 < target_fpir < 1.0:
+        raise ValueError("target_fpir must lie strictly between 0 and 1")
+    base = card.threshold
+    if base is None:
+        raise ValueError(f"model card {card.name} has no threshold")
+    candidates = {float(base)} | {
+        p.threshold for p in calibration_points(card) if not card.is_looser(p.threshold, float(base))
+    }
+    # Loosest first: for COSINE the lowest similarity, for L2 the largest distance.
+    ordered = sorted(candidates, reverse=card.metric == "L2")
+    best: ThresholdChoice | None = None
+    for t in ordered:
+        rate = expected_rate(card, t, watchlist_size)
+        if rate.false_alerts_per_1000 is not None and rate.false_alerts_per_1000 / 1000.0 <= target_fpir:
+            return ThresholdChoice(t, target_fpir, rate, True)
+        best = ThresholdChoice(t, target_fpir, rate, False)
+    assert best is not None
+    return best

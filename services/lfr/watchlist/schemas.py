@@ -113,6 +113,8 @@ class ExpectedRateOut(BaseModel):
     fmr: float | None = Field(description="per-comparison false match rate used; None = unknown")
     basis: str
     false_alerts_per_1000: float | None
+    tpir: float | None = Field(None, description="expected share of watchlist people found, from the card")
+    tpir_basis: str = ""
     summary: str
 
     @classmethod

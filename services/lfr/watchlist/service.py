@@ -29,6 +29,7 @@ from lfr.watchlist.deployments import (
     Deployment,
     DeploymentNotFound,
     DeploymentSpec,
+    DeploymentStatus,
     DeploymentStore,
     GovernanceError,
     PurgeAlerts,
@@ -38,7 +39,7 @@ from lfr.watchlist.deployments import (
     is_live,
 )
 from lfr.watchlist.enrol import Enroller, EnrolmentRejected, FaceEnroller, ImportSummary, RejectCode
-from lfr.watchlist.expected_rate import ExpectedRate, expected_rate
+from lfr.watchlist.expected_rate import ExpectedRate, expected_rate, threshold_for_target
 from lfr.watchlist.schemas import AuditCheckOut, AuditEventOut, DeploymentOut, ExpectedRateOut
 from lfr.watchlist.store import StoreError, SubjectMeta, SubjectRecord, WatchlistStore
 from lfr.watchlist.types import now_s, validate_id
@@ -282,7 +283,25 @@ class WatchlistService:
     async def create_deployment(self, spec: DeploymentSpec, actor: str) -> DeploymentOut:
         card = self.card_for(spec.embedder_model)
         dep = await self.deployments.create(spec, actor, card)
+        dep = await self._size_rule(dep, card, actor)
         return await self.describe(dep)
+
+    async def _size_rule(self, dep: Deployment, card: ModelCard, actor: str) -> Deployment:
+        """Give a deployment without an explicit threshold the one its watchlist size needs (audited).
+
+        Applied at creation and again at authorisation (the watchlists may have grown in between); a
+        threshold set by a person (threshold_source "explicit") is never replaced.
+        """
+        g = self.settings.governance
+        if not g.size_rule or dep.threshold_source == "explicit" or dep.status != DeploymentStatus.DRAFT:
+            return dep
+        size = await asyncio.to_thread(self.store_for(card.name).count, list(dep.watchlist_ids), None)
+        choice = threshold_for_target(card, g.target_fpir, size)
+        if dep.threshold == choice.threshold and dep.threshold_source == "size_rule":
+            return dep
+        return await self.deployments.set_threshold(
+            dep.deployment_id, choice.threshold, choice.reason, actor, card, source="size_rule"
+        )
 
     async def get_deployment(self, deployment_id: str) -> DeploymentOut:
         return await self.describe(await self.deployments.require(deployment_id))
@@ -291,6 +310,8 @@ class WatchlistService:
         return [await self.describe(d, with_rate=False) for d in await self.deployments.list()]
 
     async def authorise(self, deployment_id: str, officer: str, actor: str) -> DeploymentOut:
+        dep = await self.deployments.require(deployment_id)
+        await self._size_rule(dep, self.card_for(dep.embedder_model), actor)
         return await self.describe(await self.deployments.authorise(deployment_id, officer, actor))
 
     async def start(self, deployment_id: str, actor: str) -> DeploymentOut:
