@@ -72,8 +72,8 @@ def test_enrolment_takes_the_face(mtcnn: FaceAnalyzer, photo: np.ndarray) -> Non
     alone = mtcnn.analyse(face_only)[0].embedding
     card = mtcnn.embedder.card
     blob_vec = next(f for f in faces if not _in_face_part(f.bbox, face_top)).embedding
-    assert card.is_match(card.distance(enrolled.embedding, alone))
-    assert not card.is_match(card.distance(blob_vec, alone))
+    assert card.is_match(float(card.distance(enrolled.embedding, alone)))
+    assert not card.is_match(float(card.distance(blob_vec, alone)))
 
 
 def test_evaluation_embeds_the_face(mtcnn: FaceAnalyzer, photo: np.ndarray) -> None:
@@ -83,7 +83,7 @@ def test_evaluation_embeds_the_face(mtcnn: FaceAnalyzer, photo: np.ndarray) -> N
     assert got.status == "ok" and got.vector is not None
     alone = mtcnn.analyse(face_only)[0].embedding
     card = mtcnn.embedder.card
-    assert card.is_match(card.distance(got.vector, alone))
+    assert card.is_match(float(card.distance(got.vector, alone)))
 
 
 def test_enrolment_refuses_a_photo_whose_only_box_is_unsure(mtcnn: FaceAnalyzer, photo: np.ndarray) -> None:

@@ -11,13 +11,21 @@ from lfr.evaluation import metrics as m
 T = 0.5  # cosine threshold: a search matches when its similarity >= 0.5
 
 
+Part = tuple[list[float], list[str], list[str], list[float], list[str], list[str]]
+
+
 def _group(
     name: str, ids: int, per_id: int, miss: float, false_alarm: float, rng: np.random.Generator
-) -> tuple[list[float], list[str], list[str], list[float], list[str], list[str]]:
+) -> Part:
     """``ids`` enrolled people with ``per_id`` mated searches each, and as many not-enrolled people with
     ``per_id`` non-mated searches each. A person either always misses or always matches (probability
     ``miss``), as real people tend to, and a passer-by either always or never raises a false alert."""
-    ms, mid, mg, ns, nid, ng = [], [], [], [], [], []
+    ms: list[float] = []
+    ns: list[float] = []
+    mid: list[str] = []
+    mg: list[str] = []
+    nid: list[str] = []
+    ng: list[str] = []
     for i in range(ids):
         missed = rng.random() < miss
         for _ in range(per_id):
@@ -32,17 +40,16 @@ def _group(
     return ms, mid, mg, ns, nid, ng
 
 
-def _outcomes(*parts: tuple[list[float], list[str], list[str], list[float], list[str], list[str]]):
-    ms, mid, mg, ns, nid, ng = ([x for p in parts for x in p[k]] for k in range(6))
+def _outcomes(*parts: Part) -> m.SearchOutcomes:
     return m.SearchOutcomes(
-        np.array(ms),
-        np.ones(len(ms), dtype=np.int64),
-        np.array(ns),
+        np.array([x for p in parts for x in p[0]]),
+        np.ones(sum(len(p[0]) for p in parts), dtype=np.int64),
+        np.array([x for p in parts for x in p[3]]),
         lower_is_better=False,
-        mated_groups=mg,
-        nonmated_groups=ng,
-        mated_identities=mid,
-        nonmated_identities=nid,
+        mated_groups=[x for p in parts for x in p[2]],
+        nonmated_groups=[x for p in parts for x in p[5]],
+        mated_identities=[x for p in parts for x in p[1]],
+        nonmated_identities=[x for p in parts for x in p[4]],
     )
 
 
@@ -73,8 +80,14 @@ def test_identical_groups_are_not_significant() -> None:
     relabelling people never gives a smaller difference (p = 1)."""
     rng = np.random.default_rng(2)
     a = _group("A", 120, 2, 0.2, 0.1, rng)
-    b_part = (a[0], [i.replace("A-", "B-") for i in a[1]], ["B"] * len(a[2]))
-    b_part += (a[3], [i.replace("A-", "B-") for i in a[4]], ["B"] * len(a[5]))
+    b_part: Part = (
+        a[0],
+        [i.replace("A-", "B-") for i in a[1]],
+        ["B"] * len(a[2]),
+        a[3],
+        [i.replace("A-", "B-") for i in a[4]],
+        ["B"] * len(a[5]),
+    )
     o = _outcomes(a, b_part)
     r = b.differential_intervals(o, T, rates=(0.1,), resamples=400, permutations=400, seed=0)
     for c in r.comparisons:
