@@ -25,7 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 stack_app = typer.Typer(
-    help="The embedded single-machine stack: broker, Redis, Milvus Lite.", no_args_is_help=True
+    help="The embedded single-machine stack: broker (and its S3 storage), Redis, crop key store, Milvus.",
+    no_args_is_help=True,
 )
 config_app = typer.Typer(help="Effective configuration.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topic provisioning.", no_args_is_help=True)
@@ -60,7 +61,7 @@ def config_show(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 # ---- stack ----------------------------------------------------------------------------------------------
 @stack_app.command("up")
 def stack_up() -> None:
-    """Start the broker, Redis and Milvus Lite on free loopback ports and provision every topic."""
+    """Start the broker, Redis, the crop key store and Milvus on free loopback ports; provision topics."""
     from lfr.stack.local import LocalStack, StackError
 
     try:
@@ -68,22 +69,25 @@ def stack_up() -> None:
     except StackError as exc:
         typer.echo(f"lfr stack up failed: {exc}", err=True)
         raise typer.Exit(1) from None
-    for name in ("kafka", "redis", "milvus"):
-        typer.echo(f"{name:7s} {state[name]['url']}  (pid {state[name]['pid']})")
+    for name in LocalStack(cli_settings()).components():
+        entry = state[name]
+        what = entry.get("storage") or entry.get("persistence") or entry.get("kind", "")
+        typer.echo(f"{name:8s} {entry['url']}  (pid {entry['pid']}; {what})")
 
 
 @stack_app.command("status")
 def stack_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Health of each stack component; exit 1 when any is unhealthy."""
-    from lfr.stack.local import COMPONENTS, LocalStack
+    from lfr.stack.local import LocalStack
 
     st = LocalStack(cli_settings()).status()
     if as_json:
         typer.echo(json.dumps(st))
     else:
-        for name in COMPONENTS:
+        for name in st["components"]:
             c = st[name]
-            typer.echo(f"{name:7s} {'healthy' if c['healthy'] else 'DOWN':8s} {c.get('url', '')}")
+            what = "; ".join(str(c[k]) for k in ("kind", "storage", "persistence") if c.get(k))
+            typer.echo(f"{name:8s} {'healthy' if c['healthy'] else 'DOWN':8s} {c.get('url', '')}  {what}")
     raise typer.Exit(0 if st["healthy"] else 1)
 
 

@@ -1,9 +1,17 @@
-"""The embedded single-machine stack: a Kafka-protocol broker, Redis and a Milvus Lite server.
+"""The embedded single-machine stack: a Kafka-protocol broker, two Redis servers and a Milvus server.
 
 Every component listens on 127.0.0.1 on a free port. What was started is recorded in
 ``<data_dir>/stack.json`` (pid, process-group, url), which is also how services find their endpoints when
 none are configured. ``down`` stops exactly the recorded process groups, so it never touches a Redis or
 broker the user runs for something else. Tests use the same class as a session fixture.
+
+What survives a restart, and what must not:
+- ``kafka``: Tansu with its S3 engine on a local SeaweedFS (``s3``) by default, so topics, records and
+  committed offsets survive a crash; ``stack.broker_storage=memory`` for throwaway runs.
+- ``redis``: alerts, dedupe windows, deployments and their wrapped keys, kept in an append-only file.
+- ``keystore``: crop data keys only, in a Redis that never writes to disk (``save ""``, ``appendonly no``):
+  a key that expired is gone everywhere, so no file or backup can reopen a crop (privacy rule 1).
+- ``milvus``: the Milvus standalone server (default) or Milvus Lite (``stack.milvus=lite``).
 """
 
 from __future__ import annotations
@@ -18,14 +26,20 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lfr.core.config import STACK_STATE_FILE, Settings
+from lfr.stack import milvus_server, seaweed
 
 log = logging.getLogger(__name__)
-COMPONENTS = ("kafka", "redis", "milvus")
+COMPONENTS = ("s3", "kafka", "redis", "keystore", "milvus")
+# Seconds each component gets after SIGTERM before SIGKILL. SeaweedFS ignores SIGTERM for long; its files
+# are written before a request is answered, so a kill is safe. Milvus keeps a write-ahead log.
+STOP_GRACE_S = {"s3": 2.0, "milvus": 6.0}
 
 
 class StackError(RuntimeError):
@@ -92,9 +106,10 @@ class Component:
     port: int
     url: str
     log: str
+    detail: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"pid": self.pid, "port": self.port, "url": self.url, "log": self.log}
+        return {"pid": self.pid, "port": self.port, "url": self.url, "log": self.log, **self.detail}
 
 
 class LocalStack:
@@ -102,6 +117,11 @@ class LocalStack:
         self.settings = settings
         self.data_dir = settings.data_dir
         self.state_path = self.data_dir / STACK_STATE_FILE
+
+    def components(self) -> tuple[str, ...]:
+        """The components these settings run, in start order (the broker's storage before the broker)."""
+        wanted = ("s3",) if self.settings.stack.broker_storage == "s3" else ()
+        return (*wanted, "kafka", "redis", "keystore", "milvus")
 
     # ---- state -------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -116,7 +136,15 @@ class LocalStack:
         tmp.replace(self.state_path)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
-    def _spawn(self, name: str, argv: list[str], port: int, url: str) -> Component:
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        url: str,
+        env: dict[str, str] | None = None,
+        **detail: Any,
+    ) -> Component:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{name}.log"
@@ -128,13 +156,14 @@ class LocalStack:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 cwd=self.data_dir,
+                env={**os.environ, **env} if env else None,
             )
-        return Component(name, proc.pid, port, url, str(log_path))
+        return Component(name, proc.pid, port, url, str(log_path), detail)
 
     def up(self) -> dict[str, Any]:
         """Start whatever is not already running; idempotent. Returns the state."""
         current = self.state()
-        if current and all(self._component_alive(current.get(c)) for c in COMPONENTS):
+        if current and all(self._component_alive(current.get(c)) for c in self.components()):
             self.provision_topics()
             return current
         if current:
@@ -142,62 +171,23 @@ class LocalStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         comps: dict[str, Component] = {}
         try:
-            kp, rp, mp = free_port(), free_port(), free_port()
-            comps["kafka"] = self._spawn(
-                "kafka",
-                [
-                    str(tansu_binary()),
-                    "broker",
-                    "--listener-url",
-                    f"tcp://127.0.0.1:{kp}",
-                    "--advertised-listener-url",
-                    f"tcp://127.0.0.1:{kp}",
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
-                kp,
-                f"127.0.0.1:{kp}",
-            )
-            redis_dir = self.data_dir / "redis"
-            redis_dir.mkdir(exist_ok=True)
-            comps["redis"] = self._spawn(
-                "redis",
-                [
-                    str(redis_binary(self.settings)),
-                    "--port",
-                    str(rp),
-                    "--bind",
-                    "127.0.0.1",
-                    "--dir",
-                    str(redis_dir),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--protected-mode",
-                    "yes",
-                ],
-                rp,
-                f"redis://127.0.0.1:{rp}/0",
-            )
-            milvus_dir = self.data_dir / "milvus"
-            comps["milvus"] = self._spawn(
-                "milvus",
-                [
-                    sys.executable,
-                    "-m",
-                    "milvus_lite",
-                    "server",
-                    "--data-dir",
-                    str(milvus_dir),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(mp),
-                ],
-                mp,
-                f"http://127.0.0.1:{mp}",
-            )
+            broker_env: dict[str, str] = {}
+            if "s3" in self.components():
+                comps["s3"] = self._start_s3()
+                self._write_state(comps)
+                self._wait_ready({"s3": comps["s3"]})
+                broker_env = seaweed.broker_env(self.data_dir, comps["s3"].port)
+                s3 = comps["s3"]
+                try:
+                    seaweed.ensure_bucket(
+                        s3.detail["master_port"], s3.detail["master_grpc_port"], lambda: _pid_alive(s3.pid)
+                    )
+                except seaweed.SeaweedError as exc:
+                    raise StackError(f"{exc}; log {s3.log}") from exc
+            comps["kafka"] = self._start_broker(broker_env)
+            comps["redis"] = self._start_redis("redis", persistent=True)
+            comps["keystore"] = self._start_redis("keystore", persistent=False)
+            comps["milvus"] = self._start_milvus()
             self._write_state(comps)
             self._wait_ready(comps)
             self.provision_topics()
@@ -207,6 +197,75 @@ class LocalStack:
             raise
         return self.state()
 
+    def _start_s3(self) -> Component:
+        ports = {flag: free_port() for flag in seaweed.PORT_FLAGS}
+        s3_port = ports["s3.port"]
+        return self._spawn(
+            "s3",
+            seaweed.server_argv(self.data_dir, ports),
+            s3_port,
+            f"http://127.0.0.1:{s3_port}",
+            kind="seaweedfs",
+            bucket=seaweed.BUCKET,
+            master_port=ports["master.port"],
+            master_grpc_port=ports["master.port.grpc"],
+            dir=str(self.data_dir / "seaweedfs"),
+        )
+
+    def _start_broker(self, env: dict[str, str]) -> Component:
+        kp = free_port()
+        storage = f"s3://{seaweed.BUCKET}/" if env else "memory://tansu/"
+        listener = f"tcp://127.0.0.1:{kp}"
+        return self._spawn(
+            "kafka",
+            [
+                *(str(tansu_binary()), "broker", "--listener-url", listener),
+                *("--advertised-listener-url", listener, "--storage-engine", storage),
+            ],
+            kp,
+            f"127.0.0.1:{kp}",
+            env=env,
+            kind="tansu",
+            storage=storage,
+        )
+
+    def _start_redis(self, name: str, persistent: bool) -> Component:
+        """The persistent Redis keeps an append-only file; the key store never writes to disk at all."""
+        port = free_port()
+        rdir = self.data_dir / name
+        rdir.mkdir(exist_ok=True)
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"] if persistent else ["--appendonly", "no"]
+        )
+        return self._spawn(
+            name,
+            [
+                *(str(redis_binary(self.settings)), "--port", str(port), "--bind", "127.0.0.1"),
+                *("--dir", str(rdir), "--save", "", *persistence, "--protected-mode", "yes"),
+            ],
+            port,
+            f"redis://127.0.0.1:{port}/0",
+            kind="redis",
+            persistence="append-only file" if persistent else "none (memory only)",
+            dir=str(rdir),
+        )
+
+    def _start_milvus(self) -> Component:
+        mp = free_port()
+        mdir = self.data_dir / "milvus"
+        if self.settings.stack.milvus == "lite":
+            argv = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(mdir)]
+            argv += ["--host", "127.0.0.1", "--port", str(mp)]
+            return self._spawn("milvus", argv, mp, f"http://127.0.0.1:{mp}", kind="lite")
+        mdir.mkdir(parents=True, exist_ok=True)
+        metrics = free_port()
+        others = ",".join(str(free_port()) for _ in milvus_server.PORT_KEYS)  # the rest + etcd's peer
+        argv = [sys.executable, "-m", "lfr.stack.milvus_server", "--data-dir", str(mdir), "--port", str(mp)]
+        argv += ["--metrics-port", str(metrics), "--other-ports", others]
+        return self._spawn(
+            "milvus", argv, mp, f"http://127.0.0.1:{mp}", kind="standalone", metrics_port=metrics
+        )
+
     def _wait_ready(self, comps: dict[str, Component]) -> None:
         deadline = time.monotonic() + self.settings.stack.start_timeout_s
         pending = dict(comps)
@@ -215,7 +274,7 @@ class LocalStack:
                 if not _pid_alive(comp.pid):
                     tail = Path(comp.log).read_text(errors="replace")[-2000:]
                     raise StackError(f"{name} exited during start-up; log {comp.log}:\n{tail}")
-                if self._answers(name, comp.port):
+                if self._answers(name, comp.as_dict()):
                     pending.pop(name)
             if pending and time.monotonic() > deadline:
                 raise StackError(
@@ -224,11 +283,16 @@ class LocalStack:
             if pending:
                 time.sleep(0.2)
 
-    def _answers(self, name: str, port: int) -> bool:
+    def _answers(self, name: str, entry: dict[str, Any]) -> bool:
+        port = int(entry["port"])
+        if name == "s3":
+            return seaweed.s3_answers(port)
         if not _port_open(port):
             return False
-        if name == "redis":
+        if name in ("redis", "keystore"):
             return _redis_ping(port)
+        if name == "milvus" and entry.get("metrics_port"):
+            return _healthz(int(entry["metrics_port"]))
         return True
 
     def provision_topics(self) -> dict[str, str]:
@@ -246,47 +310,68 @@ class LocalStack:
         return bool(entry) and _pid_alive(int(entry["pid"])) and _port_open(int(entry["port"]))  # type: ignore[index]
 
     def status(self) -> dict[str, Any]:
+        """Health of each recorded component, with what it is (Milvus kind, broker storage, persistence)."""
         st = self.state()
-        out: dict[str, Any] = {}
-        for name in COMPONENTS:
+        recorded = [n for n in COMPONENTS if n in st]
+        names = recorded or list(self.components())
+        out: dict[str, Any] = {"components": names}
+        for name in names:
             entry = st.get(name)
             if not entry:
                 out[name] = {"healthy": False, "running": False}
                 continue
             running = _pid_alive(int(entry["pid"]))
-            healthy = running and self._answers(name, int(entry["port"]))
-            out[name] = {"healthy": healthy, "running": running, "pid": entry["pid"], "url": entry["url"]}
-        out["healthy"] = all(out[n]["healthy"] for n in COMPONENTS)
+            healthy = running and self._answers(name, entry)
+            info = {k: entry[k] for k in ("kind", "storage", "persistence") if k in entry}
+            out[name] = {
+                "healthy": healthy,
+                "running": running,
+                "pid": entry["pid"],
+                "url": entry["url"],
+                **info,
+            }
+        out["healthy"] = all(out[n]["healthy"] for n in names)
         out["data_dir"] = str(self.data_dir)
         return out
 
     def down(self, timeout_s: float = 10.0) -> list[str]:
-        """Stop exactly the recorded process groups (TERM, then KILL); remove the state file."""
+        """Stop exactly the recorded process groups (TERM, then KILL); remove the state file.
+
+        The broker stops first so that it is not writing into storage that is going away.
+        """
         st = self.state()
         stopped = []
-        for name in COMPONENTS:
-            entry = st.get(name)
-            if not entry:
-                continue
-            pid = int(entry["pid"])
+        order = ["kafka", *[n for n in COMPONENTS if n != "kafka"]]
+        entries = [(n, int(st[n]["pid"])) for n in order if st.get(n)]
+        for i, (name, pid) in enumerate(entries):
             if _pid_alive(pid):
                 _signal_group(pid, signal.SIGTERM)
                 stopped.append(name)
+            if i == 0 and name == "kafka":
+                _wait_gone(pid, timeout_s)
         deadline = time.monotonic() + timeout_s
-        for name in COMPONENTS:
-            entry = st.get(name)
-            if not entry:
-                continue
-            pid = int(entry["pid"])
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                _reap(pid)
-                time.sleep(0.1)
-            if _pid_alive(pid):
-                _signal_group(pid, signal.SIGKILL)
-                time.sleep(0.2)
+        for name, pid in entries:
+            _wait_gone(pid, min(max(deadline - time.monotonic(), 0.0), STOP_GRACE_S.get(name, timeout_s)))
+            _signal_group(pid, signal.SIGKILL)  # the whole group: children of a launcher included
+            time.sleep(0.05)
             _reap(pid)
         self.state_path.unlink(missing_ok=True)
         return stopped
+
+
+def _wait_gone(pid: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.1)
+
+
+def _healthz(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
+            return b"OK" in resp.read()
+    except (OSError, urllib.error.URLError):
+        return False
 
 
 def _signal_group(pid: int, sig: int) -> None:
