@@ -54,10 +54,13 @@ def stack_settings() -> Iterator[Settings]:
     # Not under pytest's basetemp: a second pytest session on the same machine rotates those directories
     # and would delete the Milvus data of a session still running.
     data_dir = Path(tempfile.mkdtemp(prefix="lfr-test-stack-"))
+    # The suite keeps the broker's memory engine and Milvus Lite for speed; the durable broker and the
+    # Milvus standalone server have their own tests (tests/integration/stack).
     settings = load_settings(
         data_dir=data_dir,
         models={"dir": MODELS_DIR},
         kafka={"crops_partitions": 8, "hits_partitions": 4, "alerts_partitions": 4},
+        stack={"broker_storage": "memory", "milvus": "lite"},
     )
     stack = LocalStack(settings)
     stack.up()
@@ -71,8 +74,9 @@ def stack_settings() -> Iterator[Settings]:
             "hits_partitions": 4,
             "alerts_partitions": 4,
         },
-        redis={"url": state["redis"]["url"]},
+        redis={"url": state["redis"]["url"], "keystore_url": state["keystore"]["url"]},
         milvus={"uri": state["milvus"]["url"]},
+        stack={"broker_storage": "memory", "milvus": "lite"},
     )
     try:
         yield resolved
