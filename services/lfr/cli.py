@@ -178,6 +178,7 @@ def _mount_optional() -> None:
     from lfr.alerting import cli as alerting_cli
     from lfr.evaluation import cli as eval_cli
     from lfr.ingest import cli as ingest_cli
+    from lfr.redact import cli as redact_cli
     from lfr.retro import cli as retro_cli
     from lfr.vision import cli as vision_cli
     from lfr.watchlist import cli as watchlist_cli
@@ -197,6 +198,8 @@ def _mount_optional() -> None:
     app.command("search")(retro_cli.search_command)
     bench_app.command("search")(retro_cli.bench_search)
     bench_app.command("gallery")(retro_cli.bench_gallery)
+    app.command("redact")(redact_cli.redact_command)
+    bench_app.command("redact")(redact_cli.bench_redact_command)
 
 
 @app.command("ingest")

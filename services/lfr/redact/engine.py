@@ -1,0 +1,255 @@
+"""The two passes of a redaction: find and track every face, then draw the masks and write the output.
+
+Why two passes over a video rather than one: the cover for a frame depends on detections after it (a face
+first detected at frame 40 must be covered from before frame 40, and interpolation needs the next
+detection), so masks can only be drawn once all detections are known. Decoding twice costs a few
+milliseconds a frame; holding the footage in memory instead would not scale to an hour of 1080p. The first
+pass keeps at most one detection stride of decoded frames, for the in-between detections the schedule asks
+for, and per track only its detections, one thumbnail and a few embeddings (when wanted).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from av.video.frame import VideoFrame
+
+from lfr.core.config import Settings
+from lfr.redact.masks import Style, mask_image, mask_planes
+from lfr.redact.media import MediaError, WriteStats, decode, frame_planes, probe, rewrite
+from lfr.redact.plan import CoverRules, clip, frame_plan, grow
+from lfr.redact.schedule import detection_stride, refine
+from lfr.redact.tracks import Track, Tracker
+from lfr.vision import Detection, Detector, FaceAnalyzer, load_detector
+
+Progress = Callable[[str, float], None]
+THUMB_PX = 96
+# Embeddings kept per track for recognising kept subjects: its largest faces, and only faces big enough for
+# the embedder to say anything (a 20 px face is covered, never recognised).
+MAX_SAMPLES = 5
+MIN_SAMPLE_PX = 32
+
+
+class RedactError(ValueError):
+    """The redaction cannot be done as asked; the message says why."""
+
+
+def redaction_settings(settings: Settings) -> Settings:
+    """A copy of ``settings`` whose detector looks for faces down to redact.min_face_px at the redaction
+    thresholds, with the reference cascade (no stricter finest level: small faces are what matters)."""
+    r = settings.redact
+    det = settings.detector.model_copy(
+        update={"min_face_px": r.min_face_px, "thresholds": r.thresholds, "first_level_thresholds": ()}
+    )
+    return settings.model_copy(update={"detector": det})
+
+
+@dataclass
+class Analysis:
+    kind: Literal["video", "image"]
+    width: int
+    height: int
+    frames: int
+    fps: float | None
+    duration_s: float | None
+    stride: int
+    detected_frames: int
+    tracks: list[Track]
+    detector_model: str
+    audio: str | None = None
+
+
+@dataclass(frozen=True)
+class RenderStats:
+    frames: int
+    frames_touched: int
+    boxes_drawn: int
+    audio: str
+
+
+class FaceFinder:
+    """Detects and tracks every face of a video or still; optionally keeps thumbnails and embeddings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        detector: Detector | None = None,
+        analyzer: FaceAnalyzer | None = None,
+        want_thumbnails: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.cfg = settings.redact
+        self.detector = detector or load_detector(redaction_settings(settings))
+        self.analyzer = analyzer  # set when kept subjects must be recognised
+        self.want_thumbnails = want_thumbnails
+
+    # ---- per detected frame ------------------------------------------------------------------------
+
+    def _observe(self, image: np.ndarray, dets: Sequence[Detection], owners: Sequence[Track]) -> None:
+        """Thumbnails and embeddings of one frame's faces, for the tracks they belong to."""
+        if self.want_thumbnails:
+            for d, t in zip(dets, owners, strict=True):
+                rank = d.bbox[2] * d.score
+                if rank > t.thumbnail_rank:
+                    t.thumbnail, t.thumbnail_rank = thumbnail(image, d.bbox), rank
+        if self.analyzer is None:
+            return
+        wanted = [
+            (d, t)
+            for d, t in zip(dets, owners, strict=True)
+            if d.bbox[2] >= MIN_SAMPLE_PX and len(t.embeddings) < MAX_SAMPLES
+        ]
+        if wanted:
+            emb = self.analyzer.embedder
+            chips = [emb.align(image, d.landmarks, self.analyzer.scheme) for d, _ in wanted]
+            for (_, t), vec in zip(wanted, emb.embed(chips), strict=True):
+                t.embeddings.append(vec)
+
+    # ---- stills ----------------------------------------------------------------------------------------
+
+    def analyse_image(self, image: np.ndarray) -> Analysis:
+        dets = sorted(self.detector.detect(image), key=lambda d: (d.bbox[0], d.bbox[1]))
+        tracker = Tracker(max_gap=0)
+        owners = tracker.update(0, [d.bbox for d in dets], [d.score for d in dets])
+        self._observe(image, dets, owners)
+        h, w = image.shape[:2]
+        return Analysis("image", w, h, 1, None, None, 1, 1, tracker.tracks, self.detector.model_id)
+
+    # ---- video -----------------------------------------------------------------------------------------
+
+    def analyse_video(self, path: Path, progress: Progress | None = None) -> Analysis:
+        info = probe(path)
+        if info.duration_s > self.cfg.max_video_s:
+            raise RedactError(
+                f"video {Path(path).name} is {info.duration_s:.1f} s; footage longer than "
+                f"{self.cfg.max_video_s:g} s is refused (redact.max_video_s): split it and redact each part"
+            )
+        stride = detection_stride(info.fps, self.cfg.detect_interval_s)
+        tracker = Tracker(max_gap=2 * stride + self.cfg.hold_frames)
+        window: dict[int, VideoFrame] = {}
+        images: dict[int, np.ndarray] = {}
+        found: dict[int, list[Detection]] = {}
+        detected = 0
+        last_key = -1
+
+        def detect_at(i: int) -> list[Detection]:
+            nonlocal detected
+            images[i] = window[i].to_ndarray(format="bgr24")
+            detected += 1
+            return self.detector.detect(images[i])
+
+        def settle(key: int) -> None:
+            """Detect ``key``, fill in the frames since the last key as needed, feed the tracker in order."""
+            nonlocal last_key
+            found[key] = detect_at(key)
+            if last_key >= 0:
+                refine(last_key, key, found, detect_at, self.cfg.refine_score, tracker.expected(key))
+            for f in sorted(k for k in found if k > last_key):
+                dets = found[f]
+                owners = tracker.update(f, [d.bbox for d in dets], [d.score for d in dets])
+                self._observe(images[f], dets, owners)
+            for f in [k for k in found if k < key]:
+                del found[f]
+            images.clear()
+            for f in [k for k in window if k < key]:
+                del window[f]
+            last_key = key
+
+        n = 0
+        for n, frame in enumerate(decode(path), start=1):
+            i = n - 1
+            window[i] = frame
+            if i % stride == 0:
+                settle(i)
+                if progress is not None and info.frames:
+                    progress("analyse", min(i / info.frames, 1.0))
+        if n == 0:
+            raise MediaError(f"no frame could be decoded from {Path(path).name}")
+        if last_key != n - 1:
+            settle(n - 1)
+        return Analysis(
+            "video",
+            info.width,
+            info.height,
+            n,
+            info.fps,
+            info.duration_s,
+            stride,
+            detected,
+            tracker.tracks,
+            self.detector.model_id,
+            info.audio_codec,
+        )
+
+
+def thumbnail(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """A square THUMB_PX crop around a face with some context, for the preview sheet."""
+    h, w = image.shape[:2]
+    c = clip(grow(box, 0.25), w, h)
+    if c is None:
+        return np.zeros((THUMB_PX, THUMB_PX, 3), np.uint8)
+    x, y, bw, bh = c
+    crop = image[int(y) : math.ceil(y + bh), int(x) : math.ceil(x + bw)]
+    return cv2.resize(crop, (THUMB_PX, THUMB_PX), interpolation=cv2.INTER_AREA)
+
+
+def cover_rules(settings: Settings, stride: int) -> CoverRules:
+    r = settings.redact
+    return CoverRules(margin=r.margin, motion_margin=r.motion_margin, extend=stride + r.hold_frames)
+
+
+def render_video(
+    settings: Settings,
+    src: Path,
+    dst: Path,
+    analysis: Analysis,
+    redacted: set[int],
+    style: Style,
+    progress: Progress | None = None,
+) -> RenderStats:
+    """Write ``dst`` with every frame of ``src``, the redacted tracks' boxes covered."""
+    rules = cover_rules(settings, analysis.stride)
+    tracks = [t for t in analysis.tracks if t.track_id in redacted]
+    plan = frame_plan(tracks, rules, analysis.frames, analysis.width, analysis.height)
+    drawn = 0
+
+    def transform(i: int, frame: VideoFrame) -> VideoFrame:
+        nonlocal drawn
+        boxes = plan.get(i)
+        if boxes:
+            if frame.format.name not in ("yuv420p", "yuvj420p", "yuv422p", "yuv444p"):
+                pts, tb = frame.pts, frame.time_base
+                frame = frame.reformat(format="yuv420p")
+                frame.pts, frame.time_base = pts, tb
+            mask_planes(frame_planes(frame), frame.width, frame.height, boxes, style)
+            drawn += len(boxes)
+        if progress is not None and analysis.frames and i % 25 == 0:
+            progress("render", min(i / analysis.frames, 1.0))
+        return frame
+
+    r = settings.redact
+    stats: WriteStats = rewrite(src, dst, transform, preset=r.x264_preset, crf=r.crf)
+    if stats.frames != analysis.frames:
+        raise MediaError(
+            f"{Path(src).name} decoded to {analysis.frames} frames the first time "
+            f"and {stats.frames} the second"
+        )
+    return RenderStats(stats.frames, len(plan), drawn, stats.audio)
+
+
+def render_image(
+    settings: Settings, image: np.ndarray, analysis: Analysis, redacted: set[int], style: Style
+) -> RenderStats:
+    """Cover the redacted faces of a still in place (margin only: a still has no motion to allow for)."""
+    m = settings.redact.margin
+    boxes = [
+        grow(t.observations[0].box, m) for t in analysis.tracks if t.track_id in redacted and t.observations
+    ]
+    mask_image(image, boxes, style)
+    return RenderStats(1, 1 if boxes else 0, len(boxes), "none")
