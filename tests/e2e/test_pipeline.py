@@ -182,7 +182,7 @@ async def test_match_becomes_alert_and_non_match_leaves_nothing(
     try:
         deployment_id = await live_deployment(settings, (wl,))
 
-        keyring = CropKeyring(settings, redis)
+        keyring = CropKeyring(settings)  # the memory-only key store
         stranger_id = f"stranger-{uuid.uuid4().hex}"
         match_id = f"match-{uuid.uuid4().hex}"
         stranger = await _crop(

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from lfr.core.config import Settings
 from lfr.core.ids import new_id
 from lfr.core.redis_client import key as rkey
+from lfr.core.redis_client import make_keystore_redis
 from lfr.v1.common_pb2 import EncryptedBlob
 
 NONCE_BYTES = 12
@@ -64,11 +65,18 @@ class _CachedKey:
 
 
 class CropKeyring:
-    """Creates, rotates and looks up crop data keys in Redis."""
+    """Creates, rotates and looks up crop data keys in the key store.
 
-    def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
+    The key store is a memory-only Redis of its own (``redis.keystore_url``; the local stack starts one),
+    never the persistent Redis that holds alerts and deployments: no AOF file, snapshot, backup or replica on
+    disk may ever hold a crop key. Losing the key store only makes in-flight crops unreadable, which the
+    embedder counts as expired. Pass ``redis`` only to share one key-store client between keyrings.
+    """
+
+    def __init__(self, settings: Settings, redis: aioredis.Redis | None = None) -> None:
         self.settings = settings
-        self.redis = redis
+        self._owns_client = redis is None
+        self.redis = make_keystore_redis(settings) if redis is None else redis
         self._current: tuple[str, bytes, float] | None = None
         self._cache: dict[str, _CachedKey] = {}
 
@@ -108,6 +116,11 @@ class CropKeyring:
 
     async def decrypt(self, blob: EncryptedBlob, aad: bytes) -> bytes:
         return open_blob(await self.lookup(blob.key_id), blob, aad)
+
+    async def aclose(self) -> None:
+        """Close the key-store client if this keyring opened it."""
+        if self._owns_client:
+            await self.redis.aclose()
 
 
 class AlertMasterKey:

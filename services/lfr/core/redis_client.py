@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
 
 from lfr.core.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 def make_redis(settings: Settings) -> aioredis.Redis:
@@ -50,6 +53,39 @@ def make_redis(settings: Settings) -> aioredis.Redis:
         decode_responses=False,
         health_check_interval=30,
         **common,
+        **tls,
+    )
+
+
+def make_keystore_redis(settings: Settings) -> aioredis.Redis:
+    """A client for the crop key store: a Redis that never writes to disk (save "", appendonly no).
+
+    Crop data keys must not outlive their TTL anywhere (privacy rule 1): a key in an AOF file, an RDB
+    snapshot, a backup or a persistent replica reopens every crop it protected, together with a broker
+    backup. So they live apart from the persistent Redis that holds alerts and deployments. When no key
+    store is configured the main Redis is used, with a warning: acceptable only if that Redis never
+    persists.
+    """
+    r = settings.redis
+    url = settings.keystore_redis_url
+    if not r.keystore_url and url == settings.redis_url:
+        log.warning(
+            "no separate crop key store (redis.keystore_url): crop keys go to the main Redis; unless that "
+            "Redis has no AOF, no RDB snapshots, no backups and no persistent replicas, expired crops can "
+            "be reopened from its files (docs/privacy.md)"
+        )
+        return make_redis(settings)
+    password = r.keystore_password or r.password
+    tls: dict[str, Any] = {}
+    if r.tls and r.tls_ca_file:
+        tls["ssl_ca_certs"] = str(r.tls_ca_file)
+    return aioredis.Redis.from_url(
+        url,
+        password=password.get_secret_value() if password else None,
+        decode_responses=False,
+        health_check_interval=30,
+        socket_timeout=r.socket_timeout_s,
+        socket_connect_timeout=r.socket_timeout_s,
         **tls,
     )
 

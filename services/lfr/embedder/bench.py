@@ -93,7 +93,7 @@ async def _end_to_end(
         topic = f"bench.crops.{uuid.uuid4().hex[:6]}"
         base_spec = spec_for(settings, topics.CROPS)
         await ensure_topics(settings, [type(base_spec)(topic, 8, base_spec.key, base_spec.retention_ms)])
-        keyring = CropKeyring(settings, redis)
+        keyring = CropKeyring(settings)  # the memory-only key store
         jpegs = [cv2.imencode(".jpg", c, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for c in chips]
         futures = []
         for i in range(n_crops):

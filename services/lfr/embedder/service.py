@@ -52,7 +52,7 @@ def build_handler(settings: Settings, redis: object, embedder: object, store: Wa
 
     return EmbedHandler(
         settings.embedder.top_k,
-        CropKeyring(settings, redis),  # type: ignore[arg-type]
+        CropKeyring(settings),  # the memory-only key store, never the persistent Redis
         DeploymentAlertKeys(settings, redis),  # type: ignore[arg-type]
         embedder,  # type: ignore[arg-type]
         StoreMatcher(store),

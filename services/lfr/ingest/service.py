@@ -369,7 +369,7 @@ async def main(ctx: ServiceContext) -> None:
         holder["pipeline"] = await asyncio.to_thread(IngestPipeline.from_settings, settings)
         publisher = CropPublisher(settings)
         ctx.health.add_check("broker", publisher.broker_ready)
-        keyring = CropKeyring(settings, redis)
+        keyring = CropKeyring(settings)  # the memory-only key store
         gate: Gate | None = None
         if settings.ingest.require_live_deployment:
             gate = DeploymentGate(settings, redis)

@@ -56,7 +56,7 @@ async def _ingest(settings, deployment_id: str, clip: Path) -> None:  # type: ig
                 )
             ],
             pipeline,
-            CropKeyring(settings, redis).current,
+            CropKeyring(settings).current,
             publisher,
             gate=DeploymentGate(settings, redis),
             redis=redis,
