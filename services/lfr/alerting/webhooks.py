@@ -23,6 +23,8 @@ Request format (documented for receivers in docs and in :func:`verify_signature`
     {"type": "lfr.alert.v1", "change": "created|updated|adjudicated", "alert": <lfr.v1.Alert as JSON>}
 
 The body holds ids, times, scores and status only: no names, no images (those stay behind the API).
+Receivers check requests with :func:`verify_request` and a :class:`ReplayGuard` (or the standalone
+reference verifier in docs/security.md): authentic, at most ``DEFAULT_TOLERANCE_S`` old, never seen before.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import httpx
@@ -107,6 +109,53 @@ def verify_signature(
     if abs(current - ts) > tolerance_s:
         return False
     return hmac.compare_digest(sign(secret, ts, body), signature.strip())
+
+
+class ReplayGuard:
+    """For receivers: refuses a request whose signature was already seen within the tolerance window.
+
+    The timestamp check of :func:`verify_signature` bounds a replay to ``tolerance_s``; this closes that
+    window too. Each attempt carries a fresh timestamp and so a fresh signature, so a retry of a delivery
+    the receiver never acknowledged is accepted, while a captured request sent again is not. (A retry of a
+    delivery that *was* processed, say after a lost response, carries the same ``X-LFR-Delivery``: answer
+    it 2xx and do nothing, which is de-duplication, not a replay.) Signatures are forgotten once they are
+    too old to pass the timestamp check, so memory is bounded by the request rate times the window.
+    Several receiver replicas must share this state (e.g. Redis ``SET sig 1 NX EX tolerance``).
+    """
+
+    def __init__(self, tolerance_s: int = DEFAULT_TOLERANCE_S) -> None:
+        self.tolerance_s = tolerance_s
+        self._seen: dict[str, int] = {}
+
+    def first_time(self, signature: str, timestamp: int, now: float | None = None) -> bool:
+        current = time.time() if now is None else now
+        cutoff = current - self.tolerance_s
+        for sig in [s for s, ts in self._seen.items() if ts < cutoff]:
+            del self._seen[sig]
+        if signature in self._seen:
+            return False
+        self._seen[signature] = timestamp
+        return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+def verify_request(
+    secret: str | bytes,
+    body: bytes,
+    headers: Mapping[str, str],
+    guard: ReplayGuard,
+    now: float | None = None,
+) -> bool:
+    """For receivers: authentic, fresh and not seen before (:func:`verify_signature` plus the guard)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    timestamp = lower.get(TIMESTAMP_HEADER.lower())
+    signature = lower.get(SIGNATURE_HEADER.lower())
+    if not verify_signature(secret, body, timestamp, signature, guard.tolerance_s, now):
+        return False
+    assert timestamp is not None and signature is not None  # verify_signature refused missing ones
+    return guard.first_time(signature.strip(), int(timestamp), now)
 
 
 def subscribers_for(settings: Settings, deployment_id: str) -> list[WebhookSubscriber]:
