@@ -145,10 +145,17 @@ class EmbedHandler:
         outputs: list[Output] = []
         readable: list[_Readable] = []
         counts = _new_counts()
+        seen: set[tuple[str, str]] = set()
         for rec in records:
             item = await self._open(rec, outputs, counts)
-            if item is not None:
-                readable.append(item)
+            if item is None:
+                continue
+            # A record replayed (or redelivered) into the same batch: decided once, like one in a later batch.
+            ident = (item.crop.deployment_id, item.crop.crop_id)
+            if ident in seen:
+                continue
+            seen.add(ident)
+            readable.append(item)
         if readable:
             outputs.extend(await self._match(readable, counts))
         for deployment_id, per_crop in counts.items():
