@@ -26,13 +26,17 @@ def test_two_builds_are_byte_identical(tmp_path: Path, models_dir: Path) -> None
         "mtcnn/onet.onnx",
         "mtcnn/pnet.onnx",
         "mtcnn/rnet.onnx",
+        "sface/card.yaml",
+        "sface/model.onnx",
+        "yunet/card.yaml",
+        "yunet/model.onnx",
     }
     assert first == second
 
 
 def test_cards_describe_the_built_files(models_dir: Path) -> None:
     cards = {c.name: c for c in list_cards(models_dir)}
-    assert set(cards) == {"dlib-resnet-v1", "mtcnn"}
+    assert set(cards) == {"dlib-resnet-v1", "mtcnn", "sface", "yunet"}
     emb, det = cards["dlib-resnet-v1"], cards["mtcnn"]
     for c in cards.values():
         c.verify_files()
@@ -44,7 +48,7 @@ def test_cards_describe_the_built_files(models_dir: Path) -> None:
         0.6,
     )
     assert emb.input.size == (150, 150) and emb.input.channels == "RGB"
-    assert set(emb.templates) == {"dlib5", "mtcnn5"}
+    assert set(emb.templates) == {"dlib5", "mtcnn5", "yunet5"}
     assert emb.score_threshold == pytest.approx(0.7)
     assert det.kind == "detector" and det.type == "mtcnn" and det.landmark_scheme == "mtcnn5"
     assert {f.role for f in det.files} == {"pnet", "rnet", "onet"}

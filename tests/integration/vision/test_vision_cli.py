@@ -33,7 +33,7 @@ def test_build_and_list(env_models: Path) -> None:
     r = runner.invoke(app, ["list", "--json"])
     assert r.exit_code == 0, r.output
     cards = json.loads(r.output)
-    assert [c["name"] for c in cards] == ["dlib-resnet-v1", "mtcnn"]
+    assert [c["name"] for c in cards] == ["dlib-resnet-v1", "mtcnn", "sface", "yunet"]
     assert cards[0]["threshold"] == 0.6
     r = runner.invoke(app, ["list"])
     assert "L2 threshold 0.6" in r.output

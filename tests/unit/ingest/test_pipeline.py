@@ -190,3 +190,57 @@ async def test_worker_analyses_only_while_the_deployment_is_live() -> None:
     crop = decode(FaceCrop, broker.values[0])
     assert crop.camera_id == "cam-1" and crop.deployment_id == "dep-1"
     assert publisher.stats.delivered == len(broker.values)
+
+
+def _walk(score: float, frames: int = 10, width: float = 90) -> dict[int, list[Detection]]:
+    return {i: [face_at(100 + 8 * i, 120, width, score=score)] for i in range(1, frames + 1)}
+
+
+def _run(pipe: IngestPipeline, frames: int) -> tuple[list[FaceCrop], list[tuple[str, bool, bool]]]:
+    crops: list[FaceCrop] = []
+    ended: list[tuple[str, bool, bool]] = []
+    for i in range(1, frames + 1):
+        res = pipe.process(CAM, noisy_frame(i, i * 0.2), KEY)
+        crops += [o.crop for o in res.crops]
+        ended += res.ended_tracks
+    final = pipe.finish(CAM, KEY)
+    return crops + [o.crop for o in final.crops], ended + final.ended_tracks
+
+
+def test_a_track_that_never_passed_the_gate_is_searched_once_with_its_best_face() -> None:
+    # Every face of this 2 s track fails the gate (detector score 0.7 < 0.9) but is big enough.
+    script = _walk(0.7)
+    script[6] = [face_at(148, 120, 90, score=0.8)]  # its best face
+    pipe = IngestPipeline(settings(), ScriptedDetector(script), TEMPLATE, "emb/mtcnn5")
+    crops, ended = _run(pipe, 10)
+    assert len(crops) == 1 and crops[0].detector_score == pytest.approx(0.8)
+    assert len(ended) == 1 and ended[0][1:] == (True, True)
+    t = pipe.totals.as_dict()
+    assert t["fallback_crops"] == 1 and t["track_coverage"] == 1.0
+
+
+def test_without_fallback_the_unsearched_track_is_counted() -> None:
+    pipe = IngestPipeline(
+        settings(search_unpassed_tracks=False), ScriptedDetector(_walk(0.7)), TEMPLATE, "emb/mtcnn5"
+    )
+    crops, ended = _run(pipe, 10)
+    assert crops == [] and ended[0][1:] == (True, False)
+    assert pipe.totals.as_dict()["track_coverage"] == 0.0
+
+
+def test_faces_below_the_fallback_floor_or_too_small_are_never_sent() -> None:
+    for script in (_walk(0.3), _walk(0.8, width=30)):
+        pipe = IngestPipeline(settings(), ScriptedDetector(script), TEMPLATE, "emb/mtcnn5")
+        crops, _ = _run(pipe, 10)
+        assert crops == []
+    # A 30 px face is not eligible for coverage either; a brief track (< 1 s) is not counted.
+    brief = IngestPipeline(settings(), ScriptedDetector(_walk(0.95, frames=3)), TEMPLATE, "emb/mtcnn5")
+    _, ended = _run(brief, 3)
+    assert ended and not ended[0][1]
+
+
+def test_a_track_that_passed_sends_no_fallback() -> None:
+    pipe = IngestPipeline(settings(), ScriptedDetector(_walk(0.99)), TEMPLATE, "emb/mtcnn5")
+    crops, ended = _run(pipe, 10)
+    assert crops and all(c.detector_score >= 0.9 for c in crops)
+    assert pipe.totals.fallback_crops == 0 and ended[0][1:] == (True, True)
