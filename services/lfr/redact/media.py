@@ -135,8 +135,9 @@ def rewrite(
             rate = vin.average_rate or vin.guessed_rate or Fraction(25)
             vout = out.add_stream("libx264", rate=rate)
             vout.width, vout.height, vout.pix_fmt = width, height, pix
-            vout.time_base = vin.time_base
-            vout.codec_context.time_base = vin.time_base  # pts kept exactly, not rounded to 1/fps
+            if vin.time_base is not None:
+                vout.time_base = vin.time_base
+                vout.codec_context.time_base = vin.time_base  # pts kept exactly, not rounded to 1/fps
             vout.thread_count = 1
             vout.options = {"preset": preset, "crf": str(crf)}
             aout, resampler = None, None

@@ -21,6 +21,8 @@ Box = tuple[float, float, float, float]  # x, y, width, height in pixels
 
 # A detection matches a track when its centre lies within this many face widths of the prediction.
 MATCH_DISTANCE = 1.0
+# ... (this many times further for a track seen only once, whose velocity is not known yet)
+UNMEASURED_SLACK = 1.5
 # ... and the two sizes differ by less than this factor.
 MAX_SIZE_RATIO = 2.0
 
@@ -81,11 +83,18 @@ def match_cost(a: Box, b: Box) -> float:
 
 
 def greedy_match(
-    a: Sequence[Box], b: Sequence[Box], max_cost: float = MATCH_DISTANCE
+    a: Sequence[Box], b: Sequence[Box], max_cost: float = MATCH_DISTANCE, slack: Sequence[float] | None = None
 ) -> list[tuple[int, int, float]]:
-    """Pairs (i, j, cost) of ``a`` and ``b`` boxes, cheapest first, each box used once."""
+    """Pairs (i, j, cost) of ``a`` and ``b`` boxes, cheapest first, each box used once.
+
+    ``slack[i]`` divides the cost of ``a[i]``'s pairs (a box whose prediction is less certain may match
+    further away).
+    """
     pairs = sorted(
-        (c, i, j) for i, ba in enumerate(a) for j, bb in enumerate(b) if (c := match_cost(ba, bb)) < max_cost
+        (c, i, j)
+        for i, ba in enumerate(a)
+        for j, bb in enumerate(b)
+        if (c := match_cost(ba, bb) / (slack[i] if slack is not None else 1.0)) < max_cost
     )
     used_a: set[int] = set()
     used_b: set[int] = set()
@@ -117,8 +126,10 @@ class Tracker:
         self._last_frame = frame
         live = [t for t in self.tracks if frame - t.last_frame <= self.max_gap]
         predicted = [t.predict(frame) for t in live]
+        # A track seen once has no velocity yet: its next position is less certain.
+        slack = [1.0 if len(t.observations) > 1 else UNMEASURED_SLACK for t in live]
         owner: list[Track | None] = [None] * len(boxes)
-        for i, j, _ in greedy_match(predicted, boxes):
+        for i, j, _ in greedy_match(predicted, boxes, MATCH_DISTANCE, slack):
             owner[j] = live[i]
         for j, (box, score) in enumerate(zip(boxes, scores, strict=True)):
             track = owner[j]
