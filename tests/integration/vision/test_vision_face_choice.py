@@ -9,13 +9,14 @@ photo shows.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from lfr.core.config import load_settings
+from lfr.core.config import Settings, load_settings
 from lfr.evaluation.embedding import EvalEmbedder, read_image
 from lfr.vision import FaceAnalyzer
 from lfr.vision.pipeline import LowConfidenceError
@@ -102,3 +103,42 @@ def test_enrolment_refuses_a_photo_whose_only_box_is_unsure(mtcnn: FaceAnalyzer,
         embedder=mtcnn.embedder,
     )
     assert loose.enrol(blob).detection.score < 0.9
+
+
+@pytest.mark.integration
+async def test_retrospective_search_lists_the_face_first(
+    stack_settings: Settings, models_dir: Path, faces_dir: Path, photo: np.ndarray, tmp_path: Path
+) -> None:
+    """A retrospective search of the composite photo (against a real watchlist in Milvus) lists the
+    subject's face first, and it finds the subject's other photo; the blob matches nobody."""
+    from lfr.retro.search import retrospective_search
+    from lfr.watchlist.store import SubjectMeta, WatchlistStore
+
+    data = stack_settings.model_dump()
+    data["redis"]["key_prefix"] = f"lfr-choice-{uuid.uuid4().hex[:8]}:"
+    data["milvus"]["collection_prefix"] = f"t{uuid.uuid4().hex[:8]}_"
+    data["models"].update(dir=models_dir, detector="mtcnn")
+    settings = Settings(**data)
+    analyzer = FaceAnalyzer(settings)
+    others = sorted(p for p in (faces_dir / PHOTO.parent).glob("*.jpg") if p.name != PHOTO.name)
+    store = WatchlistStore(settings, analyzer.embedder.card)
+    try:
+        wl = "wl-choice"
+        for p in others:
+            img = read_image(p)
+            assert img is not None
+            face = analyzer.enrol(img)
+            store.upsert_subject(SubjectMeta(subject_id="id11", watchlist_id=wl), face.embedding, p.stem * 8)
+        canvas, _, face_top = _composite(photo)
+        probe = tmp_path / "composite.png"
+        cv2.imwrite(str(probe), canvas)
+        result = await retrospective_search(
+            settings, probe, "OP-choice", "test of face choice", "pc-1", watchlist_ids=[wl], analyzer=analyzer
+        )
+    finally:
+        store.close()
+    assert len(result.faces) == 2
+    first, second = result.faces
+    assert _in_face_part(first.bbox, face_top) and not _in_face_part(second.bbox, face_top)
+    assert first.candidates[0].subject_id == "id11" and first.candidates[0].clears_threshold
+    assert not any(c.clears_threshold for c in second.candidates)
