@@ -176,3 +176,19 @@ def test_bad_arguments_are_refused() -> None:
     o = _outcomes(_group("A", 3, 1, 0, 0, rng))
     with pytest.raises(ValueError, match="resamples"):
         b.differential_intervals(o, T, resamples=0)
+
+
+def test_report_tables_show_intervals_and_verdicts() -> None:
+    """The identify report's tables: one row per group with intervals, one per difference with verdict."""
+    from lfr.evaluation.identify import _interval_tables
+
+    rng = np.random.default_rng(1)
+    o = _outcomes(_group("A", 150, 3, 0.05, 0.1, rng), _group("B", 150, 3, 0.45, 0.1, rng))
+    d = b.differential_intervals(o, T, rates=(0.1,), resamples=200, permutations=200, seed=0).as_dict()
+    text = "\n".join(_interval_tables(d))
+    assert "200 bootstrap resamples over identities (seed 0)" in text
+    assert "| FNIR / FPIR at overall FPIR 0.1 |" in text
+    fnir_row = next(ln for ln in text.splitlines() if ln.startswith("| FNIR | A - B |"))
+    assert fnir_row.endswith("| **yes** | 0.005 |")
+    a_row = next(ln for ln in text.splitlines() if ln.startswith("| A |"))
+    assert a_row.count("[") == 4  # FNIR, FPIR at the threshold; FNIR / FPIR at FPIR 0.1
