@@ -134,6 +134,9 @@ class ModelSettings(BaseModel):
     inter_op_threads: int = Field(1, ge=0)
     execution_provider: Literal["cpu", "cuda"] = "cpu"
     embed_batch_size: int = Field(32, ge=1, le=1024)
+    embed_flip: bool = Field(
+        False, description="also embed each chip mirrored and combine the two (twice the model time)"
+    )
 
 
 class YunetSettings(BaseModel):

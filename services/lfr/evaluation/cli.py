@@ -206,6 +206,25 @@ def tracks_cmd(
         typer.echo(f"{rule:12s} {r['unit']}s {r['mated']}/{r['nonmated']}  FNIR at FPIR {fnir}")
 
 
+@eval_app.command("calibrate")
+def calibrate_cmd(
+    root: Annotated[Path, typer.Option("--root", help="ROOT/<identity>/<image> folders (open-set dev set)")],
+    thresholds: Annotated[str, typer.Option("--thresholds", help="comma list, e.g. 0.3,0.35,0.4")],
+    cache: Annotated[Path | None, typer.Option("--cache", help="keep embeddings here between runs")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """FMR per comparison (all impostor pairs) and TPIR at each threshold: a card's calibration figures."""
+    from lfr.evaluation.calibrate_card import run_calibrate
+    from lfr.evaluation.datasets import DatasetError
+
+    try:
+        values = [float(x) for x in thresholds.split(",") if x.strip()]
+        result = run_calibrate(cli_settings(), root, values, cache_dir=cache, seed=seed)
+    except (DatasetError, ValueError) as exc:
+        raise _fail(exc) from None
+    typer.echo(json.dumps(result))
+
+
 @threshold_app.command("recommend")
 def recommend_cmd(
     eval_result: Annotated[Path, typer.Option("--eval", help="result.json written by `lfr eval ... --out`")],

@@ -46,6 +46,7 @@ class EmbeddingCache:
                 "embedder": analyzer.embedder.model_id,
                 "templates": analyzer.embedder.card.model_dump(mode="json")["templates"],
                 "tight": embedder.tight,
+                "flip": analyzer.settings.models.embed_flip,
                 "max_side": embedder.max_side,
                 "detector_settings": analyzer.settings.detector.model_dump(mode="json"),
                 "quality_settings": analyzer.settings.quality.model_dump(mode="json"),

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ def run_identify(
     enrol_glob: str | None = None,
     probe_glob: str | None = None,
     enrol_pool: int | None = None,
+    tpir_at: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Run the protocol above; return JSON-safe figures (raw scores go to ``out_dir/result.json`` only).
 
@@ -189,6 +191,7 @@ def run_identify(
         "fnir_at_threshold": 1.0 - tpir if not math.isnan(tpir) else None,
         "fpir_at_threshold": m.fpir_at(outcomes, t),
         "rank1": m.rank1_rate(outcomes),
+        "tpir_at": {f"{x:g}": m.tpir_at(outcomes, float(x)) for x in tpir_at},
         "fnir_at_fpir": {m.rate_label(r): (1.0 - p.true_rate) if p else None for r, p in points.items()},
         "threshold_at_fpir": {m.rate_label(r): p.threshold if p else None for r, p in points.items()},
         "unresolved": [m.rate_label(r) for r, p in points.items() if p is None],

@@ -149,12 +149,12 @@ def fold_batchnorm(g: onnx.GraphProto) -> int:
     for bn in list(g.node):
         if bn.op_type != "BatchNormalization":
             continue
-        prev = producer.get(bn.input[0])
-        if (
-            prev is None
-            or prev.op_type not in ("Conv", "Gemm")
-            or _single_consumer(g, prev.output[0]) is not bn
-        ):
+        found = producer.get(bn.input[0])
+        if found is None or found.op_type not in ("Conv", "Gemm"):
+            continue
+        prev: onnx.NodeProto = found
+        consumer = _single_consumer(g, prev.output[0])
+        if consumer is None or id(consumer) != id(bn):
             continue
         if not all(x in inits for x in bn.input[1:5]):
             continue

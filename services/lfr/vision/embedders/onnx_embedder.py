@@ -29,6 +29,7 @@ class OnnxEmbedder:
         self.model_id = card.model_id
         self.chip_size = int(card.input.size[0])
         self.batch_size = settings.models.embed_batch_size
+        self.flip = settings.models.embed_flip
         self._session = make_session(card.file("model"), settings.models)
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
@@ -75,7 +76,22 @@ class OnnxEmbedder:
         return chip
 
     def embed(self, chips: Sequence[np.ndarray]) -> np.ndarray:
-        """Embeddings (N, dim) float32 in the card's metric space, computed in batches."""
+        """Embeddings (N, dim) float32 in the card's metric space, computed in batches.
+
+        With ``models.embed_flip`` each chip is also embedded mirrored and the two are combined (unit
+        vectors summed for COSINE, averaged for L2): a face seen slightly from one side and its mirror
+        image average out part of the pose, at twice the model time (docs/models.md has the measured gain).
+        """
+        if not self.flip or len(chips) == 0:
+            return self._embed(chips)
+        both = self._embed([*chips, *(np.ascontiguousarray(c[:, ::-1]) for c in chips)])
+        a, b = both[: len(chips)], both[len(chips) :]
+        if self.card.metric == "COSINE":
+            a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+            b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+        return np.asarray((a + b) / 2.0, dtype=np.float32)
+
+    def _embed(self, chips: Sequence[np.ndarray]) -> np.ndarray:
         dim = int(self.card.dim or 0)
         if len(chips) == 0:
             return np.empty((0, dim), dtype=np.float32)
