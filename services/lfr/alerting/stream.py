@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from lfr.alerting.store import AlertKeys
 from lfr.core.config import Settings
-from lfr.core.redis_client import text
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,26 @@ class Subscription:
             return await asyncio.wait_for(self.queue.get(), timeout=wait_s)
         except TimeoutError:
             return None
+
+
+DROPPED = Counter("lfr_alert_hub_dropped_total", "Pub/sub messages refused as malformed (not UTF-8 JSON)")
+
+
+def clean_event(data: Any) -> str | None:
+    """The message as one line of JSON, or None when it is not UTF-8 JSON.
+
+    Whatever can publish on the channel reaches every officer's console, and the stream frames events by
+    lines: a payload with a newline could forge events (``event: snapshot``...), and one that is not UTF-8
+    would end the hub's task, silently stopping every live stream of this process. Re-serialising a parsed
+    object makes both impossible.
+    """
+    try:
+        doc = json.loads(data.decode("utf-8") if isinstance(data, bytes) else str(data))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    return json.dumps(doc, separators=(",", ":"))
 
 
 class AlertHub:
@@ -118,7 +139,9 @@ class AlertHub:
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if msg is None or msg.get("type") != "pmessage":
                         continue
-                    self._dispatch(text(msg["channel"])[len(base) :], msg["data"])
+                    raw = msg["channel"]
+                    channel = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+                    self._dispatch(channel[len(base) :], msg["data"])
             except (RedisError, OSError) as exc:
                 self._ready.clear()
                 log.warning("alert hub lost Redis pub/sub (%s); reconnecting", type(exc).__name__)
@@ -132,7 +155,13 @@ class AlertHub:
         subs = self._subs.get(deployment_id)
         if not subs:
             return
-        payload = text(data)
+        payload = clean_event(data)
+        if payload is None:
+            DROPPED.inc()
+            log.warning(
+                "alert hub dropped a malformed message on the channel of deployment %s", deployment_id
+            )
+            return
         for sub in list(subs):
             sub.offer(payload)
 
