@@ -50,6 +50,7 @@ FACE_RECOGNITION = "face_recognition==1.3.0"
 INSIGHTFACE = "insightface==2.1"
 FR_PREFIX = "face_recognition-1.3.0/tests/test_images/"
 IF_PREFIX = "insightface/data/images/"
+MAX_MEMBER_BYTES = 20_000_000  # the sample photos are well under 1 MB each
 
 
 @dataclass(frozen=True)
@@ -205,19 +206,31 @@ def _pip_download(spec: str, dest: Path, sdist: bool) -> Path:
 
 
 def _read_members(archive: Path, members: list[str]) -> dict[str, bytes]:
+    """The named members' bytes, read into memory (nothing is extracted to paths the archive chooses).
+
+    A member larger than ``MAX_MEMBER_BYTES`` is refused from its header, before it is decompressed: a
+    tampered download cannot exhaust memory before its sha256 is checked.
+    """
     out: dict[str, bytes] = {}
     if archive.name.endswith(".whl") or archive.suffix == ".zip":
         with zipfile.ZipFile(archive) as zf:
             for mname in members:
+                _check_member_size(archive, mname, zf.getinfo(mname).file_size)
                 out[mname] = zf.read(mname)
     else:
         with tarfile.open(archive, "r:*") as tf:
             for mname in members:
+                _check_member_size(archive, mname, tf.getmember(mname).size)
                 fh = tf.extractfile(mname)
                 if fh is None:
                     raise DemoSceneError(f"{archive.name} has no file {mname}")
                 out[mname] = fh.read()
     return out
+
+
+def _check_member_size(archive: Path, member: str, size: int) -> None:
+    if size > MAX_MEMBER_BYTES:
+        raise DemoSceneError(f"{archive.name}: {member} is {size:,} bytes, over {MAX_MEMBER_BYTES:,}")
 
 
 def fetch_photos(cache: Path) -> dict[str, bytes]:
