@@ -225,3 +225,56 @@ async def test_hostile_hits_are_dead_lettered_and_the_alert_is_still_raised(stac
     assert all(d.payload == b"" for d in letters.values())
     [(_, alert)] = tail.alerts({dep})
     assert alert.hit_count == 1
+
+
+async def test_a_poison_record_is_dead_lettered_and_committed_past(stack_settings: Settings) -> None:
+    """A record that makes the handler raise (a bug hit by one hostile input) no longer stops the worker:
+    it is dead-lettered with the error type, its neighbours are processed, and the group commits past it,
+    so no restarted worker meets it again."""
+    settings = settings_with(stack_settings)
+    tag = uuid.uuid4().hex[:8]
+    group = f"poison-{tag}"
+    poison = f"poison-{tag}".encode()
+    await _skip_to_end(settings, topics.CROPS, group)
+    seen: list[bytes] = []
+
+    async def handler(records):  # type: ignore[no-untyped-def]
+        for r in records:
+            if r.value == poison:
+                raise IndexError("a handler bug this record triggers")
+        seen.extend(r.value for r in records if r.value and r.value.startswith(b"ok-"))
+        return []
+
+    producer = await _raw_producer(settings)
+    key = f"cam-{tag}".encode()  # one key: one partition, in order
+    try:
+        first = await _send(producer, topics.CROPS, b"ok-" + tag.encode() + b"-1", key)
+        bad = await _send(producer, topics.CROPS, poison, key)
+        last = await _send(producer, topics.CROPS, b"ok-" + tag.encode() + b"-2", key)
+    finally:
+        await producer.stop()
+    assert first[0] == bad[0] == last[0]
+    stage = Stage(settings, f"poison-{tag}", topics.CROPS, group, handler)
+    runner = asyncio.create_task(stage.run())
+    try:
+        letters = await _dead_letters(settings, topics.CROPS, {bad})
+        await _until(_async(lambda: len([v for v in seen if tag.encode() in v]) >= 2), 30, "both neighbours")
+        assert not runner.done(), "the stage survived the poison record"
+    finally:
+        stage.stop()
+        await runner
+    assert letters[bad].reason == "handler_error" and letters[bad].error_type.startswith("IndexError")
+    consumer = make_consumer(settings, group_id=group, client_suffix="test-committed")
+    await consumer.start()
+    try:
+        committed = await consumer.committed(TopicPartition(topics.CROPS, bad[0]))
+    finally:
+        await consumer.stop()
+    assert committed is not None and committed > bad[1], "the group committed past the poison record"
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], object]:
+    async def run() -> bool:
+        return check()
+
+    return run
