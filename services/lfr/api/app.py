@@ -88,14 +88,25 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def server_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
+    """How `lfr api` serves ``app``: no access log (it would record ``?access_token=`` query strings), and
+    X-Forwarded-For believed only from ``api.forwarded_allow_ips``, so limits see each client."""
+    return uvicorn.Config(
+        app,
+        host=settings.api.host,
+        port=settings.api.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        proxy_headers=True,
+        forwarded_allow_ips=settings.api.forwarded_allow_ips,
+    )
+
+
 async def main(ctx: ServiceContext) -> None:
     s = ctx.settings
     app = create_app(s)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host=s.api.host, port=s.api.port, log_level="warning", access_log=False, lifespan="on"
-        )
-    )
+    server = uvicorn.Server(server_config(s, app))
     ctx.on_stop(lambda: setattr(server, "should_exit", True))
     ctx.health.add_check("api", lambda: server.started)
 

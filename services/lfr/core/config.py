@@ -328,6 +328,11 @@ class ApiSettings(BaseModel):
     cors_origins: list[str] = Field(
         default_factory=list, description="browser origins allowed to call the API; empty = none (closed)"
     )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description="proxies (addresses or CIDRs) whose X-Forwarded-For is believed: behind an ingress, its "
+        "pods' range, so rate limits and lock-outs see each client, not the ingress",
+    )
 
 
 class RetroSettings(BaseModel):
