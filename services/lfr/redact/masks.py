@@ -64,6 +64,28 @@ def mask_image(image: np.ndarray, boxes: Iterable[Box], style: Style) -> None:
             cover(image, b, style, 0)
 
 
+Saved = list[tuple[int, tuple[int, int, int, int], np.ndarray]]
+
+
+def save_regions(planes: Sequence[np.ndarray], width: int, height: int, boxes: Iterable[Box]) -> Saved:
+    """Copies of the boxes' pixels on every plane (bounds rounded inwards: only pixels fully inside)."""
+    out: Saved = []
+    for index, plane in enumerate(planes):
+        ph, pw = plane.shape[:2]
+        sx, sy = width / pw, height / ph
+        for x, y, w, h in boxes:
+            x1, y1 = max(math.ceil(x / sx), 0), max(math.ceil(y / sy), 0)
+            x2, y2 = min(math.floor((x + w) / sx), pw), min(math.floor((y + h) / sy), ph)
+            if x2 > x1 and y2 > y1:
+                out.append((index, (x1, y1, x2, y2), plane[y1:y2, x1:x2].copy()))
+    return out
+
+
+def restore_regions(planes: Sequence[np.ndarray], saved: Saved) -> None:
+    for index, (x1, y1, x2, y2), pixels in saved:
+        planes[index][y1:y2, x1:x2] = pixels
+
+
 def mask_planes(
     planes: Sequence[np.ndarray], width: int, height: int, boxes: Iterable[Box], style: Style
 ) -> None:

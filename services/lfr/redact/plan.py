@@ -8,14 +8,22 @@ The safety rules, per track:
 * before its first and after its last detection the track is covered for ``extend`` more frames (the
   detection stride plus a hold), moving at its measured velocity (capped) and growing the same way, so a
   face that enters, leaves, turns away or is missed between detections is still covered;
-* boxes are clipped to the frame; a face that leaves the frame simply stops being drawn.
+* boxes are clipped to the frame; a face that leaves the frame simply stops being drawn;
+* nothing is carried across a shot cut: the hold ends at the last frame of the track's shot.
+
+A kept face stays visible even where a covered box reaches over it (a false detection on the kept
+person's hand or microphone, grown by its margin and hold): ``restore_plan`` gives the kept faces' own
+boxes (interpolated between their detections, no margin) whose pixels are put back after masking, except
+on frames where a covered track's own box is centred inside one (someone else at the kept face's place,
+e.g. passing in front: the mask wins).
 
 Everything is computed from detections alone, so a plan is the same for the same input and settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from lfr.redact.tracks import Box, Observation, Track, centre
@@ -72,15 +80,23 @@ def _shift(box: Box, vx: float, vy: float, frames: int) -> Box:
     return box[0] + vx * frames, box[1] + vy * frames, box[2], box[3]
 
 
+def shot_of(first: int, last: int, n_frames: int, cuts: Sequence[int]) -> tuple[int, int]:
+    """First and last frame of the shot holding frames ``first``..``last`` (a cut = a shot's first frame)."""
+    start = max((c for c in cuts if c <= first), default=0)
+    end = min((c for c in cuts if c > last), default=n_frames) - 1
+    return start, end
+
+
 def track_boxes(
-    track: Track, rules: CoverRules, n_frames: int, width: int, height: int
+    track: Track, rules: CoverRules, n_frames: int, width: int, height: int, cuts: Sequence[int] = ()
 ) -> Iterator[tuple[int, Box]]:
     """(frame, box to cover) for every frame the track must be covered on."""
     obs = track.observations
     v_in = _velocity(obs[0], obs[1]) if len(obs) > 1 else (0.0, 0.0)
     v_out = _velocity(obs[-2], obs[-1]) if len(obs) > 1 else (0.0, 0.0)
-    start = max(0, obs[0].frame - rules.extend)
-    end = min(n_frames - 1, obs[-1].frame + rules.extend)
+    shot_start, shot_end = shot_of(obs[0].frame, obs[-1].frame, n_frames, cuts)
+    start = max(shot_start, obs[0].frame - rules.extend)
+    end = min(shot_end, obs[-1].frame + rules.extend)
     i = 0
     for f in range(start, end + 1):
         if f <= obs[0].frame:
@@ -101,11 +117,44 @@ def track_boxes(
 
 
 def frame_plan(
-    tracks: Iterable[Track], rules: CoverRules, n_frames: int, width: int, height: int
+    tracks: Iterable[Track],
+    rules: CoverRules,
+    n_frames: int,
+    width: int,
+    height: int,
+    cuts: Sequence[int] = (),
 ) -> dict[int, list[Box]]:
     """Frame index -> boxes to cover (frames with nothing to cover are absent)."""
     plan: dict[int, list[Box]] = {}
     for track in tracks:
-        for f, box in track_boxes(track, rules, n_frames, width, height):
+        for f, box in track_boxes(track, rules, n_frames, width, height, cuts):
             plan.setdefault(f, []).append(box)
+    return plan
+
+
+def track_cores(track: Track) -> Iterator[tuple[int, Box]]:
+    """(frame, box) from a track's first to its last detection: interpolated, no margin, no hold."""
+    obs = track.observations
+    for a, b in itertools.pairwise(obs):
+        for f in range(a.frame, b.frame):
+            yield f, _lerp(a.box, b.box, (f - a.frame) / (b.frame - a.frame))
+    yield obs[-1].frame, obs[-1].box
+
+
+def _centre_inside(box: Box, region: Box) -> bool:
+    cx, cy = centre(box)
+    return region[0] <= cx <= region[0] + region[2] and region[1] <= cy <= region[1] + region[3]
+
+
+def restore_plan(kept: Iterable[Track], covered: Iterable[Track]) -> dict[int, list[Box]]:
+    """Frame index -> kept faces' boxes to put back after masking (see the module docstring)."""
+    others: dict[int, list[Box]] = {}
+    for t in covered:
+        for f, box in track_cores(t):
+            others.setdefault(f, []).append(box)
+    plan: dict[int, list[Box]] = {}
+    for t in kept:
+        for f, box in track_cores(t):
+            if not any(_centre_inside(o, box) for o in others.get(f, [])):
+                plan.setdefault(f, []).append(box)
     return plan

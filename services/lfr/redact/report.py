@@ -72,6 +72,7 @@ def build_report(
         "frames_touched": render.frames_touched,
         "boxes_drawn": render.boxes_drawn,
         "frames_detected": analysis.detected_frames,
+        "shot_cuts": analysis.cuts,
         "audio": render.audio,
         "settings": {
             "style": style,

@@ -115,16 +115,24 @@ class Tracker:
         self.max_gap = max_gap
         self.tracks: list[Track] = []
         self._last_frame = -1
+        self._closed = 0  # tracks before this index ended at a shot cut
+
+    def cut(self) -> None:
+        """A shot cut: no face after it continues a track from before it, however close their places."""
+        self._closed = len(self.tracks)
+
+    def _live(self, frame: int) -> list[Track]:
+        return [t for t in self.tracks[self._closed :] if frame - t.last_frame <= self.max_gap]
 
     def expected(self, frame: int) -> list[Box]:
         """Predicted boxes at ``frame`` of the tracks still alive there."""
-        return [t.predict(frame) for t in self.tracks if frame - t.last_frame <= self.max_gap]
+        return [t.predict(frame) for t in self._live(frame)]
 
     def update(self, frame: int, boxes: Sequence[Box], scores: Sequence[float]) -> list[Track]:
         if frame <= self._last_frame:
             raise ValueError(f"frames must arrive in increasing order ({frame} after {self._last_frame})")
         self._last_frame = frame
-        live = [t for t in self.tracks if frame - t.last_frame <= self.max_gap]
+        live = self._live(frame)
         predicted = [t.predict(frame) for t in live]
         # A track seen once has no velocity yet: its next position is less certain.
         slack = [1.0 if len(t.observations) > 1 else UNMEASURED_SLACK for t in live]

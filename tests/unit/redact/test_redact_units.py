@@ -39,6 +39,15 @@ def test_tracker_keeps_crossing_faces_apart_by_predicted_motion() -> None:
     assert xs == sorted(xs) or xs == sorted(xs, reverse=True)
 
 
+def test_no_track_continues_across_a_shot_cut() -> None:
+    tr = Tracker(max_gap=8)
+    tr.update(0, [(100.0, 100.0, 40.0, 40.0)], [0.99])
+    tr.cut()
+    tr.update(1, [(102.0, 100.0, 40.0, 40.0)], [0.99])  # same place, different shot: another person
+    tr.update(2, [(104.0, 100.0, 40.0, 40.0)], [0.99])
+    assert [len(t.observations) for t in tr.tracks] == [1, 2]
+
+
 def test_tracker_refuses_frames_out_of_order() -> None:
     tr = Tracker(max_gap=4)
     tr.update(5, [], [])
@@ -126,6 +135,12 @@ def test_plan_clips_to_the_frame_and_drops_boxes_outside() -> None:
     for boxes in plan.values():
         x, _, w, _ = boxes[0]
         assert x >= 0 and x + w <= 640
+
+
+def test_plan_hold_stops_at_a_shot_cut() -> None:
+    rules = CoverRules(margin=0.0, motion_margin=0.0, extend=5)
+    plan = frame_plan([_track((10, 100.0), (12, 100.0))], rules, 100, 1000, 1000, cuts=[8, 14])
+    assert sorted(plan) == [8, 9, 10, 11, 12, 13]
 
 
 # ---- masks ---------------------------------------------------------------------------------------------
