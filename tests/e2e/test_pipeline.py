@@ -79,6 +79,7 @@ def _service(settings: Settings, name: str, log_path: Path) -> subprocess.Popen[
         "LFR_DATA_DIR": str(settings.data_dir),
         "LFR_KAFKA__BOOTSTRAP_SERVERS": settings.kafka_bootstrap,
         "LFR_REDIS__URL": settings.redis_url,
+        "LFR_REDIS__KEYSTORE_URL": settings.keystore_redis_url,
         "LFR_REDIS__KEY_PREFIX": settings.redis.key_prefix,
         "LFR_MILVUS__URI": settings.milvus_uri,
         "LFR_MODELS__DIR": str(settings.models_dir),

@@ -85,7 +85,11 @@ class DemoRunner:
                     **self.base_settings.kafka.model_dump(),
                     "bootstrap_servers": state["kafka"]["url"],
                 },
-                "redis": {**self.base_settings.redis.model_dump(), "url": state["redis"]["url"]},
+                "redis": {
+                    **self.base_settings.redis.model_dump(),
+                    "url": state["redis"]["url"],
+                    "keystore_url": (state.get("keystore") or {}).get("url", ""),
+                },
                 "milvus": {**self.base_settings.milvus.model_dump(), "uri": state["milvus"]["url"]},
             }
         )
@@ -172,6 +176,7 @@ class DemoRunner:
             "LFR_DATA_DIR": str(settings.data_dir),
             "LFR_KAFKA__BOOTSTRAP_SERVERS": settings.kafka_bootstrap,
             "LFR_REDIS__URL": settings.redis_url,
+            "LFR_REDIS__KEYSTORE_URL": settings.keystore_redis_url,
             "LFR_MILVUS__URI": settings.milvus_uri,
             "LFR_MODELS__DIR": str(settings.models_dir),
             "LFR_INGEST__CAMERAS_FILE": str(cameras),
