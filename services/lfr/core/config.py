@@ -146,6 +146,12 @@ class YunetSettings(BaseModel):
         0.6, ge=0, le=1, description="faces scoring below this (sqrt of class x objectness) are dropped"
     )
     nms_threshold: float = Field(0.3, gt=0, le=1, description="IoU above which the lower-scored box goes")
+    landmarks: Literal["onet", "yunet"] = Field(
+        "onet",
+        description="onet: MTCNN's O-Net places the five points in each YuNet box (scheme mtcnn5; the "
+        "chips recognise better, docs/models.md); yunet: YuNet's own points (scheme yunet5)",
+    )
+    onet_card: str = Field("mtcnn", description="the MTCNN card whose O-Net refines the landmarks")
     reliable_face_px: int = Field(
         20,
         ge=8,
@@ -183,6 +189,10 @@ class DetectorSettings(BaseModel):
         return self.thresholds[0]
 
 
+# The confident-face score of a detector card that does not state its own (MTCNN's scale).
+DEFAULT_CONFIDENT_SCORE = 0.9
+
+
 class QualitySettings(BaseModel):
     min_face_px: int = Field(40, ge=12)
     min_sharpness: float = Field(
@@ -192,14 +202,46 @@ class QualitySettings(BaseModel):
         "score low (40-90 px street faces measured 5-24), so only clearly smeared chips fall below 6",
     )
     max_yaw_ratio: float = Field(0.45, gt=0, le=1, description="nose offset from eye midline / eye distance")
-    min_detector_score: float = Field(0.9, ge=0, le=1)
-    enrol_min_detector_score: float = Field(
-        0.9,
+    min_detector_score: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="faces scoring below this fail the gate; None = the detector card's confident_score "
+        "(MTCNN 0.9, YuNet 0.8: each detector scores on its own scale)",
+    )
+    enrol_min_detector_score: float | None = Field(
+        None,
         ge=0,
         le=1,
         description="an enrolment photo whose most likely face scores below this is refused (it may not be "
-        "a face); kept apart from min_detector_score so loosening the live gate never loosens enrolment",
+        "a face); None = the detector card's confident_score; kept apart from min_detector_score so "
+        "loosening the live gate never loosens enrolment",
     )
+
+    def for_detector(self, confident_score: float | None) -> QualitySettings:
+        """These settings with the detector's own confident score filled in where none was set."""
+        default = DEFAULT_CONFIDENT_SCORE if confident_score is None else confident_score
+        return self.model_copy(
+            update={
+                "min_detector_score": default if self.min_detector_score is None else self.min_detector_score,
+                "enrol_min_detector_score": (
+                    default if self.enrol_min_detector_score is None else self.enrol_min_detector_score
+                ),
+            }
+        )
+
+    @property
+    def detector_floor(self) -> float:
+        """min_detector_score once resolved (for_detector); the MTCNN-scale default before that."""
+        return DEFAULT_CONFIDENT_SCORE if self.min_detector_score is None else self.min_detector_score
+
+    @property
+    def enrol_detector_floor(self) -> float:
+        return (
+            DEFAULT_CONFIDENT_SCORE
+            if self.enrol_min_detector_score is None
+            else self.enrol_min_detector_score
+        )
 
 
 class CryptoSettings(BaseModel):

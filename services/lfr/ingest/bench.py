@@ -158,4 +158,8 @@ def bench_ingest(
         "crops_per_analysed_frame": round(crops / max(analysed, 1), 3),
         "mean_crop_bytes": round(crop_bytes / max(crops, 1)),
         "crops_per_track_histogram": totals["crops_per_track_histogram"],
+        "tracks_eligible": totals["tracks_eligible"],
+        "tracks_eligible_searched": totals["tracks_eligible_searched"],
+        "track_coverage": totals["track_coverage"],
+        "fallback_crops": totals["fallback_crops"],
     }

@@ -26,7 +26,7 @@ from lfr.v1.crop_pb2 import FaceCrop
 from lfr.vision.align import AlignmentError, align
 from lfr.vision.cards import ChipTemplate, find_card
 from lfr.vision.detectors.base import Detection, Detector
-from lfr.vision.quality import QualityReport, assess
+from lfr.vision.quality import QualityReport, assess, for_detector
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,8 @@ class IngestPipeline:
         self.template_name = template_name
         self.totals = PipelineTotals()
         self._cameras: dict[str, _CameraState] = {}
+        # Detection scores differ between detectors: the gate uses this detector's own confident score.
+        self.quality = for_detector(settings.quality, detector)
 
     @classmethod
     def from_settings(cls, settings: Settings, detector: Detector | None = None) -> IngestPipeline:
@@ -201,7 +203,7 @@ class IngestPipeline:
         to_send: list[tuple[str, Shot]] = []
         for tid in update.ended:
             to_send.extend((tid, s) for s in self._end_track(st, tid, t, res))
-        q = self.settings.quality
+        q = self.quality
         for det, tid in zip(detections, update.track_ids, strict=True):
             cover = st.cover.setdefault(tid, _TrackCover())
             if det.bbox[2] >= q.min_face_px:

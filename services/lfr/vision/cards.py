@@ -101,6 +101,13 @@ class ModelCard(_Strict):
     output_name: str | None = None
     dim: int | None = Field(None, gt=0, description="embedding size (embedders)")
     landmark_scheme: str | None = Field(None, description="detectors: the 5-point scheme they emit")
+    confident_score: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="detectors: the score from which a detection counts as a confident face (the quality "
+        "and enrolment gates use it unless quality settings override it); scores differ between detectors",
+    )
     templates: dict[str, ChipTemplate] = Field(default_factory=dict, description="embedders: per scheme")
     metric: Literal["L2", "COSINE"] | None = None
     threshold: float | None = Field(None, description="native units: distance (L2) or similarity (COSINE)")

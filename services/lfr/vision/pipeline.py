@@ -21,7 +21,7 @@ from lfr.vision.cards import find_card
 from lfr.vision.detectors import Detection, Detector, check_image, create_detector
 from lfr.vision.embedders import Embedder, create_embedder
 from lfr.vision.face_choice import order_detections
-from lfr.vision.quality import QualityReport, assess
+from lfr.vision.quality import QualityReport, assess, for_detector
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ class FaceAnalyzer:
         self.detector = detector or load_detector(settings)
         self.embedder = embedder or load_embedder(settings)
         self.scheme = getattr(self.detector, "landmark_scheme", "mtcnn5")
+        # Detection scores differ between detectors: the gates use this detector's own confident score.
+        self.quality = for_detector(settings.quality, self.detector)
 
     def _detect(self, image: np.ndarray, pad_tight: bool) -> tuple[list[Detection], bool]:
         if not pad_tight:
@@ -123,11 +125,11 @@ class FaceAnalyzer:
         t0 = time.perf_counter()
         image = check_image(image_bgr, self.settings.detector.max_image_pixels)
         detections, fell_back = self._detect(image, pad_tight)
-        detections = order_detections(detections, self.settings.quality.min_detector_score)
+        detections = order_detections(detections, self.quality.detector_floor)
         chips = [self.embedder.align(image, d.landmarks, self.scheme) for d in detections]
         embeddings = self.embedder.embed(chips)
         faces = [
-            AnalysedFace(d, assess(d, c, self.settings.quality), c, e, fell_back)
+            AnalysedFace(d, assess(d, c, self.quality), c, e, fell_back)
             for d, c, e in zip(detections, chips, embeddings, strict=True)
         ]
         log.debug(
@@ -143,24 +145,22 @@ class FaceAnalyzer:
         faces = self.analyse(image_bgr, pad_tight=pad_tight)
         if not faces or faces[0].fell_back:
             raise NoFaceError("no face found in the enrolment image: use a clear, front-facing photo")
-        q = self.settings.quality
+        q = self.quality
         min_px = q.min_face_px
         # Only confident detections count as another person: a blurry low-score blob in the background
         # must not make a clear single-subject photo unusable.
-        large = [
-            f for f in faces if f.detection.bbox[2] >= min_px and f.detection.score >= q.min_detector_score
-        ]
+        large = [f for f in faces if f.detection.bbox[2] >= min_px and f.detection.score >= q.detector_floor]
         if len(large) > 1:
             raise MultipleFacesError(
                 f"{len(large)} faces of at least {min_px} px found in the enrolment image: "
                 "crop the photo to the subject's face"
             )
         face = faces[0]
-        if face.detection.score < q.enrol_min_detector_score:
+        if face.detection.score < q.enrol_detector_floor:
             raise LowConfidenceError(
                 "enrolment image rejected: the detector is unsure that the most likely face is a face "
                 f"(score {face.detection.score:.2f} < quality.enrol_min_detector_score "
-                f"{q.enrol_min_detector_score:g}): use a clear, front-facing photo of the subject",
+                f"{q.enrol_detector_floor:g}): use a clear, front-facing photo of the subject",
                 face.quality,
             )
         if not face.quality.passed:

@@ -57,6 +57,12 @@ def yaw_ratio(landmarks: np.ndarray) -> float:
     return float(abs(np.dot(nose - mid, axis / dist)) / dist)
 
 
+def for_detector(cfg: QualitySettings, detector: object) -> QualitySettings:
+    """``cfg`` with the detector card's confident score filled in where the settings leave it open."""
+    card = getattr(detector, "card", None)
+    return cfg.for_detector(getattr(card, "confident_score", None))
+
+
 def assess(detection: Detection, chip_bgr: np.ndarray, cfg: QualitySettings) -> QualityReport:
     """Measure one face and decide whether it is good enough to embed or enrol."""
     face_px = float(detection.bbox[2])
@@ -70,8 +76,9 @@ def assess(detection: Detection, chip_bgr: np.ndarray, cfg: QualitySettings) -> 
         reasons.append(f"face too blurred: sharpness {sharp:.1f} < {cfg.min_sharpness:g}")
     if yaw > cfg.max_yaw_ratio:
         reasons.append(f"face turned too far: yaw ratio {yaw:.2f} > {cfg.max_yaw_ratio:g}")
-    if det < cfg.min_detector_score:
-        reasons.append(f"detector unsure: score {det:.2f} < {cfg.min_detector_score:g}")
+    floor = cfg.detector_floor
+    if det < floor:
+        reasons.append(f"detector unsure: score {det:.2f} < {floor:g}")
     size_term = float(np.clip(face_px / (3.0 * cfg.min_face_px), 0.0, 1.0))
     sharp_term = float(np.clip(np.log1p(sharp) / np.log1p(10.0 * max(cfg.min_sharpness, 1.0)), 0.0, 1.0))
     pose_term = float(np.clip(1.0 - yaw / max(2.0 * cfg.max_yaw_ratio, 1e-6), 0.0, 1.0))

@@ -148,3 +148,55 @@ async def test_service_shows_expected_rate_for_the_watchlist(parts, models_dir) 
         assert got.deployment_id == out.deployment_id and got.expected_rate is not None
     finally:
         await svc.aclose()
+
+
+async def test_watchlist_size_rule_sets_and_audits_the_threshold(parts, models_dir) -> None:
+    """No explicit threshold: creation and authorisation set the one the watchlist's size needs."""
+    import numpy as np
+
+    from lfr.watchlist.expected_rate import threshold_for_target
+    from lfr.watchlist.store import SubjectMeta
+
+    settings, redis, audit = parts
+    svc = WatchlistService(settings, redis, audit)
+    try:
+        card = svc.card
+        store = svc.store_for(card.name)
+        rng = np.random.default_rng(0)
+
+        def enrol(n: int, start: int) -> None:
+            for i in range(start, start + n):
+                vec = rng.normal(size=card.dim or 128).astype(np.float32)
+                store.upsert_subject(
+                    SubjectMeta(subject_id=f"s{i}", watchlist_id="wl-size"), vec, f"{i:064x}"
+                )
+
+        await asyncio.to_thread(enrol, 40, 0)
+        out = await svc.create_deployment(_spec(watchlist_ids=["wl-size"]), "pc.smith")
+        target = settings.governance.target_fpir
+        expected = threshold_for_target(card, target, 40)
+        assert out.threshold_source == "size_rule" and out.threshold == pytest.approx(expected.threshold)
+        assert out.effective_threshold == pytest.approx(expected.threshold)
+        assert not card.is_looser(out.effective_threshold, card.threshold)
+        assert out.expected_rate is not None and out.expected_rate.watchlist_size == 40
+
+        await asyncio.to_thread(enrol, 2000, 40)
+        authorised = await svc.authorise(out.deployment_id, "Supt Khan", "supt.khan")
+        grown = threshold_for_target(card, target, 2040)
+        assert authorised.threshold == pytest.approx(grown.threshold)
+        assert not card.is_looser(authorised.threshold, out.threshold)  # a bigger list never loosens it
+
+        events = [e for e in await read_all(settings) if e.target == out.deployment_id]
+        rules = [
+            e for e in events if e.action == "deployment.threshold" and e.details["source"] == "size_rule"
+        ]
+        assert rules and "watchlist-size rule" in rules[0].reason
+
+        # A person's explicit threshold is never replaced by the rule.
+        strict = card.threshold + (0.05 if card.metric == "COSINE" else -0.05)
+        own = await svc.create_deployment(_spec(watchlist_ids=["wl-size"], threshold=strict), "pc.smith")
+        assert own.threshold_source == "explicit" and own.threshold == pytest.approx(strict)
+        again = await svc.authorise(own.deployment_id, "Supt Khan", "supt.khan")
+        assert again.threshold == pytest.approx(strict)
+    finally:
+        await svc.aclose()

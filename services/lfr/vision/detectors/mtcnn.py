@@ -269,6 +269,31 @@ class MtcnnDetector:
 
     # ---- public ---------------------------------------------------------------------------------------
 
+    def refine_landmarks(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """O-Net's five points (N, 5, 2) for faces found by another detector (x1, y1, x2, y2 boxes).
+
+        Each box is squared about its centre, as R-Net's candidates are before O-Net sees them, and read
+        from a halving pyramid so a large face is not aliased into the 48 px patch. No threshold or NMS:
+        the other detector already decided these are faces; only the landmarks are taken.
+        """
+        b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        if not len(b):
+            return np.empty((0, 5, 2), np.float32)
+        sq = square(np.concatenate([b, np.zeros((len(b), 1), np.float32)], axis=1))
+        h, w = image.shape[:2]
+        levels: list[Level] = [(1.0, 1.0, image)]
+        level, s = image, 1.0
+        while min(h, w) * s * 0.5 >= 48:
+            s *= 0.5
+            level = shrink(level, max(1, math.ceil(w * s)), max(1, math.ceil(h * s)))
+            levels.append((level.shape[1] / w, level.shape[0] / h, level))
+        patches = crop_patches(levels, sq, 48).astype(np.float32)
+        _, _, lm = self._chunked(self._onet, patches)
+        side_w = (sq[:, 2] - sq[:, 0])[:, None]
+        side_h = (sq[:, 3] - sq[:, 1])[:, None]
+        pts = np.stack([sq[:, 0:1] + side_w * lm[:, 0:5], sq[:, 1:2] + side_h * lm[:, 5:10]], axis=2)
+        return pts.astype(np.float32)
+
     def detect(self, image_bgr: np.ndarray, min_face_px: int | None = None) -> list[Detection]:
         """Faces in a BGR frame, highest score first. Raises ImageTooLargeError above max_image_pixels."""
         image = check_image(image_bgr, self.cfg.max_image_pixels)

@@ -21,9 +21,10 @@ import numpy as np
 
 from lfr.core.config import Settings
 from lfr.vision.boxes import nms
-from lfr.vision.cards import ModelCard
+from lfr.vision.cards import ModelCard, find_card
 from lfr.vision.detectors import register_detector
 from lfr.vision.detectors.base import Detection, check_image
+from lfr.vision.detectors.mtcnn import MtcnnDetector
 from lfr.vision.runtime import make_session
 
 STRIDES = (8, 16, 32)
@@ -71,13 +72,15 @@ def decode(
 
 
 class YunetDetector:
-    landmark_scheme = "yunet5"
-
-    def __init__(self, card: ModelCard, settings: Settings) -> None:
+    def __init__(self, card: ModelCard, settings: Settings, refiner: MtcnnDetector | None = None) -> None:
         card.verify_files()
         self.card = card
-        self.model_id = card.model_id
         self.cfg = settings.detector
+        self._refiner = refiner
+        # With O-Net's landmarks the chips are MTCNN's (scheme mtcnn5); the model id names both models,
+        # since both decide what a crop looks like.
+        self.landmark_scheme = "mtcnn5" if refiner is not None else "yunet5"
+        self.model_id = card.model_id if refiner is None else f"{card.model_id}+onet:{refiner.model_id}"
         self._session = make_session(card.file("model"), settings.models)
         self._input = self._session.get_inputs()[0].name
         self._outputs = [o.name for o in self._session.get_outputs()]
@@ -109,19 +112,27 @@ class YunetDetector:
             return []
         keep = nms(boxes, scores, self.cfg.yunet.nms_threshold)[:MAX_CANDIDATES]
         fx, fy = w / float(sw), h / float(sh)
+        frame_boxes = boxes[keep] * np.array([fx, fy, fx, fy], dtype=np.float32)
+        frame_points = points[keep] * np.array([fx, fy], dtype=np.float32)
+        if self._refiner is not None:
+            frame_points = self._refiner.refine_landmarks(image, frame_boxes)
         out: list[Detection] = []
-        for i in keep.tolist():
-            x1, y1, x2, y2 = boxes[i] * np.array([fx, fy, fx, fy], dtype=np.float32)
-            x1, y1 = max(float(x1), 0.0), max(float(y1), 0.0)
-            x2, y2 = min(float(x2), float(w)), min(float(y2), float(h))
+        for i, (box, pts) in enumerate(zip(frame_boxes, frame_points, strict=True)):
+            x1, y1 = max(float(box[0]), 0.0), max(float(box[1]), 0.0)
+            x2, y2 = min(float(box[2]), float(w)), min(float(box[3]), float(h))
             if x2 <= x1 or y2 <= y1 or (x2 - x1) < min_px * 0.5:
                 continue
-            pts = (points[i] * np.array([fx, fy], dtype=np.float32)).astype(np.float32)
-            out.append(Detection(bbox=(x1, y1, x2 - x1, y2 - y1), landmarks=pts, score=float(scores[i])))
+            score = float(scores[keep[i]])
+            out.append(
+                Detection(bbox=(x1, y1, x2 - x1, y2 - y1), landmarks=pts.astype(np.float32), score=score)
+            )
         out.sort(key=lambda d: -d.score)
         return out
 
 
 @register_detector("yunet")
 def _factory(card: ModelCard, settings: Settings) -> YunetDetector:
-    return YunetDetector(card, settings)
+    refiner = None
+    if settings.detector.yunet.landmarks == "onet":
+        refiner = MtcnnDetector(find_card(settings.models_dir, settings.detector.yunet.onet_card), settings)
+    return YunetDetector(card, settings, refiner)
