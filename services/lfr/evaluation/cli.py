@@ -58,6 +58,9 @@ def verify_cmd(
     tight: Annotated[str, typer.Option("--tight", help="tight-crop handling: auto|always|never")] = "auto",
     sample: Annotated[int | None, typer.Option("--sample", help="seeded random subset of N pairs")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    all_impostors: Annotated[
+        bool, typer.Option("--all-impostors", help="also score every pair of images of different people")
+    ] = False,
 ) -> None:
     """1:1 verification figures at the model card threshold, with TAR at FAR 1e-3 / 1e-4 when resolvable."""
     from lfr.evaluation.datasets import DatasetError
@@ -74,6 +77,7 @@ def verify_cmd(
             out_dir=out,
             progress=sys.stderr.isatty(),
             command=_command(),
+            all_impostors=all_impostors,
         )
     except DatasetError as exc:
         raise _fail(exc) from None
