@@ -97,7 +97,9 @@ class Gallery:
         self.metric = str(card.metric)
         self.collection = f"{settings.milvus.gallery_prefix}{self.name}"
         self.index_type = index_type or settings.milvus.index_type
-        self.index_params = dict(index_params or {})
+        # The settings' build parameters belong to the settings' index type, not to one given here.
+        default_params = settings.milvus.index_params if index_type is None else {}
+        self.index_params = dict(default_params if index_params is None else index_params)
         self.search_params = dict(settings.milvus.search_params if search_params is None else search_params)
         self._client = client
         self._ready = False

@@ -65,6 +65,15 @@ def tansu_binary() -> Path:
     return path
 
 
+def broker_argv(port: int, storage: str) -> list[str]:
+    """Tansu on 127.0.0.1:``port`` with the given storage engine (``s3://bucket/`` or ``memory://tansu/``)."""
+    listener = f"tcp://127.0.0.1:{port}"
+    return [
+        *(str(tansu_binary()), "broker", "--listener-url", listener),
+        *("--advertised-listener-url", listener, "--storage-engine", storage),
+    ]
+
+
 def redis_binary(settings: Settings) -> Path:
     if settings.stack.redis_server:
         return settings.stack.redis_server
@@ -215,13 +224,9 @@ class LocalStack:
     def _start_broker(self, env: dict[str, str]) -> Component:
         kp = free_port()
         storage = f"s3://{seaweed.BUCKET}/" if env else "memory://tansu/"
-        listener = f"tcp://127.0.0.1:{kp}"
         return self._spawn(
             "kafka",
-            [
-                *(str(tansu_binary()), "broker", "--listener-url", listener),
-                *("--advertised-listener-url", listener, "--storage-engine", storage),
-            ],
+            broker_argv(kp, storage),
             kp,
             f"127.0.0.1:{kp}",
             env=env,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -66,6 +67,27 @@ def unpack_binaries() -> Path:
     return bin_dir
 
 
+def _reusable_config_class() -> type:
+    from milvus import MilvusServerConfig
+
+    class ReusableConfig(MilvusServerConfig):  # type: ignore[misc]
+        """The package checks each port by binding it without SO_REUSEADDR, so a restart after a kill
+        fails while the old connections sit in TIME_WAIT; the server itself (Go) listens with it."""
+
+        def try_bind_port(self, port: int) -> socket.socket | None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+                sock.listen()
+                return sock
+            except OSError:
+                sock.close()
+                return None
+
+    return ReusableConfig
+
+
 def _pin_etcd_ports(data_dir: Path, client_port: int, peer_port: int) -> None:
     """Give the embedded etcd its own client and peer ports.
 
@@ -90,8 +112,7 @@ def _pin_etcd_ports(data_dir: Path, client_port: int, peer_port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from milvus import MilvusServerConfig
-
+    _ReusableConfig = _reusable_config_class()
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data-dir", required=True, type=Path)
     p.add_argument("--port", required=True, type=int, help="the gRPC/HTTP port clients use")
@@ -104,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     keys = [k for k in PORT_KEYS if k != "proxy_port"]
     if len(others) < len(keys) + 1:
         p.error(f"--other-ports needs {len(keys) + 1} ports")
-    config = MilvusServerConfig(data_dir=str(args.data_dir))
+    config = _ReusableConfig(data_dir=str(args.data_dir))
     config.configs.update({"proxy_port": args.port, **dict(zip(keys, others, strict=False))})
     config.set("authorization_enabled", bool(args.auth))
     for key, value in EXTRA.items():
