@@ -32,7 +32,6 @@ from lfr.core.audit import AuditLog
 from lfr.core.config import Settings
 from lfr.core.ids import new_id
 from lfr.core.timeutil import iso, now_ms
-from lfr.evaluation.embedding import read_image
 from lfr.retro.cases import CaseRetentionError, CaseStore, check_retention_days
 from lfr.retro.schemas import (
     MAX_TOP_K,
@@ -45,6 +44,7 @@ from lfr.retro.schemas import (
 )
 from lfr.retro.video import VIDEO_SUFFIXES, video_best_shots
 from lfr.vision import AnalysedFace, FaceAnalyzer, ModelCard
+from lfr.watchlist.enrol import EnrolmentRejected, decode_image
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +196,12 @@ class RetroSearcher:
                 if tr.best is not None
             ]
             return faces, vf.frames_analysed
-        image = read_image(path, max_side=None)
-        if image is None:
-            raise RetroSearchError(f"cannot read {path.name} as an image or a video")
+        data = path.read_bytes()
+        try:
+            # Sized from the header first: an upload claiming 30000x30000 pixels is refused, not decoded.
+            image = decode_image(data, max(len(data), 1), self.settings.detector.max_image_pixels)
+        except EnrolmentRejected as exc:
+            raise RetroSearchError(f"cannot search {path.name}: {exc}") from None
         return [_Face(f) for f in self.analyzer.analyse(image)], 1
 
     async def search(

@@ -99,10 +99,10 @@ async def test_traversal_in_file_names_ids_and_console_paths(client: httpx.Async
     r = await client.post(
         "/api/v1/search",
         headers=_h(OPERATOR),
-        data={"case_ref": "CASE-1", "reason": "hostile input test"},
+        data={"case_ref": "CASE-1", "reason": "hostile input test", "watchlists": "wl-hostile"},
         files={"file": (evil_name, b"\xff\xd8\xff not really a jpeg", "image/jpeg")},
     )
-    assert r.status_code in (404, 422), r.text[:300]
+    assert r.status_code == 422 and "not a readable image" in r.json()["detail"], r.text[:300]
     assert not target.exists(), "an upload's file name never chooses where it is written"
     for path in (
         "/api/v1/watchlists/..%2F..%2Fetc/subjects",
@@ -119,3 +119,19 @@ async def test_traversal_in_file_names_ids_and_console_paths(client: httpx.Async
         r = await client.get(path)
         assert r.status_code == 404, (path, r.status_code)
         assert "def " not in r.text
+
+
+async def test_search_refuses_a_decompression_bomb_from_its_header(client: httpx.AsyncClient) -> None:
+    import struct
+    import zlib
+
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 30_000, 30_000, 8, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+    png += zlib.compress(b"\0" * 100_000)  # the start of 2.7 GB of pixels, a few KB on the wire
+    r = await client.post(
+        "/api/v1/search",
+        headers=_h(OPERATOR),
+        data={"case_ref": "CASE-2", "reason": "hostile input test", "watchlists": "wl-hostile"},
+        files={"file": ("bomb.png", png, "image/png")},
+    )
+    assert r.status_code == 422 and "30000x30000 pixels" in r.json()["detail"], r.text[:300]
