@@ -29,6 +29,7 @@ from lfr.core.redis_client import make_keystore_redis
 from lfr.v1.common_pb2 import EncryptedBlob
 
 NONCE_BYTES = 12
+KEY_CHECK_S = 1.0  # how often an encrypting keyring checks that the key store still holds its key
 
 
 class KeyExpired(Exception):
@@ -78,18 +79,29 @@ class CropKeyring:
         self._owns_client = redis is None
         self.redis = make_keystore_redis(settings) if redis is None else redis
         self._current: tuple[str, bytes, float] | None = None
+        self._checked_at = 0.0
         self._cache: dict[str, _CachedKey] = {}
 
     def _redis_key(self, key_id: str) -> str:
         return rkey(self.settings, "cropkey", key_id)
 
     async def current(self) -> tuple[str, bytes]:
-        """The key to encrypt with now; a new one every ``key_rotation_s``."""
+        """The key to encrypt with now; a new one every ``key_rotation_s``, or as soon as the store lost it.
+
+        The key store keeps nothing on disk, so a restart of it empties it. Checking once a second that the
+        current key is still there bounds what such a restart costs to the crops in flight plus at most a
+        second of new ones (otherwise every crop until the next rotation would be sealed under a lost key).
+        """
         now = time.monotonic()
+        if self._current is not None and now - self._checked_at >= KEY_CHECK_S:
+            self._checked_at = now
+            if not await self.redis.exists(self._redis_key(self._current[0])):
+                self._current = None
         if self._current is None or now - self._current[2] >= self.settings.crypto.key_rotation_s:
             key_id, key = new_id(), AESGCM.generate_key(bit_length=256)
             await self.redis.set(self._redis_key(key_id), key, ex=self.settings.crypto.key_ttl_s, nx=True)
             self._current = (key_id, key, now)
+            self._checked_at = now
         return self._current[0], self._current[1]
 
     async def encrypt(self, plaintext: bytes, aad: bytes) -> EncryptedBlob:

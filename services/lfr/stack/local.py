@@ -234,9 +234,9 @@ class LocalStack:
             storage=storage,
         )
 
-    def _start_redis(self, name: str, persistent: bool) -> Component:
+    def _start_redis(self, name: str, persistent: bool, port: int | None = None) -> Component:
         """The persistent Redis keeps an append-only file; the key store never writes to disk at all."""
-        port = free_port()
+        port = port or free_port()
         rdir = self.data_dir / name
         rdir.mkdir(exist_ok=True)
         persistence = (
