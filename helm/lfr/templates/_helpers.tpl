@@ -64,17 +64,19 @@ app.kubernetes.io/component: {{ .component }}
 ingest:
   command: ingest
   redis: true
+  keystore: true
   milvus: false
   models: true
   alertKey: false
-  egress: [kafka, redis, cameras]
+  egress: [kafka, redis, keystore, cameras]
 embedder:
   command: embed
   redis: true
+  keystore: true
   milvus: true
   models: true
   alertKey: true
-  egress: [kafka, redis, milvus]
+  egress: [kafka, redis, keystore, milvus]
 alerting:
   command: alert
   redis: true
@@ -246,6 +248,14 @@ seccompProfile:
 {{- end }}
 {{- if $root.Values.redis.existingSecret }}
 {{ include "lfr.secretEnv" (dict "name" "LFR_REDIS__PASSWORD" "secret" $root.Values.redis.existingSecret "key" $root.Values.redis.passwordKey) }}
+{{- end }}
+{{- end }}
+{{- if and $t.keystore $root.Values.keystore.url }}
+{{- $ks := $root.Values.keystore }}
+- name: LFR_REDIS__KEYSTORE_URL
+  value: {{ $ks.url | quote }}
+{{- if $ks.existingSecret }}
+{{ include "lfr.secretEnv" (dict "name" "LFR_REDIS__KEYSTORE_PASSWORD" "secret" $ks.existingSecret "key" $ks.passwordKey) }}
 {{- end }}
 {{- end }}
 {{- if $t.milvus }}
