@@ -188,7 +188,13 @@ class RetroSearcher:
         if kind == "video":
             ing = self.settings.ingest
             vf = video_best_shots(
-                self.analyzer, path, self.sample_fps, ing.track_iou, ing.track_max_age_s, self.max_video_s
+                self.analyzer,
+                path,
+                self.sample_fps,
+                ing.track_iou,
+                ing.track_max_age_s,
+                self.max_video_s,
+                self.settings.detector.max_image_pixels,
             )
             faces = [
                 _Face(tr.best, tr.best_frame, round(tr.best_time, 3), tr.track_id, tr.frames)

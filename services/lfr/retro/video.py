@@ -42,13 +42,23 @@ def _too_long(path: Path, seconds: float, limit: float, how: str) -> VideoTooLon
 
 
 def sample_frames(
-    path: Path, fps: float, max_seconds: float | None = None
+    path: Path, fps: float, max_seconds: float | None = None, max_pixels: int | None = None
 ) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(frame index, time in seconds, BGR frame) at about ``fps`` frames per second of video time."""
+    """(frame index, time in seconds, BGR frame) at about ``fps`` frames per second of video time.
+
+    A video whose frames are larger than ``max_pixels`` is refused from its header, before a frame is
+    decoded: an uploaded file can claim frames of hundreds of megabytes each.
+    """
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise VideoError(f"cannot open video {Path(path).name}")
     try:
+        width, height = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        if max_pixels is not None and np.isfinite(width * height) and width * height > max_pixels:
+            raise VideoError(
+                f"{Path(path).name} has {int(width)}x{int(height)} frames; the limit is {max_pixels:,} "
+                "pixels (detector.max_image_pixels)"
+            )
         src_fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
         if not np.isfinite(src_fps) or src_fps <= 0:
             src_fps = 25.0
@@ -158,11 +168,12 @@ def video_best_shots(
     iou: float = 0.3,
     max_age_s: float = 2.0,
     max_seconds: float | None = None,
+    max_pixels: int | None = None,
 ) -> VideoFaces:
     """Best shot of each face track in a video file (frames sampled at ``fps``)."""
     tracker = IouTracker(iou, max_age_s)
     n = 0
-    for index, t, frame in sample_frames(path, fps, max_seconds):
+    for index, t, frame in sample_frames(path, fps, max_seconds, max_pixels):
         tracker.update(analyzer.analyse(frame), index, t)
         n += 1
     return VideoFaces([tr for tr in tracker.finish() if tr.best is not None], n)
