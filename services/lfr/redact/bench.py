@@ -42,12 +42,13 @@ def scaled_copy(src: Path, dst: Path, width: int, height: int) -> None:
     """``src`` re-encoded at ``width`` x ``height`` (near-lossless), same frames and timing, no audio."""
     info = probe(src)
     with av.open(str(dst), "w", format="mp4") as out:
-        vs = out.add_stream("libx264", rate=Fraction(info.fps).limit_denominator(1001))
+        rate = Fraction(info.fps).limit_denominator(1001)
+        vs = out.add_stream("libx264", rate=rate)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         vs.options = {"preset": "ultrafast", "crf": "12"}
         for i, frame in enumerate(decode(src)):
             f = frame.reformat(width=width, height=height, format="yuv420p")
-            f.pts, f.time_base = i, Fraction(1) / vs.rate
+            f.pts, f.time_base = i, 1 / rate
             for p in vs.encode(f):
                 out.mux(p)
         for p in vs.encode(None):
