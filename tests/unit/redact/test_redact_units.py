@@ -264,3 +264,39 @@ def test_unknown_input_type_refused(tmp_path: Path) -> None:
     doc.write_text("x")
     with pytest.raises(RedactError, match="not a video"):
         check_request(_req(tmp_path, source=doc))
+
+
+# ---- command line ----------------------------------------------------------------------------------------
+def _cli_app():  # type: ignore[no-untyped-def]
+    import typer
+
+    from lfr.redact import cli
+
+    app = typer.Typer()
+    app.command("redact")(cli.redact_command)
+    app.command("other")(lambda: None)
+    return app
+
+
+def test_cli_refuses_without_case_or_reason_and_writes_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(b"not read")
+    out = tmp_path / "out.mp4"
+    for args in (["--reason", "disclosure to defence"], ["--case", "OP-1"]):
+        res = CliRunner().invoke(_cli_app(), ["redact", str(src), "--out", str(out), *args])
+        assert res.exit_code == 2 and "redaction refused" in res.output
+    assert not out.exists()
+
+
+def test_cli_reports_a_bad_request_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from lfr.core.config import load_settings
+    from lfr.redact import cli
+
+    monkeypatch.setattr(cli, "cli_settings", lambda: load_settings(data_dir=tmp_path))
+    args = ["redact", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o.mp4")]
+    res = CliRunner().invoke(_cli_app(), [*args, "--case", "OP-1", "--reason", "disclosure to defence"])
+    assert res.exit_code == 2 and "does not exist" in res.output and "Traceback" not in res.output
