@@ -17,6 +17,7 @@ What survives a restart, and what must not:
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -198,7 +199,7 @@ class LocalStack:
             comps["keystore"] = self._start_redis("keystore", persistent=False)
             comps["milvus"] = self._start_milvus()
             self._write_state(comps)
-            self._wait_ready(comps)
+            self._wait_ready_milvus_retrying(comps)
             self.provision_topics()
         except BaseException:
             self._write_state(comps)
@@ -262,6 +263,11 @@ class LocalStack:
             argv = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(mdir)]
             argv += ["--host", "127.0.0.1", "--port", str(mp)]
             return self._spawn("milvus", argv, mp, f"http://127.0.0.1:{mp}", kind="lite")
+        if importlib.util.find_spec("milvus") is None:
+            raise StackError(
+                "the Milvus standalone server needs PyPI 'milvus' (pip install 'lfr[stack]'), or set "
+                "LFR_STACK__MILVUS=lite"
+            )
         mdir.mkdir(parents=True, exist_ok=True)
         metrics = free_port()
         others = ",".join(str(free_port()) for _ in milvus_server.PORT_KEYS)  # the rest + etcd's peer
@@ -270,6 +276,29 @@ class LocalStack:
         return self._spawn(
             "milvus", argv, mp, f"http://127.0.0.1:{mp}", kind="standalone", metrics_port=metrics
         )
+
+    def _wait_ready_milvus_retrying(self, comps: dict[str, Component], attempts: int = 3) -> None:
+        """Wait for every component; respawn the Milvus server on fresh ports if one was taken meanwhile.
+
+        The server needs eleven ports, chosen free here but bound by it seconds later; on a busy machine
+        another process can take one in between, and the server then exits ("address already in use").
+        """
+        log_path = Path(comps["milvus"].log)
+        offset = 0  # this attempt's part of the log (the file is appended to)
+        for attempt in range(attempts):
+            try:
+                self._wait_ready(comps)
+                return
+            except StackError as exc:
+                with open(log_path, "rb") as f:
+                    f.seek(offset)
+                    lost_port = b"address already in use" in f.read()
+                if "milvus exited" not in str(exc) or not lost_port or attempt == attempts - 1:
+                    raise
+                log.warning("Milvus lost a port to another process during start-up; starting it again")
+                offset = log_path.stat().st_size
+                comps["milvus"] = self._start_milvus()
+                self._write_state(comps)
 
     def _wait_ready(self, comps: dict[str, Component]) -> None:
         deadline = time.monotonic() + self.settings.stack.start_timeout_s
@@ -357,7 +386,10 @@ class LocalStack:
         deadline = time.monotonic() + timeout_s
         for name, pid in entries:
             _wait_gone(pid, min(max(deadline - time.monotonic(), 0.0), STOP_GRACE_S.get(name, timeout_s)))
-            _signal_group(pid, signal.SIGKILL)  # the whole group: children of a launcher included
+            try:  # the whole group (children of a launcher included); a group that is gone is left alone
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
             time.sleep(0.05)
             _reap(pid)
         self.state_path.unlink(missing_ok=True)

@@ -27,7 +27,7 @@ def _lfr(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _pids_of(state: dict) -> list[int]:
-    return [int(state[c]["pid"]) for c in ("kafka", "redis", "milvus")]
+    return [int(state[c]["pid"]) for c in ("s3", "kafka", "redis", "keystore", "milvus")]
 
 
 def _alive(pid: int) -> bool:
@@ -48,7 +48,15 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         assert status.returncode == 0, status.stderr
         doc = json.loads(status.stdout)
         assert doc["healthy"] is True
-        assert all(doc[c]["healthy"] is True for c in ("kafka", "redis", "milvus"))
+        assert doc["components"] == ["s3", "kafka", "redis", "keystore", "milvus"]
+        assert all(doc[c]["healthy"] is True for c in doc["components"])
+        # The defaults: durable broker storage, the Milvus server, persistent Redis, memory-only key store.
+        assert doc["kafka"]["storage"] == "s3://tansu/" and doc["s3"]["kind"] == "seaweedfs"
+        assert doc["milvus"]["kind"] == "standalone"
+        assert doc["redis"]["persistence"] == "append-only file"
+        assert doc["keystore"]["persistence"] == "none (memory only)"
+        text = _lfr(tmp_path, "stack", "status")
+        assert "standalone" in text.stdout and "s3://tansu/" in text.stdout
         settings = load_settings(data_dir=tmp_path, kafka={"crops_partitions": 16})
         counts = asyncio.run(describe_partitions(settings, [s.name for s in topic_specs(settings)]))
         assert counts == {s.name: s.partitions for s in topic_specs(settings)}
