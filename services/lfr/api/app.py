@@ -31,6 +31,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_cameras,
         routes_console,
         routes_deployments,
+        routes_redact,
         routes_search,
         routes_watchlists,
     )
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_console,
         routes_search,
         routes_cameras,
+        routes_redact,
     ):
         app.include_router(module.router)
     return app
