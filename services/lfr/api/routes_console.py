@@ -25,6 +25,8 @@ FILES = {
     "index.html": "text/html; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
+    "redact.html": "text/html; charset=utf-8",  # evidence redaction (lfr.api.routes_redact)
+    "redact.js": "text/javascript; charset=utf-8",
 }
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
