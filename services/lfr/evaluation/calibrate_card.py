@@ -30,7 +30,7 @@ from lfr.evaluation.embedding import EvalEmbedder
 from lfr.evaluation.identify import run_identify
 from lfr.vision import FaceAnalyzer
 
-MIN_MATCHES = 10
+MIN_MATCHES = 5
 
 
 def impostor_counts(
