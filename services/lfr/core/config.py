@@ -128,8 +128,16 @@ class ModelSettings(BaseModel):
     dir: Path | None = Field(
         None, description="where built ONNX files and cards live; default <data_dir>/models"
     )
-    detector: str = "mtcnn"
-    embedder: str = "dlib-resnet-v1"
+    detector: str = Field(
+        "yunet",
+        description="detector card: yunet (YuNet boxes, MTCNN O-Net landmarks; faster and finds more faces "
+        "than mtcnn on the street video) or mtcnn (docs/accuracy.md: model choice)",
+    )
+    embedder: str = Field(
+        "sface",
+        description="embedder card: sface (FNIR 0.32 at FPIR 0.001 on the CFP open set) or dlib-resnet-v1 "
+        "(FNIR 0.88; 4-6x faster); docs/accuracy.md: model choice",
+    )
     intra_op_threads: int = Field(1, ge=0)
     inter_op_threads: int = Field(1, ge=0)
     execution_provider: Literal["cpu", "cuda"] = "cpu"
