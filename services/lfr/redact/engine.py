@@ -45,14 +45,42 @@ class RedactError(ValueError):
     """The redaction cannot be done as asked; the message says why."""
 
 
+# YuNet's own score threshold for redaction (its live default is 0.6). Measured on the Hamilton clip's
+# first 100 frames against the MTCNN checker (tests/integration/redact/checks.py): 11 faces found again at
+# 0.6, none at 0.3.
+YUNET_SCORE = 0.3
+
+
 def redaction_settings(settings: Settings) -> Settings:
-    """A copy of ``settings`` whose detector looks for faces down to redact.min_face_px at the redaction
-    thresholds, with the reference cascade (no stricter finest level: small faces are what matters)."""
+    """A copy of ``settings`` whose detector looks for faces down to redact.min_face_px at redaction's lower
+    thresholds: MTCNN's stage thresholds (redact.thresholds, the reference cascade: no stricter finest
+    level, small faces are what matters) and YuNet's score threshold (YUNET_SCORE), whichever card is
+    configured."""
     r = settings.redact
-    det = settings.detector.model_copy(
-        update={"min_face_px": r.min_face_px, "thresholds": r.thresholds, "first_level_thresholds": ()}
-    )
+    update: dict[str, object] = {
+        "min_face_px": r.min_face_px,
+        "thresholds": r.thresholds,
+        "first_level_thresholds": (),
+    }
+    yunet = getattr(settings.detector, "yunet", None)
+    if yunet is not None:
+        update["yunet"] = yunet.model_copy(
+            update={"score_threshold": min(yunet.score_threshold, YUNET_SCORE)}
+        )
+    det = settings.detector.model_copy(update=update)
     return settings.model_copy(update={"detector": det})
+
+
+def refine_score(settings: Settings, detector: Detector) -> float:
+    """redact.refine_score on the detector's own scale: capped at its card's confident score (detectors
+    score differently: MTCNN's confident faces reach 0.9, YuNet's 0.8)."""
+    card = getattr(detector, "card", None)
+    confident = getattr(card, "confident_score", None)
+    return (
+        min(settings.redact.refine_score, confident)
+        if confident is not None
+        else settings.redact.refine_score
+    )
 
 
 @dataclass
@@ -69,6 +97,7 @@ class Analysis:
     detector_model: str
     audio: str | None = None
     cuts: list[int] = field(default_factory=list)  # first frame of each shot after the first
+    refine_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +122,7 @@ class FaceFinder:
         self.cfg = settings.redact
         self.detector = detector or load_detector(redaction_settings(settings))
         self.analyzer = analyzer  # set when kept subjects must be recognised
+        self._refine_score = refine_score(settings, self.detector)
         self.want_thumbnails = want_thumbnails
 
     # ---- per detected frame ------------------------------------------------------------------------
@@ -155,7 +185,7 @@ class FaceFinder:
             nonlocal last_key
             found[key] = detect_at(key)
             if last_key >= 0:
-                refine(last_key, key, found, detect_at, self.cfg.refine_score, tracker.expected(key))
+                refine(last_key, key, found, detect_at, self._refine_score, tracker.expected(key))
             for f in sorted(k for k in found if k > last_key):
                 dets = found[f]
                 owners = tracker.update(f, [d.bbox for d in dets], [d.score for d in dets])
@@ -203,6 +233,7 @@ class FaceFinder:
             self.detector.model_id,
             info.audio_codec,
             cuts,
+            self._refine_score,
         )
 
 

@@ -80,7 +80,7 @@ def build_report(
             "min_face_px": r.min_face_px,
             "thresholds": list(r.thresholds),
             "detection_stride": analysis.stride,
-            "refine_score": r.refine_score,
+            "refine_score": analysis.refine_score,
             "margin": r.margin,
             "motion_margin": r.motion_margin,
             "hold_frames": r.hold_frames,
