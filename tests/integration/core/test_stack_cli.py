@@ -50,13 +50,13 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
         assert doc["healthy"] is True
         assert doc["components"] == ["s3", "kafka", "redis", "keystore", "milvus"]
         assert all(doc[c]["healthy"] is True for c in doc["components"])
-        # The defaults: durable broker storage, the Milvus server, persistent Redis, memory-only key store.
+        # The defaults: durable broker storage, Milvus Lite, persistent Redis, memory-only key store.
         assert doc["kafka"]["storage"] == "s3://tansu/" and doc["s3"]["kind"] == "seaweedfs"
-        assert doc["milvus"]["kind"] == "standalone"
+        assert doc["milvus"]["kind"] == "lite"
         assert doc["redis"]["persistence"] == "append-only file"
         assert doc["keystore"]["persistence"] == "none (memory only)"
         text = _lfr(tmp_path, "stack", "status")
-        assert "standalone" in text.stdout and "s3://tansu/" in text.stdout
+        assert "lite" in text.stdout and "s3://tansu/" in text.stdout
         settings = load_settings(data_dir=tmp_path, kafka={"crops_partitions": 16})
         counts = asyncio.run(describe_partitions(settings, [s.name for s in topic_specs(settings)]))
         assert counts == {s.name: s.partitions for s in topic_specs(settings)}
