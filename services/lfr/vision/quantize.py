@@ -122,6 +122,9 @@ def quantize_model(src: Path, dst: Path, input_name: str, inputs: list[np.ndarra
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            # 7-bit weights: without AVX-512 VNNI, onnxruntime's u8 x s8 kernels add pairs of products in
+            # 16 bits, which saturates with full-range weights (median embedding error 0.23 on AVX2 vs 0.04).
+            reduce_range=True,
         )
         write_atomic(dst, out.read_bytes())
 

@@ -40,9 +40,15 @@ def cards(models_dir: Path) -> dict[str, ModelCard]:
     return {c.name: c for c in build_models(models_dir)}
 
 
+# The MTCNN + dlib pair these tests were written for (chip sizes, L2 distances, the dlib parity and the
+# MTCNN cascade figures). The default pair (YuNet + SFace) has its own tests: test_vision_zoo.py, the
+# parametrised test_vision_verification.py, and every pipeline test outside this folder.
+LEGACY_MODELS = {"embedder": "dlib-resnet-v1", "detector": "mtcnn"}
+
+
 @pytest.fixture(scope="session")
 def settings(models_dir: Path) -> Settings:
-    return load_settings(models={"dir": str(models_dir)})
+    return load_settings(models={"dir": str(models_dir), **LEGACY_MODELS})
 
 
 @pytest.fixture(scope="session")

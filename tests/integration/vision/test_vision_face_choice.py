@@ -28,7 +28,9 @@ FACE = (slice(100, 800), slice(420, 1000))
 
 @pytest.fixture(scope="module")
 def mtcnn(models_dir: Path) -> FaceAnalyzer:
-    return FaceAnalyzer(load_settings(models={"dir": str(models_dir), "detector": "mtcnn"}))
+    return FaceAnalyzer(
+        load_settings(models={"dir": str(models_dir), "detector": "mtcnn", "embedder": "dlib-resnet-v1"})
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,7 @@ def test_enrolment_refuses_a_photo_whose_only_box_is_unsure(mtcnn: FaceAnalyzer,
     # The setting is what keeps it off the watchlist: set low, the blob passes every other check.
     loose = FaceAnalyzer(
         load_settings(
-            models={"dir": str(mtcnn.settings.models_dir), "detector": "mtcnn"},
+            models={"dir": str(mtcnn.settings.models_dir), "detector": "mtcnn", "embedder": "dlib-resnet-v1"},
             quality={"enrol_min_detector_score": 0.5, "min_detector_score": 0.5},
         ),
         detector=mtcnn.detector,

@@ -72,7 +72,9 @@ def plugin_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_arcface_style_card_runs_through_face_analyzer(plugin_models: Path, faces_dir: Path) -> None:
-    settings = load_settings(models={"dir": str(plugin_models), "embedder": "force-arcface"})
+    settings = load_settings(
+        models={"dir": str(plugin_models), "embedder": "force-arcface", "detector": "mtcnn"}
+    )
     analyzer = FaceAnalyzer(settings)
     card = find_card(plugin_models, "force-arcface")
     assert analyzer.embedder.chip_size == 112 and analyzer.embedder.card.metric == "COSINE"

@@ -30,7 +30,7 @@ def _settings(models_dir: Path, tmp: Path, name: str) -> Settings:
     """A private copy of the built float models, so the session's models folder keeps exactly two cards."""
     d = tmp / name
     shutil.copytree(models_dir, d)
-    return load_settings(models={"dir": str(d)})
+    return load_settings(models={"dir": str(d), "embedder": "dlib-resnet-v1", "detector": "mtcnn"})
 
 
 @pytest.fixture(scope="module")

