@@ -60,16 +60,32 @@ def config_show(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 
 # ---- stack ----------------------------------------------------------------------------------------------
 @stack_app.command("up")
-def stack_up() -> None:
+def stack_up(
+    milvus: Annotated[
+        str | None, typer.Option("--milvus", help="lite or standalone (default: stack.milvus)")
+    ] = None,
+    broker_storage: Annotated[
+        str | None,
+        typer.Option("--broker-storage", help="s3 (durable) or memory (default: stack.broker_storage)"),
+    ] = None,
+) -> None:
     """Start the broker, Redis, the crop key store and Milvus on free loopback ports; provision topics."""
     from lfr.stack.local import LocalStack, StackError
 
+    chosen = {k: v for k, v in (("milvus", milvus), ("broker_storage", broker_storage)) if v is not None}
+    base = cli_settings()
     try:
-        state = LocalStack(cli_settings()).up()
+        settings = base.model_validate({**base.model_dump(), "stack": {**base.stack.model_dump(), **chosen}})
+    except ValueError:
+        typer.echo("lfr stack up: --milvus takes lite or standalone, --broker-storage s3 or memory", err=True)
+        raise typer.Exit(2) from None
+    stack = LocalStack(settings)
+    try:
+        state = stack.up()
     except StackError as exc:
         typer.echo(f"lfr stack up failed: {exc}", err=True)
         raise typer.Exit(1) from None
-    for name in LocalStack(cli_settings()).components():
+    for name in stack.components():
         entry = state[name]
         what = entry.get("storage") or entry.get("persistence") or entry.get("kind", "")
         typer.echo(f"{name:8s} {entry['url']}  (pid {entry['pid']}; {what})")

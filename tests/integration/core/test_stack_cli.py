@@ -73,3 +73,18 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
     assert status.returncode == 1 and json.loads(status.stdout)["healthy"] is False
     print(f"stack up + status + down: {elapsed:.1f}s")
     assert elapsed < 60
+
+
+def test_stack_up_flags_choose_the_milvus_server_and_broker_storage(tmp_path: Path) -> None:
+    up = _lfr(tmp_path, "stack", "up", "--milvus", "standalone", "--broker-storage", "memory")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "listens on every network interface" in up.stderr  # the standalone server's exposure
+        doc = json.loads(_lfr(tmp_path, "stack", "status", "--json").stdout)
+        assert doc["healthy"] is True
+        assert doc["components"] == ["kafka", "redis", "keystore", "milvus"]  # no S3 store for memory
+        assert doc["milvus"]["kind"] == "standalone" and doc["kafka"]["storage"] == "memory://tansu/"
+    finally:
+        assert _lfr(tmp_path, "stack", "down").returncode == 0
+    bad = _lfr(tmp_path, "stack", "up", "--milvus", "cloud")
+    assert bad.returncode == 2 and "lite or standalone" in bad.stderr
