@@ -27,7 +27,7 @@ from lfr.vision import FaceAnalyzer
 from lfr.vision.boxes import iou_matrix
 
 from .checks import OVERLAP, Checker, centre_in, check_output, frames_with_times, xyxy
-from .conftest import read
+from .conftest import REDACT_DETECTOR, read
 from .footage import cut_clip
 
 pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
@@ -44,6 +44,7 @@ def settings(stack_settings: Settings, models_dir: Path) -> Settings:
     data = stack_settings.model_dump()
     data["redis"]["key_prefix"] = f"lfr-redact-{uuid.uuid4().hex[:8]}:"
     data["models"]["dir"] = models_dir
+    data["models"]["detector"] = REDACT_DETECTOR
     return Settings(**data)
 
 
