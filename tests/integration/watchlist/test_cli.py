@@ -47,7 +47,13 @@ def lfr(wl_settings: Settings, monkeypatch: pytest.MonkeyPatch):
 
 
 def test_deployment_commands(lfr, models_dir) -> None:
+    from lfr.vision.cards import find_card
+
     run, purged = lfr
+    card = find_card(models_dir, get_settings().models.embedder)
+    assert card.threshold_floor is not None
+    # A threshold looser than the default card's floor (which way is looser depends on its metric).
+    looser = card.threshold_floor + 0.3 if card.metric == "L2" else card.threshold_floor - 0.2
     res = run(
         "deployment",
         "create",
@@ -94,7 +100,7 @@ def test_deployment_commands(lfr, models_dir) -> None:
         "-w",
         "wl-cli",
         "--threshold",
-        "0.9",
+        f"{looser:g}",
     )
     assert res.exit_code == 1 and "reason" in res.output
 
