@@ -7,14 +7,14 @@ import asyncio
 import pytest
 
 from lfr.core.crypto import CropKeyring, KeyExpired, crop_aad
-from lfr.core.redis_client import make_redis
+from lfr.core.redis_client import make_keystore_redis
 
 pytestmark = pytest.mark.integration
 
 
 async def test_crops_become_unreadable_after_key_ttl(settings_for) -> None:
     settings = settings_for(crypto={"key_rotation_s": 1, "key_ttl_s": 2})
-    redis = make_redis(settings)
+    redis = make_keystore_redis(settings)  # crop keys live only in the memory-only key store
     try:
         writer, reader = CropKeyring(settings, redis), CropKeyring(settings, redis)
         aad = crop_aad("c1", "cam", "dep")

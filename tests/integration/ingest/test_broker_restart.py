@@ -97,7 +97,7 @@ async def test_ingest_survives_a_broker_outage_and_resumes(
             settings,
             [Camera(camera_id="loop-cam", deployment_id=deployment_id, url=str(street_video), loop=True)],
             pipeline,
-            CropKeyring(settings, redis).current,
+            CropKeyring(settings).current,
             publisher,
             gate=DeploymentGate(settings, redis),
             redis=redis,

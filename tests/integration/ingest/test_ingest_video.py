@@ -54,7 +54,7 @@ async def test_street_video_publishes_bounded_sealed_crops_and_bad_cameras_are_i
     try:
         pipeline = await asyncio.to_thread(IngestPipeline.from_settings, settings)
         publisher = CropPublisher(settings)
-        keyring = CropKeyring(settings, redis)
+        keyring = CropKeyring(settings)  # the memory-only key store
         worker = IngestWorker(
             settings,
             cams,
@@ -117,7 +117,7 @@ async def test_street_video_publishes_bounded_sealed_crops_and_bad_cameras_are_i
         assert "127.0.0.1" in status["dead-rtsp"]["url"]
 
         # While the key lives the chip decrypts (by any reader with Redis access) ...
-        reader = CropKeyring(settings, redis)
+        reader = CropKeyring(settings)
         newest = max(crops, key=lambda c: c.captured_at.ToMilliseconds())
         jpeg = await reader.decrypt(newest.chip, crop_aad(newest.crop_id, newest.camera_id, deployment_id))
         chip = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
@@ -125,7 +125,7 @@ async def test_street_video_publishes_bounded_sealed_crops_and_bad_cameras_are_i
 
         # ... and once the key's TTL has passed every crop is unreadable: deleted by design.
         await asyncio.sleep(settings.crypto.key_ttl_s + 0.5)
-        fresh = CropKeyring(settings, redis)
+        fresh = CropKeyring(settings)
         for c in crops:
             with pytest.raises(KeyExpired):
                 await fresh.decrypt(c.chip, crop_aad(c.crop_id, c.camera_id, deployment_id))
