@@ -26,7 +26,7 @@ from lfr.core.config import Settings
 from lfr.stack import milvus_server
 from lfr.stack.local import free_port
 
-ROOT_TOKEN = "root:Milvus"  # the server's built-in administrator; the stack binds it to loopback only
+ROOT_TOKEN = "root:Milvus"  # the server's built-in administrator with its default password (test only)
 
 
 def _healthy(metrics_port: int) -> bool:
