@@ -250,10 +250,10 @@ seccompProfile:
 {{ include "lfr.secretEnv" (dict "name" "LFR_REDIS__PASSWORD" "secret" $root.Values.redis.existingSecret "key" $root.Values.redis.passwordKey) }}
 {{- end }}
 {{- end }}
-{{- if and $t.keystore $root.Values.keystore.url }}
 {{- $ks := $root.Values.keystore }}
+{{- if and $t.keystore (or $ks.url $ks.deploy.enabled) }}
 - name: LFR_REDIS__KEYSTORE_URL
-  value: {{ $ks.url | quote }}
+  value: {{ $ks.url | default (printf "redis://%s:6379/0" (include "lfr.componentName" (dict "root" $root "component" "keystore"))) | quote }}
 {{- if $ks.existingSecret }}
 {{ include "lfr.secretEnv" (dict "name" "LFR_REDIS__KEYSTORE_PASSWORD" "secret" $ks.existingSecret "key" $ks.passwordKey) }}
 {{- end }}
