@@ -108,8 +108,13 @@ async def test_multi_face_photo_gets_one_candidate_list_per_face(
     for f in result.faces:
         assert 1 <= len(f.candidates) <= 3
         assert [c.rank for c in f.candidates] == list(range(1, len(f.candidates) + 1))
-        assert all(a.distance <= b.distance for a, b in zip(f.candidates, f.candidates[1:], strict=False))
-        assert all(c.clears_threshold == (c.distance <= result.threshold) for c in f.candidates)
+        card = analyzer.embedder.card
+        # Best first in the card's metric (distance: lower is closer; cosine: higher is closer).
+        assert all(
+            not card.is_looser(a.distance, b.distance) if card.metric == "L2" else a.distance >= b.distance
+            for a, b in zip(f.candidates, f.candidates[1:], strict=False)
+        )
+        assert all(c.clears_threshold == card.is_match(c.distance, result.threshold) for c in f.candidates)
     assert "not an identification" in result.notice
 
     events = await _audit_for(settings, case)
@@ -141,7 +146,8 @@ async def test_enrolled_photo_finds_its_own_record_first(
         settings, probe, "OP-self", REASON, "pc-1", gallery=gallery.name, analyzer=analyzer
     )
     top = result.faces[0].candidates[0]
-    assert top.subject_id == "id05" and top.clears_threshold and top.distance < 0.05
+    same = top.distance < 0.05 if analyzer.embedder.card.metric == "L2" else top.distance > 0.95
+    assert top.subject_id == "id05" and top.clears_threshold and same, top.distance
 
 
 async def test_watchlist_search_and_failed_target_is_audited(
