@@ -122,7 +122,9 @@ async def test_every_route_needs_a_token_and_the_right_role(api) -> None:
     assert r.status_code == 403
 
 
-async def test_right_roles_succeed_and_leave_a_verifiable_audit_chain(api, demo_faces: Path) -> None:
+async def test_right_roles_succeed_and_leave_a_verifiable_audit_chain(
+    api, demo_faces: Path, models_dir
+) -> None:
     client, purged = api
     admin, auditor = _h("admin"), _h("auditor")
     photo = (demo_faces / "enroll/alex_lacamoire/alex-lacamoire.png").read_bytes()
@@ -173,7 +175,13 @@ async def test_right_roles_succeed_and_leave_a_verifiable_audit_chain(api, demo_
         "ends_at": (now + timedelta(hours=1)).isoformat(),
         "watchlist_ids": ["wl-1"],
     }
-    r = await client.post("/api/v1/deployments", headers=admin, json={**create, "threshold": 0.7})
+    from lfr.core.config import ModelSettings
+    from lfr.vision.cards import find_card
+
+    card = find_card(models_dir, ModelSettings().embedder)  # the default embedder the API uses
+    assert card.threshold_floor is not None
+    looser = card.threshold_floor + 0.1 if card.metric == "L2" else card.threshold_floor - 0.1
+    r = await client.post("/api/v1/deployments", headers=admin, json={**create, "threshold": looser})
     assert r.status_code == 422 and "reason" in r.json()["detail"]
     r = await client.post("/api/v1/deployments", headers=admin, json=create)
     assert r.status_code == 201, r.text

@@ -77,6 +77,8 @@ def _free_port() -> int:
 
 async def test_secrets_never_reach_the_logs(stack_settings: Settings, captured: Capture) -> None:
     port = _free_port()
+    # Only this test's deployment reaches the hook: other tests' alerts share the broker.
+    dep = f"dep-secrets-{uuid.uuid4().hex[:8]}"
     settings = settings_with(
         stack_settings,
         api={
@@ -92,6 +94,7 @@ async def test_secrets_never_reach_the_logs(stack_settings: Settings, captured: 
                     "name": "cad",
                     "url": f"http://127.0.0.1:{port}/hook?token={URL_TOKEN}",
                     "secret": HOOK_SECRET,
+                    "deployments": [dep],
                 }
             ],
             "webhook_backoff_initial_s": 0.1,
@@ -116,7 +119,6 @@ async def test_secrets_never_reach_the_logs(stack_settings: Settings, captured: 
     runner = web.AppRunner(app, access_log=None)  # the receiver is the test's, not LFR's: it logs nothing
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    dep = f"dep-secrets-{uuid.uuid4().hex[:8]}"
     try:
         async with alerting_running(settings), AlertTail(settings, ALERT_TOPICS) as tail:
             async with HitProducer(settings) as hits:
