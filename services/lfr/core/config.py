@@ -408,6 +408,12 @@ class RetroSettings(BaseModel):
 class RedactSettings(BaseModel):
     """Evidence redaction (lfr.redact): every face but the kept ones covered on every frame."""
 
+    detector: str | None = Field(
+        "mtcnn",
+        description="detector card for redaction (None = models.detector). MTCNN by default: checked by "
+        "detector on every output frame it leaked no face on the shared footage, where YuNet left some "
+        "small background faces (docs/redaction.md); YuNet is 2.5x faster",
+    )
     min_face_px: int = Field(20, ge=12, description="smallest face covered (box width in pixels)")
     thresholds: tuple[float, float, float] = Field(
         (0.4, 0.5, 0.5),

@@ -68,7 +68,10 @@ def redaction_settings(settings: Settings) -> Settings:
             update={"score_threshold": min(yunet.score_threshold, YUNET_SCORE)}
         )
     det = settings.detector.model_copy(update=update)
-    return settings.model_copy(update={"detector": det})
+    models = settings.models
+    if r.detector:
+        models = models.model_copy(update={"detector": r.detector})
+    return settings.model_copy(update={"detector": det, "models": models})
 
 
 def refine_score(settings: Settings, detector: Detector) -> float:
