@@ -25,8 +25,7 @@ import numpy as np
 from lfr.core.config import Settings
 from lfr.evaluation import metrics as m
 from lfr.evaluation.datasets import identity_folders
-from lfr.evaluation.embed_cache import EmbeddingCache
-from lfr.evaluation.embedding import EvalEmbedder
+from lfr.evaluation.embed_cache import embed_cached
 from lfr.evaluation.identify import run_identify
 from lfr.vision import FaceAnalyzer
 
@@ -68,15 +67,9 @@ def run_calibrate(
 ) -> dict[str, Any]:
     analyzer = analyzer or FaceAnalyzer(settings)
     card = analyzer.embedder.card
-    emb = EvalEmbedder(analyzer)
-    cache = EmbeddingCache(cache_dir, emb) if cache_dir is not None else None
-    if cache is not None:
-        cache.load()
     ids = identity_folders(Path(root))
     paths = [(name, p) for name in sorted(ids) for p in ids[name]]
-    emb.embed_all([p for _, p in paths])
-    if cache is not None:
-        cache.save()
+    emb = embed_cached(analyzer, [p for _, p in paths], cache_dir=cache_dir)
     ok = [(name, emb.cache[p].vector) for name, p in paths if emb.cache[p].vector is not None]
     names = sorted({n for n, _ in ok})
     index = {n: i for i, n in enumerate(names)}

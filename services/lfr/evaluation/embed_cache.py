@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from lfr.evaluation.embedding import FAILED, EmbedOutcome, EvalEmbedder
+from lfr.evaluation.embedding import EmbedOutcome, EvalEmbedder, TightPolicy
+from lfr.vision import FaceAnalyzer
 
 log = logging.getLogger(__name__)
 
@@ -106,22 +106,20 @@ class EmbeddingCache:
         return self.path
 
 
-def tally(outcomes: Iterable[EmbedOutcome]) -> dict[str, int]:
-    """The counts EvalEmbedder.summary gives, for exactly these outcomes (cached or not)."""
-    c: Counter[str] = Counter()
-    poor = 0
-    for o in outcomes:
-        c[o.status] += 1
-        if o.vector is not None and not o.quality_passed:
-            poor += 1
-    return {
-        "images": sum(c.values()),
-        "embedded": sum(v for k, v in c.items() if k not in FAILED),
-        "fell_back": c["fell_back"],
-        "padded": c["padded"],
-        "failed_to_enrol": sum(c[k] for k in FAILED),
-        "no_face": c["no_face"],
-        "unreadable": c["unreadable"],
-        "missing": c["missing"],
-        "below_quality_gate": poor,
-    }
+def embed_cached(
+    analyzer: FaceAnalyzer,
+    paths: Iterable[Path],
+    *,
+    tight: TightPolicy = "auto",
+    cache_dir: Path | None = None,
+    progress: bool = False,
+) -> EvalEmbedder:
+    """Every path embedded once, reusing and then updating the on-disk cache when ``cache_dir`` is given."""
+    emb = EvalEmbedder(analyzer, tight)
+    cache = EmbeddingCache(cache_dir, emb) if cache_dir is not None else None
+    if cache is not None:
+        cache.load()
+    emb.embed_all(paths, progress=progress)
+    if cache is not None:
+        cache.save()
+    return emb

@@ -84,7 +84,6 @@ class EvalEmbedder:
         self.max_side = max_side
         self.cache: dict[Path, EmbedOutcome] = {}
         self.counts: Counter[str] = Counter()
-        self.poor_quality = 0
 
     def embed_image(self, image: np.ndarray) -> EmbedOutcome:
         tight = self.tight == "always" or (self.tight == "auto" and looks_tight(image))
@@ -121,8 +120,6 @@ class EvalEmbedder:
             out = EmbedOutcome("unreadable") if image is None else self.embed_image(image)
         self.cache[p] = out
         self.counts[out.status] += 1
-        if out.vector is not None and not out.quality_passed:
-            self.poor_quality += 1
         return out
 
     def embed_all(self, paths: Iterable[Path], progress: bool = False, desc: str = "embedding") -> None:
@@ -138,15 +135,22 @@ class EvalEmbedder:
         log.info("embedded %d images: %s", len(todo), dict(self.counts))
 
     def summary(self) -> dict[str, int]:
-        c = self.counts
-        return {
-            "images": sum(c.values()),
-            "embedded": sum(v for k, v in c.items() if k not in FAILED),
-            "fell_back": c["fell_back"],
-            "padded": c["padded"],
-            "failed_to_enrol": sum(c[k] for k in FAILED),
-            "no_face": c["no_face"],
-            "unreadable": c["unreadable"],
-            "missing": c["missing"],
-            "below_quality_gate": self.poor_quality,
-        }
+        """Counts over every image embedded so far (cached or not)."""
+        return tally(self.cache.values())
+
+
+def tally(outcomes: Iterable[EmbedOutcome]) -> dict[str, int]:
+    """Failures, fallbacks and faces below the gate among ``outcomes`` (counted, never dropped)."""
+    items = list(outcomes)
+    c: Counter[str] = Counter(o.status for o in items)
+    return {
+        "images": len(items),
+        "embedded": sum(v for k, v in c.items() if k not in FAILED),
+        "fell_back": c["fell_back"],
+        "padded": c["padded"],
+        "failed_to_enrol": sum(c[k] for k in FAILED),
+        "no_face": c["no_face"],
+        "unreadable": c["unreadable"],
+        "missing": c["missing"],
+        "below_quality_gate": sum(1 for o in items if o.vector is not None and not o.quality_passed),
+    }

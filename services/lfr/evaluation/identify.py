@@ -32,8 +32,8 @@ from lfr.core.config import Settings
 from lfr.evaluation import metrics as m
 from lfr.evaluation.bootstrap import differential_intervals
 from lfr.evaluation.datasets import identity_folders, list_images, read_groups
-from lfr.evaluation.embed_cache import EmbeddingCache, tally
-from lfr.evaluation.embedding import EvalEmbedder, TightPolicy
+from lfr.evaluation.embed_cache import embed_cached
+from lfr.evaluation.embedding import TightPolicy, tally
 from lfr.evaluation.plots import plot_det
 from lfr.vision import FaceAnalyzer
 
@@ -105,14 +105,13 @@ def run_identify(
     card = analyzer.embedder.card
     assert card.metric is not None and card.threshold is not None
     lower = card.metric == "L2"
-    emb = EvalEmbedder(analyzer, tight)
-    cache = EmbeddingCache(cache_dir, emb) if cache_dir is not None else None
-    if cache is not None:
-        cache.load()
-    emb.embed_all([p for _, p in gallery], progress=progress, desc="enrol")
-    emb.embed_all([p for _, p in mated + nonmated], progress=progress, desc="probe")
-    if cache is not None:
-        cache.save()
+    emb = embed_cached(
+        analyzer,
+        [p for _, p in gallery + mated + nonmated],
+        tight=tight,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
     enrol_summary = tally(emb.cache[p] for _, p in gallery)
     total = tally(emb.cache[p] for _, p in dict.fromkeys(gallery + mated + nonmated))
 

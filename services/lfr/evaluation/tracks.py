@@ -30,8 +30,8 @@ import numpy as np
 
 from lfr.core.config import Settings
 from lfr.evaluation import metrics as m
-from lfr.evaluation.embed_cache import EmbeddingCache
-from lfr.evaluation.embedding import EvalEmbedder, TightPolicy
+from lfr.evaluation.embed_cache import embed_cached
+from lfr.evaluation.embedding import TightPolicy
 from lfr.evaluation.identify import split_open_set
 from lfr.vision import FaceAnalyzer
 from lfr.vision.fusion import running_fusions
@@ -70,13 +70,13 @@ def run_tracks(
     card = analyzer.embedder.card
     assert card.metric is not None and card.threshold is not None
     lower = card.metric == "L2"
-    emb = EvalEmbedder(analyzer, tight)
-    cache = EmbeddingCache(cache_dir, emb) if cache_dir is not None else None
-    if cache is not None:
-        cache.load()
-    emb.embed_all([p for _, p in split.gallery + split.mated + split.nonmated], progress=progress)
-    if cache is not None:
-        cache.save()
+    emb = embed_cached(
+        analyzer,
+        [p for _, p in split.gallery + split.mated + split.nonmated],
+        tight=tight,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
 
     templates = [(n, v) for n, p in split.gallery if (v := emb.cache[p].vector) is not None]
     t_names = sorted({n for n, _ in templates})

@@ -51,12 +51,19 @@ class GraphBuilder:
     ) -> onnx.ModelProto:
         """The checked model (raises onnx.checker.ValidationError on a malformed graph)."""
         graph = helper.make_graph(self.nodes, self.name, inputs, outputs, self.inits)
-        m = helper.make_model(
-            graph,
-            opset_imports=[helper.make_opsetid("", OPSET)],
-            producer_name=producer,
-            producer_version=producer_version,
-        )
-        m.ir_version = IR_VERSION
-        onnx.checker.check_model(m)
-        return m
+        return checked_model(graph, producer, producer_version)
+
+
+def checked_model(
+    graph: onnx.GraphProto, producer: str, producer_version: str, opset: int = OPSET
+) -> onnx.ModelProto:
+    """``graph`` as a model with a fixed opset, IR version and producer (no timestamps), checked."""
+    m = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset)],
+        producer_name=producer,
+        producer_version=producer_version,
+    )
+    m.ir_version = IR_VERSION
+    onnx.checker.check_model(m)
+    return m

@@ -248,16 +248,7 @@ def set_dim(value_info: onnx.ValueInfoProto, index: int, name: str) -> None:
 
 def finish(model: onnx.ModelProto, producer: str, producer_version: str, opset: int = 17) -> onnx.ModelProto:
     """Fixed opset, IR version and producer; no value_info (shapes are inferred at load); checked."""
-    from lfr.vision.onnx_graph import IR_VERSION
+    from lfr.vision.onnx_graph import checked_model
 
-    g = model.graph
-    del g.value_info[:]
-    out = helper.make_model(
-        g,
-        opset_imports=[helper.make_opsetid("", opset)],
-        producer_name=producer,
-        producer_version=producer_version,
-    )
-    out.ir_version = IR_VERSION
-    onnx.checker.check_model(out)
-    return out
+    del model.graph.value_info[:]
+    return checked_model(model.graph, producer, producer_version, opset)
