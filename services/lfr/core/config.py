@@ -291,9 +291,9 @@ class IngestSettings(BaseModel):
     jpeg_quality: int = Field(90, ge=50, le=100)
     search_unpassed_tracks: bool = Field(
         True,
-        description="when a track ends without a face that passed the quality gate, search its best face "
-        "that is at least quality.min_face_px wide anyway, so every person seen well enough is searched "
-        "once (track coverage; docs/accuracy.md)",
+        description="when a track that held a face at least quality.min_face_px wide for 1 s ends without a "
+        "face that passed the quality gate, search its best such face anyway, so every person seen well "
+        "enough is searched once (track coverage; docs/accuracy.md)",
     )
     fallback_min_detector_score: float = Field(
         0.5, ge=0, le=1, description="detector score a failed face needs to be that track's fallback search"

@@ -258,11 +258,14 @@ class IngestPipeline:
         )
 
     def _end_track(self, st: _CameraState, track_id: str, t: float, res: FrameResult) -> list[Shot]:
-        """The shots to send as a track ends: its held best shot, or, for a track that sent nothing, its best
-        shot that failed the quality gate (when search_unpassed_tracks is on)."""
+        """The shots to send as a track ends: its held best shot, or, for a track that sent nothing although
+        its face was big enough for COVERAGE_MIN_S, its best shot that failed the quality gate (when
+        search_unpassed_tracks is on)."""
         shots, sent = st.selector.end(track_id, t)
         cover = st.cover.pop(track_id, _TrackCover())
-        if sent == 0 and not shots and cover.fallback is not None:
+        # Only a person seen well enough for COVERAGE_MIN_S gets the fallback search: a blip of a track (a
+        # passing shoulder, a detection for a frame or two) would add searches of poor faces for nobody.
+        if sent == 0 and not shots and cover.fallback is not None and cover.eligible:
             shots = [cover.fallback]
             res.outcomes["fallback"] += 1
             self.totals.fallback_crops += 1
