@@ -84,8 +84,6 @@ class TrackFusion:
                 track.crop_ids.append(crop_id)
         self._tracks[key] = track  # most recently seen last
         self._expire(now)
-        if not track.vectors:  # the crop lost to better ones: search it on its own
-            return fuse(vector[None], np.array([weight], np.float32), self.metric), 1
         fused = fuse(np.stack(track.vectors), np.asarray(track.weights, np.float32), self.metric)
         return fused, len(track.vectors)
 

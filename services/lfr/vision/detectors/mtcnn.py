@@ -283,7 +283,10 @@ class MtcnnDetector:
         h, w = image.shape[:2]
         levels: list[Level] = [(1.0, 1.0, image)]
         level, s = image, 1.0
-        while min(h, w) * s * 0.5 >= 48:
+        # crop_patches reads each box from the smallest level where it still spans 48 px, so levels smaller
+        # than that for the largest box would never be read: stop there instead of halving the whole frame.
+        largest = float(np.max(sq[:, 2] - sq[:, 0]))
+        while min(h, w) * s * 0.5 >= 48 and largest * s * 0.5 >= 48:
             s *= 0.5
             level = shrink(level, max(1, math.ceil(w * s)), max(1, math.ceil(h * s)))
             levels.append((level.shape[1] / w, level.shape[0] / h, level))
