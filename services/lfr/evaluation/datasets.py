@@ -8,29 +8,15 @@ column would publish wrong figures. Unknown layouts fail with a message naming t
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lfr.core.images import IMAGE_SUFFIXES, list_images
+from lfr.core.shared_data import shared_faces_dir
 
-def shared_faces_dir() -> Path:
-    """The shared face data the benchmarks and evaluations default to.
+__all__ = ["IMAGE_SUFFIXES", "list_images", "shared_faces_dir"]
 
-    ``$LFR_SHARED_FACES`` when set, else ``shared/data/faces`` beside the checkout, else beside the working
-    directory (the first that exists; the checkout-relative path when neither does, for the error message).
-    """
-    env = os.environ.get("LFR_SHARED_FACES")
-    if env:
-        return Path(env)
-    candidates = [
-        base.parent / "shared" / "data" / "faces"
-        for base in (Path(__file__).resolve().parents[3], Path.cwd())
-    ]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
-
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 
 A_COLUMNS = (
     "img_a",
@@ -136,11 +122,6 @@ def resolve_image(root: Path, name: str, pairs_file: Path | None = None) -> Path
         if c.is_file():
             return c
     return candidates[0]
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursively), sorted for reproducibility."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def identity_folders(root: Path) -> dict[str, list[Path]]:
