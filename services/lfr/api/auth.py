@@ -1,8 +1,10 @@
 """Bearer-token authentication and role checks shared by every API route and the console.
 
 Tokens are either configured API keys (compared in constant time) or OIDC JWTs verified against configured
-public keys. Roles: ``watchlist-admin`` (enrol, deployments), ``operator`` (adjudicate alerts, watch the
-live stream), ``auditor`` (read audit and reports). No token is 401; a valid token without the role is 403.
+public keys. Roles: ``watchlist-admin`` (enrol, deployments), ``authorising-officer`` (authorise or refuse a
+deployment, publish its transparency record), ``operator`` (adjudicate alerts, watch the live stream),
+``auditor`` (read audit and reports), ``operations`` (stack health: lag, cameras, workers). No token is 401; a
+valid token without the role is 403.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from fastapi import Depends, HTTPException, Request, status
 
 from lfr.core.config import Settings
 
-Role = Literal["watchlist-admin", "operator", "auditor"]
-ROLES: tuple[Role, ...] = ("watchlist-admin", "operator", "auditor")
+Role = Literal["watchlist-admin", "authorising-officer", "operator", "auditor", "operations"]
+ROLES: tuple[Role, ...] = ("watchlist-admin", "authorising-officer", "operator", "auditor", "operations")
 
 
 @dataclass(frozen=True)

@@ -358,7 +358,7 @@ class AlertingSettings(BaseModel):
 class ApiKey(BaseModel):
     name: str
     key: SecretStr
-    roles: list[Literal["watchlist-admin", "operator", "auditor"]]
+    roles: list[Literal["watchlist-admin", "authorising-officer", "operator", "auditor", "operations"]]
 
 
 class ApiSettings(BaseModel):
