@@ -93,6 +93,7 @@ class DeploymentStatus(StrEnum):
     AUTHORISED = "authorised"
     RUNNING = "running"
     STOPPED = "stopped"
+    REFUSED = "refused"
 
 
 def _utc(v: datetime) -> datetime:
@@ -159,6 +160,12 @@ class Deployment(DeploymentSpec):
     stopped_at: datetime | None = None
     purged_at: datetime | None = None
     purged_alerts: int | None = None
+    refused_by: str | None = None
+    refused_at: datetime | None = None
+    refusal_reason: str = ""
+    published: bool = Field(False, description="its figures appear on the public transparency page once over")
+    published_by: str | None = None
+    published_at: datetime | None = None
 
     @field_validator("deployment_id")
     @classmethod
@@ -246,6 +253,50 @@ def authorise_rule(dep: Deployment, officer: str, now: datetime | float | None =
     )
 
 
+def refuse_rule(
+    dep: Deployment, officer: str, reason: str, now: datetime | float | None = None
+) -> Deployment:
+    """Only the named officer may refuse a draft, and only with a reason; a refused deployment never runs."""
+    t = _now(now)
+    who = officer.strip()
+    if dep.status != DeploymentStatus.DRAFT:
+        raise TransitionError(f"deployment {dep.deployment_id} is {dep.status}: only a draft can be refused")
+    if who.casefold() != dep.authorising_officer.casefold():
+        raise GovernanceError(
+            f"deployment {dep.deployment_id} names {dep.authorising_officer!r} as authorising officer; "
+            f"{who!r} cannot refuse it"
+        )
+    if not reason.strip():
+        raise GovernanceError("a refusal needs a recorded reason")
+    return dep.model_copy(
+        update={
+            "status": DeploymentStatus.REFUSED,
+            "refused_by": who,
+            "refused_at": t,
+            "refusal_reason": reason.strip(),
+            "updated_at": t,
+        }
+    )
+
+
+def publish_rule(
+    dep: Deployment, officer: str, published: bool, now: datetime | float | None = None
+) -> Deployment:
+    """The authorising officer switches the public transparency record on or off (never for a draft or a
+    refused deployment: nothing ran)."""
+    t = _now(now)
+    if dep.status in (DeploymentStatus.DRAFT, DeploymentStatus.REFUSED):
+        raise TransitionError(f"deployment {dep.deployment_id} is {dep.status}: it has nothing to publish")
+    if officer.strip().casefold() != (dep.authorised_by or dep.authorising_officer).casefold():
+        raise GovernanceError(
+            f"only {dep.authorised_by or dep.authorising_officer!r}, who authorised deployment "
+            f"{dep.deployment_id}, can publish its transparency record"
+        )
+    return dep.model_copy(
+        update={"published": published, "published_by": officer.strip(), "published_at": t, "updated_at": t}
+    )
+
+
 def start_rule(dep: Deployment, actor: str, now: datetime | float | None = None) -> Deployment:
     t = _now(now)
     if dep.status == DeploymentStatus.DRAFT:
@@ -272,6 +323,8 @@ def start_rule(dep: Deployment, actor: str, now: datetime | float | None = None)
 def stop_rule(dep: Deployment, actor: str, purge: bool, now: datetime | float | None = None) -> Deployment:
     """Any deployment can be stopped; a stopped one can still be purged later, but not stopped again."""
     t = _now(now)
+    if dep.status == DeploymentStatus.REFUSED:
+        raise TransitionError(f"deployment {dep.deployment_id} was refused: it never ran")
     if dep.status == DeploymentStatus.STOPPED:
         if not purge:
             raise TransitionError(f"deployment {dep.deployment_id} is already stopped")
@@ -288,9 +341,9 @@ def threshold_rule(
     reason: str,
     now: datetime | float | None = None,
 ) -> Deployment:
-    if dep.status == DeploymentStatus.STOPPED:
+    if dep.status in (DeploymentStatus.STOPPED, DeploymentStatus.REFUSED):
         raise TransitionError(
-            f"deployment {dep.deployment_id} is stopped: its threshold can no longer change"
+            f"deployment {dep.deployment_id} is {dep.status}: its threshold can no longer change"
         )
     if dep.status != DeploymentStatus.DRAFT and not reason.strip():
         raise ThresholdError(
@@ -495,6 +548,32 @@ class DeploymentStore:
                 "watchlists": ",".join(a.watchlist_ids),
                 "threshold": "default" if a.threshold is None else f"{a.threshold:g}",
             },
+        )
+        return after
+
+    async def refuse(
+        self, deployment_id: str, officer: str, reason: str, now: datetime | float | None = None
+    ) -> Deployment:
+        _, after = await self._change(
+            deployment_id,
+            officer,
+            "deployment.refuse",
+            reason,
+            lambda d: refuse_rule(d, officer, reason, now),
+            lambda b, a: {"officer": a.refused_by or "", "watchlists": ",".join(a.watchlist_ids)},
+        )
+        return after
+
+    async def publish(
+        self, deployment_id: str, officer: str, published: bool, now: datetime | float | None = None
+    ) -> Deployment:
+        _, after = await self._change(
+            deployment_id,
+            officer,
+            "deployment.publish" if published else "deployment.unpublish",
+            "",
+            lambda d: publish_rule(d, officer, published, now),
+            lambda b, a: {"published": str(a.published).lower(), "status": str(a.status)},
         )
         return after
 

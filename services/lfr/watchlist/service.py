@@ -314,6 +314,13 @@ class WatchlistService:
         await self._size_rule(dep, self.card_for(dep.embedder_model), actor)
         return await self.describe(await self.deployments.authorise(deployment_id, officer, actor))
 
+    async def refuse(self, deployment_id: str, officer: str, reason: str) -> DeploymentOut:
+        return await self.describe(await self.deployments.refuse(deployment_id, officer, reason))
+
+    async def publish(self, deployment_id: str, officer: str, published: bool) -> DeploymentOut:
+        dep = await self.deployments.publish(deployment_id, officer, published)
+        return await self.describe(dep, with_rate=False)
+
     async def start(self, deployment_id: str, actor: str) -> DeploymentOut:
         return await self.describe(await self.deployments.start(deployment_id, actor), with_rate=False)
 
