@@ -32,10 +32,10 @@ from pymilvus import DataType, MilvusClient
 
 from lfr.core.config import Settings
 from lfr.core.ids import derive_id
+from lfr.core.images import list_images
 from lfr.core.milvus import make_milvus
-from lfr.evaluation.datasets import list_images
-from lfr.evaluation.embedding import EvalEmbedder
 from lfr.vision import FaceAnalyzer, ModelCard
+from lfr.vision.photo_embedding import PhotoEmbedder
 from lfr.watchlist.store import best_per_key, native_distance
 
 log = logging.getLogger(__name__)
@@ -317,7 +317,7 @@ def import_folder(
     items = [p.relative_to(folder).as_posix() for p in list_images(folder)]
     todo = [i for i in items if i not in done]
     gallery.ensure()
-    emb = EvalEmbedder(analyzer)
+    emb = PhotoEmbedder(analyzer)
     bar = None
     if progress:
         from tqdm import tqdm
