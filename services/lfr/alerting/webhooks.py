@@ -25,17 +25,17 @@ Request format (documented for receivers in docs and in :func:`verify_signature`
 The body holds ids, times, scores and status only: no names, no images (those stay behind the API).
 Receivers check requests with :func:`verify_request` and a :class:`ReplayGuard` (or the standalone
 reference verifier in docs/security.md): authentic, at most ``DEFAULT_TOLERANCE_S`` old, never seen before.
+Signing and verifying live in :mod:`lfr.client.webhooks` (receivers install only ``lfr[client]``) and are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import httpx
@@ -45,12 +45,38 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from lfr.client.webhooks import (
+    DEFAULT_TOLERANCE_S,
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    ReplayGuard,
+    sign,
+    verify_request,
+    verify_signature,
+)
 from lfr.core.config import Settings, WebhookSubscriber
 from lfr.core.ids import derive_id
 from lfr.core.redis_client import key as rkey
 from lfr.core.redis_client import text
 from lfr.core.retry import backoff_delay, wait_or_timeout
 from lfr.core.timeutil import now_ms
+
+__all__ = [
+    "DEFAULT_TOLERANCE_S",
+    "DELIVERY_HEADER",
+    "EVENT_HEADER",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "Outbox",
+    "ReplayGuard",
+    "WebhookWorker",
+    "envelope",
+    "sign",
+    "verify_request",
+    "verify_signature",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,99 +89,6 @@ DELIVERY_SECONDS = Histogram(
     ["subscriber"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
-
-SIGNATURE_HEADER = "X-LFR-Signature"
-TIMESTAMP_HEADER = "X-LFR-Timestamp"
-DELIVERY_HEADER = "X-LFR-Delivery"
-EVENT_HEADER = "X-LFR-Event"
-DEFAULT_TOLERANCE_S = 300
-
-
-def sign(secret: str | bytes, timestamp: int | str, body: str | bytes) -> str:
-    """``sha256=<hex>`` over ``f"{timestamp}.{body}"``: binding the time stops replays of old requests."""
-    key = secret.encode() if isinstance(secret, str) else secret
-    raw = body.encode() if isinstance(body, str) else body
-    mac = hmac.new(key, str(timestamp).encode() + b"." + raw, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
-
-
-def verify_signature(
-    secret: str | bytes,
-    body: str | bytes,
-    timestamp: str | int | None,
-    signature: str | None,
-    tolerance_s: int = DEFAULT_TOLERANCE_S,
-    now: float | None = None,
-) -> bool:
-    """For webhook receivers: True when the request is authentic and fresh.
-
-    Pass the raw request body exactly as received (before any JSON parsing), the ``X-LFR-Timestamp`` and
-    ``X-LFR-Signature`` header values and the subscriber's shared secret. Requests older or newer than
-    ``tolerance_s`` are refused so a captured request cannot be replayed later. Comparison is constant-time.
-
-    Example (any framework)::
-
-        if not verify_signature(SECRET, await request.body(), request.headers.get("X-LFR-Timestamp"),
-                                request.headers.get("X-LFR-Signature")):
-            return Response(status_code=401)
-    """
-    if not timestamp or not signature:
-        return False
-    try:
-        ts = int(timestamp)
-    except (TypeError, ValueError):
-        return False
-    current = time.time() if now is None else now
-    if abs(current - ts) > tolerance_s:
-        return False
-    return hmac.compare_digest(sign(secret, ts, body), signature.strip())
-
-
-class ReplayGuard:
-    """For receivers: refuses a request whose signature was already seen within the tolerance window.
-
-    The timestamp check of :func:`verify_signature` bounds a replay to ``tolerance_s``; this closes that
-    window too. Each attempt carries a fresh timestamp and so a fresh signature, so a retry of a delivery
-    the receiver never acknowledged is accepted, while a captured request sent again is not. (A retry of a
-    delivery that *was* processed, say after a lost response, carries the same ``X-LFR-Delivery``: answer
-    it 2xx and do nothing, which is de-duplication, not a replay.) Signatures are forgotten once they are
-    too old to pass the timestamp check, so memory is bounded by the request rate times the window.
-    Several receiver replicas must share this state (e.g. Redis ``SET sig 1 NX EX tolerance``).
-    """
-
-    def __init__(self, tolerance_s: int = DEFAULT_TOLERANCE_S) -> None:
-        self.tolerance_s = tolerance_s
-        self._seen: dict[str, int] = {}
-
-    def first_time(self, signature: str, timestamp: int, now: float | None = None) -> bool:
-        current = time.time() if now is None else now
-        cutoff = current - self.tolerance_s
-        for sig in [s for s, ts in self._seen.items() if ts < cutoff]:
-            del self._seen[sig]
-        if signature in self._seen:
-            return False
-        self._seen[signature] = timestamp
-        return True
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-
-def verify_request(
-    secret: str | bytes,
-    body: bytes,
-    headers: Mapping[str, str],
-    guard: ReplayGuard,
-    now: float | None = None,
-) -> bool:
-    """For receivers: authentic, fresh and not seen before (:func:`verify_signature` plus the guard)."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    timestamp = lower.get(TIMESTAMP_HEADER.lower())
-    signature = lower.get(SIGNATURE_HEADER.lower())
-    if not verify_signature(secret, body, timestamp, signature, guard.tolerance_s, now):
-        return False
-    assert timestamp is not None and signature is not None  # verify_signature refused missing ones
-    return guard.first_time(signature.strip(), int(timestamp), now)
 
 
 def subscribers_for(settings: Settings, deployment_id: str) -> list[WebhookSubscriber]:
