@@ -31,7 +31,10 @@ def create_app(settings: Settings) -> FastAPI:
         routes_cameras,
         routes_console,
         routes_deployments,
+        routes_enrolment,
+        routes_public,
         routes_redact,
+        routes_reports,
         routes_search,
         routes_watchlists,
     )
@@ -48,7 +51,8 @@ def create_app(settings: Settings) -> FastAPI:
         title="LFR API",
         version=__version__,
         description="Watchlists, deployments, alerts and adjudication for live facial recognition. "
-        "Every route needs a bearer token; roles: watchlist-admin, operator, auditor.",
+        "Every route but /api/v1/public needs a bearer token; roles: watchlist-admin, "
+        "authorising-officer, operator, auditor, operations.",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -85,6 +89,9 @@ def create_app(settings: Settings) -> FastAPI:
         routes_search,
         routes_cameras,
         routes_redact,
+        routes_enrolment,
+        routes_reports,
+        routes_public,
     ):
         app.include_router(module.router)
     return app

@@ -1,22 +1,28 @@
-"""Audit routes for the ``auditor`` role: verify the hash chain and read the latest records.
+"""Audit routes for the ``auditor`` role: verify the hash chain, read the latest records, search and export.
 
 Verification reads the whole lfr.audit.v1 topic and recomputes every hash, so it names the first record
-that was modified, removed or reordered; it is deliberately not cached.
+that was modified, removed or reordered; it is deliberately not cached. Searching reads the topic too (the
+audit log is small: one record per change or image view), filtered here by actor, action, deployment and
+time. An export is itself audited: who took a copy of the audit trail, and of which records, is part of it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from lfr.api.auth import Principal, require
 from lfr.api.routes_watchlists import ERRORS, Svc, domain_errors
+from lfr.core.csvsafe import render_rows
 from lfr.watchlist.schemas import AuditCheckOut, AuditEventOut
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 Auditor = Annotated[Principal, Depends(require("auditor"))]
+EXPORT_COLUMNS = ("seq", "time", "actor", "action", "target", "reason", "deployment_id", "details", "hash")
 
 
 @router.get("/verify", response_model=AuditCheckOut, responses=ERRORS, summary="Verify the audit hash chain")
@@ -33,3 +39,110 @@ async def events(
 ) -> list[AuditEventOut]:
     with domain_errors():
         return await svc.audit_events(limit)
+
+
+def deployment_of(event: AuditEventOut) -> str:
+    """The deployment a record concerns: its target for deployment changes, a detail for alert records."""
+    if event.action.startswith("deployment."):
+        return event.target
+    return event.details.get("deployment_id", "")
+
+
+def matches(
+    event: AuditEventOut,
+    actor: str = "",
+    action: str = "",
+    deployment: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> bool:
+    """Actor matches case-insensitively in full; ``action`` ending in ``.`` (``deployment.``) is a prefix."""
+    if actor and event.actor.casefold() != actor.strip().casefold():
+        return False
+    if action and not (event.action == action or (action.endswith(".") and event.action.startswith(action))):
+        return False
+    if deployment and deployment_of(event) != deployment:
+        return False
+    at = datetime.fromisoformat(event.time)
+    if since is not None and at < _aware(since):
+        return False
+    return until is None or at < _aware(until)
+
+
+def _aware(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+
+async def _search(
+    svc: Svc, actor: str, action: str, deployment: str, since: datetime | None, until: datetime | None
+) -> list[AuditEventOut]:
+    with domain_errors():
+        every = await svc.audit_events(10**9)
+    return [e for e in every if matches(e, actor, action, deployment, since, until)]
+
+
+Actor = Annotated[str, Query(max_length=200, description="who did it (exact, any case)")]
+Action = Annotated[
+    str, Query(max_length=100, description="e.g. deployment.authorise, or deployment. for all")
+]
+Deployment = Annotated[str, Query(max_length=128, description="records about this deployment")]
+Since = Annotated[datetime | None, Query(description="from this time (ISO 8601; UTC when no offset)")]
+Until = Annotated[datetime | None, Query(description="before this time")]
+
+
+@router.get(
+    "/search",
+    response_model=list[AuditEventOut],
+    responses=ERRORS,
+    summary="Audit records by actor, action, deployment and time, newest first",
+)
+async def search(
+    who: Auditor,
+    svc: Svc,
+    actor: Actor = "",
+    action: Action = "",
+    deployment: Deployment = "",
+    since: Since = None,
+    until: Until = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+) -> list[AuditEventOut]:
+    found = await _search(svc, actor, action, deployment, since, until)
+    return list(reversed(found))[:limit]
+
+
+@router.get(
+    "/export",
+    responses={**ERRORS, 200: {"content": {"text/csv": {}, "application/json": {}}}},
+    summary="The matching audit records as a CSV or JSON file (oldest first); the export is audited",
+)
+async def export(
+    who: Auditor,
+    svc: Svc,
+    format: Annotated[Literal["csv", "json"], Query()] = "csv",
+    actor: Actor = "",
+    action: Action = "",
+    deployment: Deployment = "",
+    since: Since = None,
+    until: Until = None,
+) -> Response:
+    found = await _search(svc, actor, action, deployment, since, until)
+    filters = {"actor": actor, "action": action, "deployment": deployment}
+    filters |= {"since": since.isoformat() if since else "", "until": until.isoformat() if until else ""}
+    with domain_errors():
+        await svc.audit.append(
+            who.name,
+            "audit.export",
+            "audit",
+            "",
+            {"format": format, "records": str(len(found)), **{k: v for k, v in filters.items() if v}},
+        )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    headers = {"Content-Disposition": f'attachment; filename="lfr-audit-{stamp}.{format}"'}
+    if format == "json":
+        body = "[" + ",\n".join(e.model_dump_json() for e in found) + "]\n"
+        return Response(body, media_type="application/json", headers=headers)
+    rows: list[list[object]] = [list(EXPORT_COLUMNS)]
+    for e in found:
+        details = ";".join(f"{k}={v}" for k, v in sorted(e.details.items()))
+        rows.append([e.seq, e.time, e.actor, e.action, e.target, e.reason, deployment_of(e), details, e.hash])
+    return Response(render_rows(rows), media_type="text/csv; charset=utf-8", headers=headers)

@@ -1,7 +1,8 @@
 """Camera routes: list every camera with its live status, add and remove cameras of a deployment.
 
-Adding and removing need ``watchlist-admin`` (the same people who set deployments up); operators and auditors
-may read. Responses never carry camera credentials: URLs are shown with ``user:password@`` removed. Ingest
+Adding and removing need ``watchlist-admin`` (the same people who set deployments up); every other staff role
+may read (authorising officers review a deployment's cameras, operations staff watch their health).
+Responses never carry camera credentials: URLs are shown with ``user:password@`` removed. Ingest
 replicas pick changes up within seconds (lfr.ingest.registry).
 """
 
@@ -22,7 +23,10 @@ from lfr.watchlist.deployments import DeploymentStore
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 
 Admin = Annotated[Principal, Depends(require("watchlist-admin"))]
-Reader = Annotated[Principal, Depends(require("watchlist-admin", "operator", "auditor"))]
+Reader = Annotated[
+    Principal,
+    Depends(require("watchlist-admin", "authorising-officer", "operator", "auditor", "operations")),
+]
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 
 

@@ -1,8 +1,10 @@
-"""The operator console: three static files served at /console, no external resources (works offline).
+"""The console: one static page per role (and the public transparency page) served at /console, no external
+resources (works offline, no build step).
 
-The page itself holds no data and needs no token; everything it shows comes from the alert API with the
-officer's bearer token (``/api/v1/console/session`` tells the console at sign-in whether the token holds
-the operator role). A strict Content-Security-Policy allows only this origin, so a compromised
+The pages hold no data and need no token; everything they show comes from the API with the user's bearer
+token (``/api/v1/console/session`` tells a page at sign-in which roles the token holds, so it shows only
+the actions those roles may take; the API refuses the rest with 403).
+A strict Content-Security-Policy allows only this origin, so a compromised
 dependency or injected markup cannot send probe images elsewhere.
 """
 
@@ -21,13 +23,14 @@ from lfr.api.auth import Principal, principal
 router = APIRouter(tags=["console"], include_in_schema=False)
 
 STATIC = Path(lfr.console.__file__).resolve().parent / "static"
-FILES = {
-    "index.html": "text/html; charset=utf-8",
-    "console.js": "text/javascript; charset=utf-8",
-    "console.css": "text/css; charset=utf-8",
-    "redact.html": "text/html; charset=utf-8",  # evidence redaction (lfr.api.routes_redact)
-    "redact.js": "text/javascript; charset=utf-8",
+TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
 }
+# Every page of the console (one per role, and the public transparency page), read once: only these names
+# are served, so a request can never reach another file.
+FILES = {p.name: TYPES[p.suffix] for p in sorted(STATIC.iterdir()) if p.suffix in TYPES}
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' blob:; connect-src 'self'; script-src 'self'; "

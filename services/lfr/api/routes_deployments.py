@@ -1,27 +1,55 @@
-"""Deployment routes: create (showing the false-alert rate to expect), authorise, start, stop (and purge),
-change the threshold, read.
+"""Deployment routes: create (showing the false-alert rate to expect), authorise or refuse, start, stop (and
+purge), change the threshold, publish the transparency record, read.
 
-Changes need ``watchlist-admin``; reads also admit ``auditor``, who reviews what was authorised. State rules
-and threshold governance live in lfr.watchlist.deployments, shared with the CLI; refusals come back as 409
-(wrong state or outside the time window) or 422 (governance: officer, threshold reason).
+Set-up changes need ``watchlist-admin``; authorising, refusing and publishing need ``authorising-officer``
+and are done as the signed-in officer (the token's name must be the officer the deployment names, so one
+officer cannot decide for another). Reads admit every staff role: auditors review what was authorised,
+operators and operations staff pick the deployment they watch. State rules and threshold governance live in
+lfr.watchlist.deployments, shared with the CLI; refusals come back as 409 (wrong state or outside the time
+window) or 422 (governance: officer, threshold reason).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, Field
 
 from lfr.api.auth import Principal, require
 from lfr.api.routes_watchlists import ERRORS, Svc, domain_errors
 from lfr.watchlist.deployments import DeploymentSpec
-from lfr.watchlist.schemas import AuthoriseIn, DeploymentOut, StopIn, ThresholdIn
+from lfr.watchlist.schemas import DeploymentOut, StopIn, ThresholdIn
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
 DEP_ERRORS = {**ERRORS, 409: ERRORS[422]}
 
 Admin = Annotated[Principal, Depends(require("watchlist-admin"))]
-Reader = Annotated[Principal, Depends(require("watchlist-admin", "auditor"))]
+Officer = Annotated[Principal, Depends(require("authorising-officer"))]
+Reader = Annotated[
+    Principal,
+    Depends(require("watchlist-admin", "authorising-officer", "auditor", "operator", "operations")),
+]
+
+
+class DecisionIn(BaseModel):
+    """An authorising officer's decision; ``officer``, when given, must be the signed-in officer."""
+
+    officer: str | None = Field(None, max_length=200)
+
+
+class RefuseIn(DecisionIn):
+    reason: str = Field(min_length=1, max_length=2000, description="recorded in the audit log")
+
+
+class PublishIn(BaseModel):
+    published: bool = Field(description="show the deployment's figures on the public transparency page")
+
+
+def _as_officer(who: Principal, named: str | None) -> str:
+    if named is not None and named.strip().casefold() != who.name.casefold():
+        raise HTTPException(422, f"signed in as {who.name!r}: decide as yourself, not as {named.strip()!r}")
+    return who.name
 
 
 @router.post(
@@ -52,11 +80,37 @@ async def get_deployment(deployment_id: str, who: Reader, svc: Svc) -> Deploymen
     "/{deployment_id}/authorise",
     response_model=DeploymentOut,
     responses=DEP_ERRORS,
-    summary="Authorise a draft (by the officer it names)",
+    summary="Authorise a draft (by the officer it names, signed in)",
 )
-async def authorise(deployment_id: str, body: AuthoriseIn, who: Admin, svc: Svc) -> DeploymentOut:
+async def authorise(
+    deployment_id: str, who: Officer, svc: Svc, body: DecisionIn | None = None
+) -> DeploymentOut:
+    officer = _as_officer(who, body.officer if body else None)
     with domain_errors():
-        return await svc.authorise(deployment_id, body.officer, who.name)
+        return await svc.authorise(deployment_id, officer, officer)
+
+
+@router.post(
+    "/{deployment_id}/refuse",
+    response_model=DeploymentOut,
+    responses=DEP_ERRORS,
+    summary="Refuse a draft with a reason (by the officer it names, signed in); it can never run",
+)
+async def refuse(deployment_id: str, body: RefuseIn, who: Officer, svc: Svc) -> DeploymentOut:
+    officer = _as_officer(who, body.officer)
+    with domain_errors():
+        return await svc.refuse(deployment_id, officer, body.reason)
+
+
+@router.put(
+    "/{deployment_id}/published",
+    response_model=DeploymentOut,
+    responses=DEP_ERRORS,
+    summary="Switch the public transparency record on or off (by the officer who authorised it)",
+)
+async def publish(deployment_id: str, body: PublishIn, who: Officer, svc: Svc) -> DeploymentOut:
+    with domain_errors():
+        return await svc.publish(deployment_id, who.name, body.published)
 
 
 @router.post(

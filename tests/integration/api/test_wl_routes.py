@@ -20,11 +20,13 @@ from lfr.watchlist.service import PURGE_HOOK_KEY
 
 pytestmark = pytest.mark.integration
 
-KEYS = {"admin": "k-admin", "auditor": "k-aud", "operator": "k-op"}
+KEYS = {"admin": "k-admin", "auditor": "k-aud", "operator": "k-op", "officer": "k-off", "nobody": "k-none"}
 API_KEYS = [
     {"name": "admin.user", "key": KEYS["admin"], "roles": ["watchlist-admin"]},
     {"name": "auditor.user", "key": KEYS["auditor"], "roles": ["auditor"]},
     {"name": "operator.user", "key": KEYS["operator"], "roles": ["operator"]},
+    {"name": "Supt Khan", "key": KEYS["officer"], "roles": ["authorising-officer"]},
+    {"name": "no.roles", "key": KEYS["nobody"], "roles": []},
 ]
 LIMIT = 600_000  # above the test photos, far below the default
 
@@ -92,7 +94,7 @@ def _routes(dep_id: str) -> list[tuple[str, str, str, dict[str, Any]]]:
         ("POST", "/api/v1/deployments", "admin", {"json": create}),
         ("GET", "/api/v1/deployments", "auditor", {}),
         ("GET", f"/api/v1/deployments/{dep_id}", "auditor", {}),
-        ("POST", f"/api/v1/deployments/{dep_id}/authorise", "admin", {"json": {"officer": "Supt Khan"}}),
+        ("POST", f"/api/v1/deployments/{dep_id}/authorise", "officer", {"json": {"officer": "Supt Khan"}}),
         ("POST", f"/api/v1/deployments/{dep_id}/start", "admin", {}),
         (
             "PUT",
@@ -113,7 +115,7 @@ async def test_every_route_needs_a_token_and_the_right_role(api) -> None:
         assert r.status_code == 401, (method, path, r.text)
         r = await client.request(method, path, headers={"Authorization": "Bearer wrong"}, **kwargs)
         assert r.status_code == 401, (method, path, r.text)
-        r = await client.request(method, path, headers=_h("operator"), **kwargs)
+        r = await client.request(method, path, headers=_h("nobody"), **kwargs)
         assert r.status_code == 403 and "requires role" in r.json()["detail"], (method, path, r.text)
     # Auditors read but never change; admins do not read the audit log.
     r = await client.post("/api/v1/watchlists/sweep", headers=_h("auditor"))
@@ -192,11 +194,11 @@ async def test_right_roles_succeed_and_leave_a_verifiable_audit_chain(
     r = await client.post(f"/api/v1/deployments/{dep_id}/start", headers=admin)
     assert r.status_code == 409 and "not authorised" in r.json()["detail"]
     r = await client.post(
-        f"/api/v1/deployments/{dep_id}/authorise", headers=admin, json={"officer": "PC Nobody"}
+        f"/api/v1/deployments/{dep_id}/authorise", headers=_h("officer"), json={"officer": "PC Nobody"}
     )
     assert r.status_code == 422
-    for method, path, _role, kwargs in _routes(dep_id)[8:14]:
-        r = await client.request(method, path, headers=admin, **kwargs)
+    for method, path, role, kwargs in _routes(dep_id)[8:14]:
+        r = await client.request(method, path, headers=_h("admin" if role == "auditor" else role), **kwargs)
         assert r.status_code in (200, 201), (method, path, r.text)
     r = await client.get(f"/api/v1/deployments/{dep_id}", headers=auditor)
     assert r.json()["status"] == "stopped" and r.json()["effective_threshold"] == 0.5

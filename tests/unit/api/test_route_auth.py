@@ -27,7 +27,15 @@ from lfr.core.config import Settings, load_settings
 
 # Liveness, readiness, the redirect to the console, and the console's static shell (it holds no data: all it
 # shows comes from the API with the officer's token).
-PUBLIC = {"/healthz", "/readyz", "/", "/console", "/console/", "/console/{name}"}
+PUBLIC = {
+    "/healthz",
+    "/readyz",
+    "/",
+    "/console",
+    "/console/",
+    "/console/{name}",
+    "/api/v1/public/deployments",  # finished, published deployments' figures: no personal data
+}
 
 
 def _needs_token(dep: Dependant) -> bool:
