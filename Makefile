@@ -29,7 +29,7 @@ $(PROTO_OUT) &: $(PROTO_SRC) $(STAMP)
 
 models: $(MODELS_STAMP)
 
-$(MODELS_STAMP): $(STAMP) $(PROTO_OUT) $(shell find services/lfr/vision -name '*.py' 2>/dev/null)
+$(MODELS_STAMP): $(STAMP) $(PROTO_OUT) $(shell find services/lfr/vision services/lfr/modelbuild -name '*.py' 2>/dev/null)
 	$(BIN)/lfr models build
 	touch $@
 

@@ -18,9 +18,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lfr.bench.ingest import bench_ingest, bench_video
 from lfr.core.config import Settings, get_settings
-from lfr.evaluation.datasets import shared_faces_dir
-from lfr.ingest.bench import bench_ingest, bench_video
+from lfr.core.shared_data import shared_faces_dir
 from lfr.ingest.cameras import Camera
 from lfr.ingest.pipeline import IngestPipeline
 from lfr.ingest.publisher import CropPublisher

@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from lfr.bench.models import run_model_bench
 from lfr.core.config import get_settings
-from lfr.vision.cli import run_model_bench
 
 if __name__ == "__main__":
     faces = (

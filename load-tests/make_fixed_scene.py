@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lfr.evaluation.datasets import shared_faces_dir
+from lfr.core.shared_data import shared_faces_dir
 
 FPS = 25
 SECONDS = 20

@@ -38,7 +38,7 @@ def shared_faces() -> Path:
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     """The project's built models (``lfr models build``; fast when already built by ``make setup``)."""
-    from lfr.vision import build_models
+    from lfr.modelbuild import build_models
 
     build_models(MODELS_DIR)
     return MODELS_DIR

@@ -30,11 +30,9 @@ stack_app = typer.Typer(
 )
 config_app = typer.Typer(help="Effective configuration.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topic provisioning.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks that print figures as JSON.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(config_app, name="config")
 app.add_typer(topics_app, name="topics")
-app.add_typer(bench_app, name="bench")
 
 
 @app.callback()
@@ -167,19 +165,6 @@ def embed() -> None:
     run_service(cli_settings(), "embedder", main)
 
 
-@bench_app.command("pipeline")
-def bench_pipeline_command(
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    crops: Annotated[int, typer.Option(help="encrypted crops pushed through the pipeline")] = 1500,
-    subjects: Annotated[int, typer.Option(help="watchlist size")] = 1000,
-) -> None:
-    """End-to-end embedder throughput over raw onnxruntime throughput (`efficiency`, target >= 0.85)."""
-    from lfr.embedder.bench import bench_pipeline
-
-    result = bench_pipeline(cli_settings(), crops=crops, subjects=subjects)
-    typer.echo(json.dumps(result) if as_json else "\n".join(f"{k:22s} {v}" for k, v in result.items()))
-
-
 @app.command("api")
 def api() -> None:
     """Run the API and operator console."""
@@ -192,30 +177,27 @@ def api() -> None:
 def _mount_optional() -> None:
     """Mount the service groups; each lives beside its service code."""
     from lfr.alerting import cli as alerting_cli
+    from lfr.bench.cli import bench_app
     from lfr.evaluation import cli as eval_cli
     from lfr.ingest import cli as ingest_cli
+    from lfr.modelbuild import cli as models_cli
     from lfr.redact import cli as redact_cli
     from lfr.retro import cli as retro_cli
-    from lfr.vision import cli as vision_cli
     from lfr.watchlist import cli as watchlist_cli
 
-    app.add_typer(vision_cli.app, name="models", help="Build and list face models.")
-    bench_app.command("models")(vision_cli.bench_models_cmd)
+    app.add_typer(models_cli.app, name="models", help="Build and list face models.")
+    app.add_typer(bench_app, name="bench")
     app.add_typer(watchlist_cli.watchlist_app, name="watchlist")
     app.add_typer(watchlist_cli.deployment_app, name="deployment")
     app.add_typer(watchlist_cli.audit_app, name="audit")
     app.add_typer(alerting_cli.webhooks_app, name="webhooks")
     app.add_typer(alerting_cli.report_app, name="report")
     app.add_typer(ingest_cli.cameras_app, name="cameras")
-    bench_app.command("ingest")(ingest_cli.bench_ingest_command)
     app.add_typer(eval_cli.eval_app, name="eval")
     app.add_typer(eval_cli.threshold_app, name="threshold")
     app.add_typer(retro_cli.gallery_app, name="gallery")
     app.command("search")(retro_cli.search_command)
-    bench_app.command("search")(retro_cli.bench_search)
-    bench_app.command("gallery")(retro_cli.bench_gallery)
     app.command("redact")(redact_cli.redact_command)
-    bench_app.command("redact")(redact_cli.bench_redact_command)
 
 
 @app.command("ingest")

@@ -124,7 +124,7 @@ class DemoRunner:
         summary = DemoSummary()
         group: ProcessGroup | None = None
         try:
-            from lfr.vision import build_models
+            from lfr.modelbuild import build_models
 
             _print("building face models (cached)...")
             build_models(settings.models_dir)

@@ -1,4 +1,4 @@
-"""Operator commands for ingest: ``lfr cameras check|status`` and ``lfr bench ingest``.
+"""Operator commands for ingest: ``lfr cameras check|status``.
 
 ``lfr cameras status`` reads the per-camera status that every running ingest replica writes to Redis
 (``<prefix>ingest:camera:<camera_id>``, refreshed every 2 s, expiring after 15 s), so one command covers
@@ -17,8 +17,6 @@ from redis.exceptions import RedisError
 
 from lfr.core.cli import cli_settings
 from lfr.core.config import ConfigError, Settings
-from lfr.ingest.bench import BenchError
-from lfr.ingest.bench import bench_ingest as bench_ingest
 from lfr.ingest.cameras import CameraConfigError, load_cameras, shard_of
 
 cameras_app = typer.Typer(help="Cameras: validate the list, see the shards, see each camera's health.")
@@ -105,28 +103,3 @@ def cameras_status(
             f"{'-' if age is None else age:>6} {doc.get('reconnects', 0):>6}  {doc.get('last_error', '')}"
         )
     raise typer.Exit(0 if healthy else 1)
-
-
-def bench_ingest_command(
-    seconds: Annotated[float, typer.Option(min=2.0, help="wall-clock seconds to run")] = 20.0,
-    faces_dir: Annotated[
-        Path | None, typer.Option(help="the shared faces folder (default ../shared/data/faces)")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
-    motion_gating: Annotated[
-        bool | None,
-        typer.Option("--motion-gating/--no-motion-gating", help="override ingest.motion_gating for this run"),
-    ] = None,
-    video: Annotated[
-        Path | None, typer.Option(help="footage to loop instead of the street video (e.g. a fixed camera)")
-    ] = None,
-) -> None:
-    """Cameras per core (1080p, analysed at 5 fps, one thread) and crops per track, on the street video."""
-    try:
-        result = bench_ingest(
-            cli_settings(), seconds=seconds, faces_dir=faces_dir, motion_gating=motion_gating, video=video
-        )
-    except BenchError as exc:
-        typer.echo(f"lfr: {exc}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))

@@ -1,4 +1,4 @@
-"""CLI for evidence redaction: ``lfr redact`` and ``lfr bench redact``.
+"""CLI for evidence redaction: ``lfr redact``.
 
 ``lfr redact`` refuses to run without ``--case`` and ``--reason`` (exit 2, nothing read, nothing
 connected); with them it writes the redacted file, a JSON report beside it, optionally a preview of the
@@ -110,21 +110,3 @@ def redact_command(
         typer.echo(f"preview of {result['tracks']} tracks for case {result['case_ref']}")
     if preview is not None:
         typer.echo(f"preview {preview}")
-
-
-def bench_redact_command(
-    video: Annotated[
-        Path | None, typer.Option("--video", help="1080p footage (default: the shared street video)")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print only the JSON object")] = False,
-) -> None:
-    """Redaction frames per second at 1080p and 720p on one core (target: >= 12.5 fps at 1080p)."""
-    from lfr.evaluation.datasets import shared_faces_dir
-    from lfr.redact.bench import BenchError, run_redact_bench
-
-    video = video or shared_faces_dir() / "facenet_pytorch_samples" / "video" / "video.mp4"
-    try:
-        result = run_redact_bench(cli_settings(), video)
-    except BenchError as exc:
-        raise _fail(str(exc)) from None
-    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))

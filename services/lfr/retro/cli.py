@@ -1,4 +1,4 @@
-"""CLI for retrospective search and galleries: ``lfr search``, ``lfr gallery ...``, ``lfr bench search``.
+"""CLI for retrospective search and galleries: ``lfr search`` and ``lfr gallery ...``.
 
 ``lfr search`` refuses to run without ``--case`` and ``--reason`` (exit 2, nothing decoded, nothing
 connected); with them it audits the search and stores the candidate lists under the case. Its output is
@@ -17,7 +17,6 @@ from typing import Annotated
 import typer
 
 from lfr.core.cli import cli_settings
-from lfr.evaluation.datasets import shared_faces_dir
 
 gallery_app = typer.Typer(help="Custody-image galleries for retrospective search.", no_args_is_help=True)
 
@@ -149,81 +148,3 @@ def gallery_info(
     except GalleryError as exc:
         raise _fail(str(exc)) from None
     typer.echo(json.dumps(info) if as_json else "\n".join(f"{k:14s} {v}" for k, v in info.items()))
-
-
-def _default_faces() -> Path | None:
-    """Real faces for the benchmarks' galleries: the shared LFW images when present."""
-    guess = shared_faces_dir() / "lfw_pairs_dev" / "images"
-    return guess if guess.is_dir() else None
-
-
-def bench_search(
-    subjects: Annotated[int, typer.Option("--subjects", min=10)] = 10_000,
-    faces: Annotated[
-        Path | None,
-        typer.Option("--faces", help="folder of real face images (default: shared LFW set if present)"),
-    ] = None,
-    real_max: Annotated[int, typer.Option("--real-max", min=0)] = 500,
-    queries: Annotated[int, typer.Option("--queries", min=10)] = 200,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Watchlist search latency at N subjects (real faces + synthetic): p50, p99 and batch-of-64 p50."""
-    from lfr.retro.bench import run_search_bench
-
-    faces = faces or _default_faces()
-    result = run_search_bench(
-        cli_settings(), subjects=subjects, faces_dir=faces, real_max=real_max, queries=queries
-    )
-    typer.echo(json.dumps(result) if as_json else "\n".join(f"{k:32s} {v}" for k, v in result.items()))
-
-
-def bench_gallery(
-    vectors: Annotated[int, typer.Option("--vectors", min=100, help="gallery rows")] = 200_000,
-    faces: Annotated[
-        Path | None,
-        typer.Option("--faces", help="folder of real face images (default: shared LFW set if present)"),
-    ] = None,
-    real_max: Annotated[int, typer.Option("--real-max", min=0)] = 500,
-    queries: Annotated[int, typer.Option("--queries", min=5)] = 100,
-    top_k: Annotated[int, typer.Option("--top-k", min=1, max=100)] = 10,
-    index: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--index",
-            help="TYPE[:key=value...], repeatable or comma-separated, e.g. "
-            "FLAT,IVF_FLAT:nlist=1024:nprobe=64,HNSW:M=16:efConstruction=200:ef=128 "
-            "(default: the documented comparison)",
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print only the JSON object")] = False,
-) -> None:
-    """Gallery index options at N rows: build time, p50/p99 per query and recall@k against exact search."""
-    from lfr.retro.bench import parse_index_options, run_gallery_bench
-
-    try:
-        options = parse_index_options(index) if index else None
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    faces = faces or _default_faces()
-    result = run_gallery_bench(
-        cli_settings(),
-        vectors=vectors,
-        faces_dir=faces,
-        real_max=real_max,
-        queries=queries,
-        top_k=top_k,
-        options=options,
-    )
-    if as_json:
-        typer.echo(json.dumps(result))
-        return
-    for k, v in result.items():
-        if k != "indexes":
-            typer.echo(f"{k:26s} {v}")
-    recall_key = f"recall_at_{result['top_k']}"
-    for row in result["indexes"]:
-        typer.echo(
-            f"{row['index_type']:9s} {row['index_params']!s:34s} {row['search_params']!s:16s} "
-            f"build {row['build_and_load_s']} s  p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms  "
-            f"recall@{result['top_k']} {row[recall_key]}"
-        )

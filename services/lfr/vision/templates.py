@@ -1,7 +1,7 @@
 """Landmark templates: where five landmarks should land in an embedder's chip.
 
 Why these live in code as well as in cards: the build writes them into the default embedder's card, and
-the calibration that produced the MTCNN template (see :mod:`lfr.vision.calibrate`) is recorded here with
+the calibration that produced the MTCNN template (see :mod:`lfr.modelbuild.calibrate`) is recorded here with
 its provenance so a rebuild is reproducible without re-running it.
 
 Coordinates are chip pixels with x to the right and y down, in the order of the named landmark scheme.
@@ -41,8 +41,8 @@ def dlib5_template(size: int = DLIB_CHIP_SIZE, padding: float = DLIB_CHIP_PADDIN
 
 # MTCNN landmarks (image-left eye centre, image-right eye centre, nose tip, image-left mouth corner,
 # image-right mouth corner) mapped into dlib's 150 px / 0.25-padding chip (pixel-index convention).
-# Fitted by ``python -m lfr.vision.calibrate`` on 51 faces that are NOT used for evaluation: every photo in
-# face_recognition_demo/{knn_examples,known_people,enroll,multi_face}, facenet_pytorch_samples/test_images
+# Fitted by ``python -m lfr.modelbuild.calibrate`` on 51 faces that are NOT used for evaluation: every photo
+# in face_recognition_demo/{knn_examples,known_people,enroll,multi_face}, facenet_pytorch_samples/test_images
 # and every 10th frame of face_recognition_demo/video/short_hamilton_clip.mp4 (faces found by both dlib's
 # HOG detector and MTCNN). Raw mean: eyes (46.887, 45.291) (100.695, 44.977), nose (73.239, 78.174), mouth
 # (49.752, 104.503) (99.054, 104.164); mean residual 4.6 px. Stored symmetrised about dlib's own template
@@ -55,7 +55,7 @@ MTCNN5_DLIB_CHIP: Template5 = (
     (98.161, 104.334),
 )
 MTCNN5_DLIB_CHIP_SOURCE = (
-    "lfr.vision.calibrate: mean MTCNN landmarks in dlib get_face_chip(150, 0.25) chips of 51 faces from "
+    "lfr.modelbuild.calibrate: mean MTCNN landmarks in dlib get_face_chip(150, 0.25) chips of 51 faces from "
     "face_recognition_demo and facenet_pytorch_samples/test_images (not the evaluation sets), symmetrised"
 )
 
@@ -70,8 +70,8 @@ ARCFACE_112: Template5 = (
 )
 
 # Mean MTCNN landmark positions relative to MTCNN's own box (fractions of box width/height), used to place a
-# synthetic face in the centre of a tight crop when the detector finds none. Fitted by lfr.vision.calibrate
-# on the same 51 faces as MTCNN5_DLIB_CHIP, symmetrised about x = 0.5.
+# synthetic face in the centre of a tight crop when the detector finds none. Fitted by
+# lfr.modelbuild.calibrate on the same 51 faces as MTCNN5_DLIB_CHIP, symmetrised about x = 0.5.
 MTCNN5_IN_BOX: Template5 = (
     (0.2763, 0.3968),
     (0.7237, 0.3968),
@@ -81,8 +81,8 @@ MTCNN5_IN_BOX: Template5 = (
 )
 
 # YuNet landmarks (same order as MTCNN's) where they land in chips that MTCNN's landmarks align to the
-# templates above. Fitted by ``python -m lfr.vision.calibrate_landmarks`` on the 36 faces both detectors find
-# (>= 40 px, IoU >= 0.5) in face_recognition_demo/{knn_examples,known_people,enroll,multi_face} and
+# templates above. Fitted by ``python -m lfr.modelbuild.calibrate_landmarks`` on the 36 faces both detectors
+# find (>= 40 px, IoU >= 0.5) in face_recognition_demo/{knn_examples,known_people,enroll,multi_face} and
 # facenet_pytorch_samples/test_images (not the evaluation sets), symmetrised about each template's axis.
 # Raw means in the ArcFace chip: eyes (36.971, 52.82) (73.223, 52.33), nose (55.748, 73.61), mouth
 # (39.73, 89.669) (71.887, 89.612): YuNet's eyes sit lower and its mouth corners higher than MTCNN's.
@@ -101,7 +101,7 @@ YUNET5_DLIB_CHIP: Template5 = (
     (97.93, 102.357),
 )
 YUNET5_SOURCE = (
-    "lfr.vision.calibrate_landmarks: mean YuNet landmarks in the chips MTCNN's landmarks make with the "
+    "lfr.modelbuild.calibrate_landmarks: mean YuNet landmarks in the chips MTCNN's landmarks make with the "
     "mtcnn5 template, 36 faces from face_recognition_demo and facenet_pytorch_samples/test_images (not the "
     "evaluation sets), symmetrised"
 )

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 
+from lfr.bench.search import real_embeddings
 from lfr.core.audit import read_all
 from lfr.core.config import Settings
 from lfr.core.redis_client import make_redis
-from lfr.retro.bench import real_embeddings
 from lfr.retro.cases import CaseStore
 from lfr.retro.gallery import Gallery, import_folder, synthetic_embeddings
 from lfr.retro.schemas import MissingJustificationError
@@ -264,7 +264,7 @@ async def test_each_case_keeps_its_own_retention_period(
 def test_gallery_index_bench_command(settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path) -> None:
     """``lfr bench gallery`` on a small gallery: real held-out probes, exact FLAT, and IVF_FLAT probing every
     list against probing one."""
-    from lfr.retro.bench import parse_index_option, run_gallery_bench
+    from lfr.bench.search import parse_index_option, run_gallery_bench
 
     options = [
         parse_index_option(x) for x in ("FLAT", "IVF_FLAT:nlist=32:nprobe=32", "IVF_FLAT:nlist=32:nprobe=1")
@@ -297,7 +297,8 @@ def test_cli_bench_gallery_prints_one_json_object(
     import typer
     from typer.testing import CliRunner
 
-    from lfr.retro import bench, cli
+    from lfr.bench import cli
+    from lfr.bench import search as bench
 
     monkeypatch.setattr(cli, "cli_settings", lambda: settings)
     monkeypatch.setattr(bench, "FaceAnalyzer", lambda s: analyzer)  # the models are already loaded

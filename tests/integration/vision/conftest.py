@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from lfr.core.config import Settings, load_settings
-from lfr.vision import FaceAnalyzer, build_models
+from lfr.modelbuild import build_models
+from lfr.vision import FaceAnalyzer
 from lfr.vision.cards import ModelCard
 
 REPO = Path(__file__).resolve().parents[3]

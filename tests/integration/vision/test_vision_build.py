@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lfr.vision import build_models
+from lfr.modelbuild import build_models
 from lfr.vision.cards import ModelFileError, find_card, list_cards, sha256_file
 
 

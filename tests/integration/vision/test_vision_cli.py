@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from lfr.bench.cli import bench_app
 from lfr.core.config import get_settings
-from lfr.vision.cli import app, bench_app
+from lfr.modelbuild.cli import app
 
 pytestmark = pytest.mark.shared_data
 

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from lfr.core.config import Settings, load_settings
-from lfr.vision import ImageTooLargeError
-from lfr.vision.boxes import iou_matrix
-from lfr.vision.evaluate import (
+from lfr.modelbuild.evaluate import (
     detection_recall,
     load_frame_labels,
     load_photo_labels,
@@ -20,6 +18,8 @@ from lfr.vision.evaluate import (
     reference_cascade,
     small_face_canvases,
 )
+from lfr.vision import ImageTooLargeError
+from lfr.vision.boxes import iou_matrix
 from lfr.vision.pipeline import load_detector
 
 pytestmark = pytest.mark.shared_data

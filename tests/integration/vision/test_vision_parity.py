@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from lfr.core.config import Settings
+from lfr.modelbuild.build import package_file
 from lfr.vision import templates
 from lfr.vision.align import align
-from lfr.vision.build import package_file
 from lfr.vision.cards import ChipTemplate
 from lfr.vision.pipeline import load_detector, load_embedder
 

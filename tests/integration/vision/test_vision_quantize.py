@@ -10,10 +10,10 @@ import pytest
 
 from lfr.core.config import Settings, load_settings
 from lfr.evaluation.datasets import read_pairs
+from lfr.modelbuild.evaluate import verify_pairs
+from lfr.modelbuild.quantize import QuantizeError, quantize_embedder
 from lfr.vision import FaceAnalyzer
 from lfr.vision.cards import find_card, sha256_file
-from lfr.vision.evaluate import verify_pairs
-from lfr.vision.quantize import QuantizeError, quantize_embedder
 
 pytestmark = pytest.mark.shared_data
 

@@ -8,8 +8,8 @@ import pytest
 
 from lfr.core.config import load_settings
 from lfr.evaluation.datasets import read_pairs
+from lfr.modelbuild.evaluate import verify_pairs
 from lfr.vision import FaceAnalyzer
-from lfr.vision.evaluate import verify_pairs
 
 pytestmark = pytest.mark.shared_data
 

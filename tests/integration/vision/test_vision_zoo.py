@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from lfr.core.config import Settings
-from lfr.vision.build import (
+from lfr.modelbuild.build import (
     SFACE_FILE,
     SFACE_SHA256,
     YUNET_FILE,
@@ -19,9 +19,9 @@ from lfr.vision.build import (
     checked_package_file,
     package_file,
 )
+from lfr.modelbuild.convert_sface import load_shipped as shipped_sface
+from lfr.modelbuild.convert_yunet import OUTPUTS
 from lfr.vision.cards import ModelCard
-from lfr.vision.convert_sface import load_shipped as shipped_sface
-from lfr.vision.convert_yunet import OUTPUTS
 from lfr.vision.detectors import create_detector
 from lfr.vision.embedders import create_embedder
 from lfr.vision.runtime import make_session

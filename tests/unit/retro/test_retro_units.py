@@ -181,7 +181,7 @@ def test_footage_whose_container_understates_its_length_is_refused_while_reading
 
 
 def test_index_options_parse_and_refuse_clearly() -> None:
-    from lfr.retro.bench import parse_index_option
+    from lfr.bench.search import parse_index_option
 
     assert parse_index_option("flat") == ("FLAT", {}, {})
     assert parse_index_option("IVF_FLAT:nlist=1024:nprobe=64") == (
@@ -226,7 +226,7 @@ def test_the_limit_is_the_same_from_metadata_and_while_reading(
 
 
 def test_comma_separated_index_options() -> None:
-    from lfr.retro.bench import parse_index_options
+    from lfr.bench.search import parse_index_options
 
     assert parse_index_options(["FLAT,IVF_FLAT:nlist=8:nprobe=2", "HNSW"]) == [
         ("FLAT", {}, {}),
@@ -241,8 +241,8 @@ def test_bench_gallery_refuses_a_bad_index_before_building_anything(monkeypatch)
     import typer
     from typer.testing import CliRunner
 
-    from lfr.retro import bench
-    from lfr.retro.cli import bench_gallery
+    from lfr.bench import search as bench
+    from lfr.bench.cli import bench_gallery
 
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("the benchmark ran despite a bad --index")

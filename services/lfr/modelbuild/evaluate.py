@@ -19,9 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lfr.core import images
 from lfr.core.config import Settings
 from lfr.evaluation.datasets import Pair
-from lfr.evaluation.embedding import read_image as read_any_image
 from lfr.vision.boxes import iou_matrix, xywh_to_xyxy
 from lfr.vision.detectors.base import Detector
 from lfr.vision.pipeline import FaceAnalyzer
@@ -49,7 +49,7 @@ class VerificationResult:
 
 
 def read_image(path: Path, max_side: int | None) -> np.ndarray:
-    img = read_any_image(path, max_side)
+    img = images.read_image(path, max_side)
     if img is None:
         raise FileNotFoundError(f"cannot read image {path}")
     return img
@@ -129,7 +129,7 @@ def load_photo_labels(path: Path, faces_dir: Path) -> list[tuple[np.ndarray, np.
     data = json.loads(Path(path).read_text())
     out: list[tuple[np.ndarray, np.ndarray]] = []
     for item in data["images"]:
-        img = cv2.imread(str(Path(faces_dir) / item["image"]))
+        img = images.read_image(Path(faces_dir) / item["image"])
         if img is None:
             raise FileNotFoundError(f"labelled photo {item['image']} is missing or unreadable")
         boxes = [f["bbox"] for f in item["faces"] if not f.get("truncated")]

@@ -248,7 +248,7 @@ def set_dim(value_info: onnx.ValueInfoProto, index: int, name: str) -> None:
 
 def finish(model: onnx.ModelProto, producer: str, producer_version: str, opset: int = 17) -> onnx.ModelProto:
     """Fixed opset, IR version and producer; no value_info (shapes are inferred at load); checked."""
-    from lfr.vision.onnx_graph import checked_model
+    from lfr.modelbuild.onnx_graph import checked_model
 
     del model.graph.value_info[:]
     return checked_model(model.graph, producer, producer_version, opset)

@@ -19,6 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lfr.modelbuild.convert_dlib import PRODUCER_VERSION as DLIB_CONVERTER_VERSION
+from lfr.modelbuild.convert_dlib import convert_dlib_resnet
+from lfr.modelbuild.convert_mtcnn import PRODUCER_VERSION as MTCNN_CONVERTER_VERSION
+from lfr.modelbuild.convert_mtcnn import convert_mtcnn
+from lfr.modelbuild.convert_sface import PRODUCER_VERSION as SFACE_CONVERTER_VERSION
+from lfr.modelbuild.convert_sface import convert_sface
+from lfr.modelbuild.convert_yunet import PRODUCER_VERSION as YUNET_CONVERTER_VERSION
+from lfr.modelbuild.convert_yunet import convert_yunet
 from lfr.vision import templates
 from lfr.vision.cards import (
     CARD_FILE,
@@ -32,14 +40,6 @@ from lfr.vision.cards import (
     load_card,
     sha256_file,
 )
-from lfr.vision.convert_dlib import PRODUCER_VERSION as DLIB_CONVERTER_VERSION
-from lfr.vision.convert_dlib import convert_dlib_resnet
-from lfr.vision.convert_mtcnn import PRODUCER_VERSION as MTCNN_CONVERTER_VERSION
-from lfr.vision.convert_mtcnn import convert_mtcnn
-from lfr.vision.convert_sface import PRODUCER_VERSION as SFACE_CONVERTER_VERSION
-from lfr.vision.convert_sface import convert_sface
-from lfr.vision.convert_yunet import PRODUCER_VERSION as YUNET_CONVERTER_VERSION
-from lfr.vision.convert_yunet import convert_yunet
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +124,11 @@ class _Recipe:
 
 # ---- dlib ResNet v1 ---------------------------------------------------------------------------------------
 
-# Measured with this build (ORT CPU, one thread) by lfr.vision.evaluate.verify_pairs at threshold 0.6 through
-# FaceAnalyzer; the floors are what tests/integration/vision/test_vision_verification.py asserts (measured
-# figure minus a margin for a few pairs). Figures: accuracy, true accept rate (tar) on genuine pairs, false
-# accept rate (far) on impostor pairs, pair count, and images where no face was found (centre fallback).
+# Measured with this build (ORT CPU, one thread) by lfr.modelbuild.evaluate.verify_pairs at threshold 0.6
+# through FaceAnalyzer; the floors are what tests/integration/vision/test_vision_verification.py asserts
+# (measured figure minus a margin for a few pairs). Figures: accuracy, true accept rate (tar) on genuine
+# pairs, false accept rate (far) on impostor pairs, pair count, and images where no face was found (centre
+# fallback).
 _LFW_PREP = (
     "350x350 grey tight crops replicated to 3 channels; FaceAnalyzer.analyse(pad_tight=True): padded by 50% "
     "of the image size on each side with black, MTCNN (min face 40 px, thresholds 0.6/0.7/0.7; figures "
@@ -189,8 +190,8 @@ def _dlib_card(files: list[FileRef], source_digest: str) -> ModelCard:
         type="onnx-embedder",
         description=(
             "dlib ResNet-34-like face embedder (dlib_face_recognition_resnet_model_v1), rebuilt as ONNX by "
-            "lfr.vision.convert_dlib; matches dlib's compute_face_descriptor to cosine 1.0000 on identical "
-            "chips"
+            "lfr.modelbuild.convert_dlib; matches dlib's compute_face_descriptor to cosine 1.0000 on "
+            "identical chips"
         ),
         files=tuple(files),
         input=InputSpec(size=(size, size), channels="RGB", layout="NCHW", dtype="float32", name="input"),
@@ -259,8 +260,8 @@ def _mtcnn_card(files: list[FileRef], source_digest: str) -> ModelCard:
         kind="detector",
         type="mtcnn",
         description=(
-            "MTCNN cascade (Zhang et al. 2016) as three ONNX nets rebuilt by lfr.vision.convert_mtcnn from "
-            "the weights of the mtcnn package; the cascade logic runs in numpy/OpenCV "
+            "MTCNN cascade (Zhang et al. 2016) as three ONNX nets rebuilt by lfr.modelbuild.convert_mtcnn "
+            "from the weights of the mtcnn package; the cascade logic runs in numpy/OpenCV "
             "(lfr.vision.detectors.mtcnn)"
         ),
         files=tuple(files),
@@ -297,7 +298,7 @@ def _sface_convert(src: list[Path]) -> dict[str, bytes]:
 
 
 def _sface_card(files: list[FileRef], source_digest: str) -> ModelCard:
-    from lfr.vision.sface_calibration import SFACE_CALIBRATION, SFACE_THRESHOLD, SFACE_THRESHOLD_FLOOR
+    from lfr.modelbuild.sface_calibration import SFACE_CALIBRATION, SFACE_THRESHOLD, SFACE_THRESHOLD_FLOOR
 
     arcface = templates.ARCFACE_112
     return ModelCard(
@@ -307,7 +308,7 @@ def _sface_card(files: list[FileRef], source_digest: str) -> ModelCard:
         type="onnx-embedder",
         description=(
             "SFace (Zhong et al. 2021, sigmoid-constrained hypersphere loss; MobileFaceNet-style backbone) "
-            "from the OpenCV Zoo, rebuilt by lfr.vision.convert_sface: int8 block weights dequantised to "
+            "from the OpenCV Zoo, rebuilt by lfr.modelbuild.convert_sface: int8 block weights dequantised to "
             "fp32, batch norms folded, PReLU rewritten, batch made dynamic; outputs equal the shipped "
             "graph's to about 1e-5"
         ),
@@ -369,7 +370,7 @@ def _yunet_card(files: list[FileRef], source_digest: str) -> ModelCard:
         kind="detector",
         type="yunet",
         description=(
-            "YuNet (Wu et al. 2023, libfacedetection) 2023mar, rebuilt by lfr.vision.convert_yunet: int8 "
+            "YuNet (Wu et al. 2023, libfacedetection) 2023mar, rebuilt by lfr.modelbuild.convert_yunet: int8 "
             "block weights dequantised to fp32 and the input size made dynamic; decoding and NMS in "
             "lfr.vision.detectors.yunet"
         ),

@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 
 from lfr.core.config import Settings
-from lfr.evaluation.datasets import IMAGE_SUFFIXES, list_images
-from lfr.vision.build import write_atomic
+from lfr.core.images import is_image_path, list_images, read_image
+from lfr.modelbuild.build import write_atomic
 from lfr.vision.cards import CARD_FILE, CardError, FileRef, ModelCard, find_card, sha256_file
 from lfr.vision.embedders.onnx_embedder import OnnxEmbedder
 from lfr.vision.pipeline import FaceAnalyzer
@@ -55,7 +55,7 @@ def calibration_images(paths: Sequence[Path]) -> list[Path]:
         p = Path(p)
         if p.is_dir():
             out.update(q.resolve() for q in list_images(p))
-        elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+        elif p.is_file() and is_image_path(p):
             out.add(p.resolve())
         elif not p.exists():
             raise QuantizeError(f"calibration path {p} does not exist")
@@ -70,7 +70,7 @@ def collect_chips(analyzer: FaceAnalyzer, images: Sequence[Path], max_chips: int
     """
     chips: list[np.ndarray] = []
     for path in images:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = read_image(path)
         if image is None:
             log.warning("calibration: %s is not a readable image; skipped", path.name)
             continue
@@ -174,7 +174,7 @@ def quantize_embedder(
             "name": name,
             "version": f"{base_card.version}+int8",
             "description": f"{base_card.name} quantised to int8 (static QDQ, per-channel weights, MinMax "
-            f"activation ranges) by lfr.vision.quantize",
+            f"activation ranges) by lfr.modelbuild.quantize",
             "files": (FileRef(path="model.onnx", sha256=sha256_file(out_dir / "model.onnx"), role="model"),),
             "calibration": (),
             "source": f"{base_card.model_id}, calibrated on {len(chips)} face chips from {len(files)} images "

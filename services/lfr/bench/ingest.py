@@ -22,7 +22,7 @@ import cv2
 
 from lfr.core.config import Settings
 from lfr.core.serde import encode
-from lfr.evaluation.datasets import shared_faces_dir
+from lfr.core.shared_data import shared_faces_dir
 from lfr.ingest.cameras import Camera
 from lfr.ingest.crops import CropKey
 from lfr.ingest.pipeline import IngestPipeline

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import onnx
 
-from lfr.vision import onnx_repair as r
+from lfr.modelbuild import onnx_repair as r
 
+# The producer recorded in the ONNX file: part of the file's bytes and so of the model id; it keeps the
+# module path the converter first shipped under, so a rebuild gives the same id.
 PRODUCER = "lfr.vision.convert_yunet"
 PRODUCER_VERSION = "1"
 INPUT_NAME = "input"

