@@ -75,7 +75,9 @@ class MatchRule(Protocol):
 
 
 class FaceEmbedder(Protocol):
-    card: MatchRule
+    @property
+    def card(self) -> MatchRule: ...  # read-only, so a model card (which has more) satisfies it
+
     model_id: str
     chip_size: int
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
+import redis.asyncio as aioredis
 
 from lfr.core import stats, topics
 from lfr.core.config import Settings
@@ -16,7 +17,7 @@ from lfr.core.service import ServiceContext
 from lfr.core.stage import Stage
 from lfr.embedder.handler import EmbedHandler
 from lfr.embedder.track_fusion import TrackFusion
-from lfr.vision import load_embedder
+from lfr.vision import Embedder, load_embedder
 from lfr.watchlist.deployments import DeploymentStore, LiveDeployments
 from lfr.watchlist.store import Candidate, WatchlistStore
 
@@ -36,13 +37,17 @@ class StoreMatcher:
         return await asyncio.to_thread(self.store.search, vectors, list(watchlist_ids), top_k)
 
 
-def build_handler(settings: Settings, redis: object, embedder: object, store: WatchlistStore) -> EmbedHandler:
-    deployments = LiveDeployments(DeploymentStore(settings, redis), card=embedder.card)  # type: ignore[arg-type,attr-defined]
+def build_handler(
+    settings: Settings, redis: aioredis.Redis, embedder: Embedder, store: WatchlistStore
+) -> EmbedHandler:
+    """The handler over the real parts: ``redis`` holds deployments, counters and alert keys (never crop
+    keys, which the memory-only key store behind CropKeyring keeps)."""
+    deployments = LiveDeployments(DeploymentStore(settings, redis), card=embedder.card)
 
     async def count(deployment_id: str, per_crop: dict[str, dict[str, int]]) -> None:
         # A crop can come back until the crops topic drops it, so its marker lives that long.
         await stats.add_once(
-            redis,  # type: ignore[arg-type]
+            redis,
             settings,
             deployment_id,
             "embedder",
@@ -53,13 +58,13 @@ def build_handler(settings: Settings, redis: object, embedder: object, store: Wa
     return EmbedHandler(
         settings.embedder.top_k,
         CropKeyring(settings),  # the memory-only key store, never the persistent Redis
-        DeploymentAlertKeys(settings, redis),  # type: ignore[arg-type]
-        embedder,  # type: ignore[arg-type]
+        DeploymentAlertKeys(settings, redis),
+        embedder,
         StoreMatcher(store),
         deployments,
         count,
         model_batch=settings.embedder.batch_size,
-        fusion=track_fusion(settings, embedder.card.metric),  # type: ignore[attr-defined]
+        fusion=track_fusion(settings, embedder.card.metric),
     )
 
 
