@@ -15,4 +15,10 @@ Strimzi KafkaTopic resources; the hook Job gets the same numbers from its enviro
 - {name: lfr.adjudications.v1, short: adjudications, partitions: {{ $k.partitions.hits }}, retentionMs: -1}
 - {name: lfr.audit.v1, short: audit, partitions: 1, retentionMs: -1}
 - {name: lfr.deadletter.v1, short: deadletter, partitions: 3, retentionMs: {{ mul 14 $day }}}
+- {name: lfr.camera-stats.v1, short: camera-stats, partitions: {{ $k.partitions.alerts }}, retentionMs: {{ $day }}}
+- {name: lfr.ops-events.v1, short: ops-events, partitions: 3, retentionMs: {{ mul 14 $day }}}
+{{- $app := .Values.monitor.appId }}
+- {name: {{ $app }}-camera-minutes-changelog, short: monitor-camera-minutes, partitions: {{ $k.partitions.alerts }}, retentionMs: {{ mul 7 $day }}, cleanup: "compact,delete"}
+- {name: {{ $app }}-deployment-alerts-changelog, short: monitor-deployment-alerts, partitions: {{ $k.partitions.alerts }}, retentionMs: {{ mul 7 $day }}, cleanup: "compact,delete"}
+- {name: {{ $app }}-deployment-outcomes-changelog, short: monitor-deployment-outcomes, partitions: {{ $k.partitions.hits }}, retentionMs: {{ mul 7 $day }}, cleanup: "compact,delete"}
 {{- end -}}

@@ -20,6 +20,16 @@ ALERT_UPDATES_JSON = "lfr.alert-updates.json.v1"
 ADJUDICATIONS = "lfr.adjudications.v1"
 AUDIT = "lfr.audit.v1"
 DEADLETTER = "lfr.deadletter.v1"
+CAMERA_STATS = "lfr.camera-stats.v1"
+OPS_EVENTS = "lfr.ops-events.v1"
+
+# The operations monitor's faust tables (lfr.monitor.stage): name -> the topic each one aggregates. faust
+# names a table's changelog "<app id>-<table>-changelog" and needs it partitioned like its source topic.
+MONITOR_TABLES = {
+    "camera-minutes": CAMERA_STATS,
+    "deployment-alerts": ALERTS,
+    "deployment-outcomes": ADJUDICATIONS,
+}
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -45,7 +55,7 @@ class TopicSpec:
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     k = settings.kafka
     alert_retention = settings.alerting.retention_days * DAY_MS
-    return [
+    specs = [
         TopicSpec(
             CROPS,
             k.crops_partitions,
@@ -99,6 +109,37 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             description="append-only hash-chained audit log",
         ),
         TopicSpec(DEADLETTER, 3, "stage", 14 * DAY_MS, description="records a stage could not process"),
+        TopicSpec(
+            CAMERA_STATS,
+            k.alerts_partitions,
+            "camera_id",
+            DAY_MS,
+            description="per-camera counts from ingest every few seconds (JSON; frames, faces, crops)",
+        ),
+        TopicSpec(
+            OPS_EVENTS,
+            3,
+            "camera_id or deployment_id",
+            14 * DAY_MS,
+            description="operations events from the monitor (JSON; camera silent, alert rate jump)",
+        ),
+    ]
+    return specs + monitor_changelog_specs(settings, specs)
+
+
+def monitor_changelog_specs(settings: Settings, sources: list[TopicSpec]) -> list[TopicSpec]:
+    """The monitor's table changelogs, compacted and partitioned like the topics the tables aggregate."""
+    partitions = {s.name: s.partitions for s in sources}
+    return [
+        TopicSpec(
+            f"{settings.monitor.app_id}-{table}-changelog",
+            partitions[source],
+            "table key (camera or deployment, window)",
+            7 * DAY_MS,
+            cleanup_policy="compact,delete",
+            description=f"changelog of the monitor's {table} table",
+        )
+        for table, source in MONITOR_TABLES.items()
     ]
 
 
