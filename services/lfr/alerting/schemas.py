@@ -74,7 +74,7 @@ class AlertOut(BaseModel):
             hit_count=st.hit_count,
             best_score=round(st.best_score, 6),
             threshold=round(st.threshold, 6),
-            status=st.status,  # type: ignore[arg-type]
+            status=st.status,
             revision=st.revision,
             probe_url=probe_url(st.alert_id),
             reference_url=reference_url(st.alert_id),

@@ -20,7 +20,7 @@ EXTRAS_KEY = "subject_lookup"
 def subject_lookup(ctx: ApiContext) -> SubjectLookup:
     found = ctx.extras.get(EXTRAS_KEY)
     if found is not None:
-        return found  # type: ignore[no-any-return]
+        return found
     lookup = watchlist_lookup(ctx)
     ctx.extras[EXTRAS_KEY] = lookup
     return lookup

@@ -54,7 +54,7 @@ async def registry(ctx: ApiContext) -> JobRegistry:
             finder = await asyncio.to_thread(FaceFinder, ctx.settings)
             reg = JobRegistry(Redactor(ctx.settings, ctx.audit, finder=finder))
             ctx.extras["redact_jobs"] = reg
-    return reg  # type: ignore[no-any-return]
+    return reg
 
 
 def _list(fields: dict[str, list[str]], name: str) -> list[str]:

@@ -104,7 +104,7 @@ def parse_multipart(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "malformed multipart body")
     fields: dict[str, list[str]] = {}
     files: list[tuple[str, UploadedFile]] = []
-    for part in msg.iter_parts():  # type: ignore[attr-defined]
+    for part in msg.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if not name:
             continue
@@ -136,7 +136,7 @@ async def _searcher(ctx: ApiContext) -> RetroSearcher:
             analyzer = await asyncio.to_thread(FaceAnalyzer, ctx.settings)
             searcher = RetroSearcher(ctx.settings, analyzer, ctx.audit, CaseStore(ctx.settings, ctx.redis))
             ctx.extras["retro_searcher"] = searcher
-    return searcher  # type: ignore[no-any-return]
+    return searcher
 
 
 @router.post("/search", response_model=SearchResult, openapi_extra=_FORM_SCHEMA)

@@ -92,7 +92,7 @@ async def add_once(
         argv += [hashlib.sha256(item.encode()).hexdigest()[:32], len(c)]
         for name, n in c.items():
             argv += [name, n]
-    return int(await redis.eval(_ADD_ONCE_LUA, 2, total, minute, *argv))  # type: ignore[misc]
+    return int(await redis.eval(_ADD_ONCE_LUA, 2, total, minute, *argv))
 
 
 async def totals(redis: aioredis.Redis, settings: Settings, deployment_id: str) -> dict[str, int]:

@@ -93,7 +93,7 @@ def open_capture(camera: Camera, decode_threads: int = 1) -> Capture:
         READ_TIMEOUT_MS,
     ]
     if camera.kind == "device":
-        return cv2.VideoCapture(camera.source, cv2.CAP_ANY, params)  # type: ignore[arg-type]
+        return cv2.VideoCapture(camera.source, cv2.CAP_ANY, params)
     params += [cv2.CAP_PROP_N_THREADS, decode_threads]
     return cv2.VideoCapture(str(camera.source), cv2.CAP_FFMPEG, params)
 

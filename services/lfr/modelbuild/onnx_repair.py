@@ -93,7 +93,7 @@ def dequantize_blocked(
 def _attr(node: onnx.NodeProto, name: str, default: int | float) -> int | float:
     for a in node.attribute:
         if a.name == name:
-            return helper.get_attribute_value(a)  # type: ignore[no-any-return]
+            return helper.get_attribute_value(a)
     return default
 
 

@@ -100,7 +100,7 @@ def quantize_model(src: Path, dst: Path, input_name: str, inputs: list[np.ndarra
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    class _Reader(CalibrationDataReader):  # type: ignore[misc]
+    class _Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self._it = _batches(input_name, inputs)
 

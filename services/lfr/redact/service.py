@@ -127,7 +127,7 @@ def check_request(req: RedactRequest) -> tuple[str, str, str, Style]:
             raise RedactError(f"output folder {req.output.parent} does not exist")
     if req.keep_subjects and not req.watchlists:
         raise RedactError("--keep-subject needs --watchlist: the watchlist(s) holding those subjects")
-    return case, reason, kind, style  # type: ignore[return-value]
+    return case, reason, kind, style
 
 
 def read_still(path: Path) -> np.ndarray:

@@ -70,7 +70,7 @@ def unpack_binaries() -> Path:
 def _reusable_config_class() -> type:
     from milvus import MilvusServerConfig
 
-    class ReusableConfig(MilvusServerConfig):  # type: ignore[misc]
+    class ReusableConfig(MilvusServerConfig):
         """The package checks each port by binding it without SO_REUSEADDR, so a restart after a kill
         fails while the old connections sit in TIME_WAIT; the server itself (Go) listens with it."""
 

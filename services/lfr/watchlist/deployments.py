@@ -148,7 +148,7 @@ class Deployment(DeploymentSpec):
         description="who chose the threshold: the card default, a person (with threshold_reason when "
         "looser than the floor), or the watchlist-size rule (governance.target_fpir)",
     )
-    embedder_model: str  # type: ignore[assignment]  # always resolved once created
+    embedder_model: str  # always resolved once created
     created_by: str
     created_at: datetime
     updated_at: datetime
