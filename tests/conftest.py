@@ -1,13 +1,23 @@
-"""Shared fixtures: the real embedded stack on free loopback ports, built models, and the shared face data.
+"""Shared fixtures: the real embedded stack on free loopback ports, built models, and the face data.
 
 The stack fixture starts the Tansu broker, a real redis-server and a Milvus Lite server once per session
 in a temporary data dir (the same code as ``lfr stack up``) and stops exactly those processes at the end.
+
+Face data comes in two kinds. ``face_data`` is the small tree every clone has: the committed photos and
+videos of tests/fixtures/faces plus the sample photos of the pinned face_recognition sdist (tests/fixtures/
+README.md names every file, its source and licence); tests that need real faces use it. ``shared_faces``
+is the large shared evaluation data (``lfr.core.shared_data.shared_faces_dir``, ``$LFR_SHARED_FACES``);
+only tests that measure on whole evaluation sets use it, and they skip without it
+(tests/fresh_clone_skips.txt lists them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,18 +31,85 @@ from lfr.core.bus import make_consumer, make_producer
 from lfr.core.config import Settings, load_settings
 from lfr.core.redis_client import make_redis
 from lfr.core.serde import SerdeError, decode
+from lfr.core.shared_data import shared_faces_dir
 from lfr.v1.crop_pb2 import FaceCrop
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_FACES = Path(os.environ.get("LFR_SHARED_FACES", REPO.parent / "shared" / "data" / "faces"))
 MODELS_DIR = Path(os.environ.get("LFR_TEST_MODELS_DIR", REPO / ".lfr" / "models"))
+FIXTURE_FACES = REPO / "tests" / "fixtures" / "faces"
+FACE_DATA_CACHE = REPO / ".lfr" / "test-faces"
+# Photos taken from the face_recognition==1.3.0 sdist (MIT; fetched and sha256-checked by the demo scene's
+# fetcher) rather than committed: tree path -> the demo scene's photo name. They are byte-identical to the
+# same paths in the shared data set.
+REGISTRY_PHOTOS = {
+    "face_recognition_demo/known_people/obama/obama.jpg": "obama",
+    "face_recognition_demo/known_people/obama/obama2.jpg": "obama2",
+    "face_recognition_demo/known_people/obama/obama3.jpg": "obama3",
+    "face_recognition_demo/known_people/biden/biden.jpg": "biden",
+    "face_recognition_demo/knn_examples/train/obama/obama.jpg": "obama",
+    "face_recognition_demo/knn_examples/train/obama/obama2.jpg": "obama2",
+    "face_recognition_demo/knn_examples/train/biden/biden.jpg": "biden",
+}
+
+
+def _fixture_fingerprint() -> str:
+    """Names and sizes of the committed fixtures and the registry mapping: a changed set builds a new tree."""
+    h = hashlib.sha256(repr(sorted(REGISTRY_PHOTOS.items())).encode())
+    for path in sorted(p for p in FIXTURE_FACES.rglob("*") if p.is_file()):
+        h.update(f"{path.relative_to(FIXTURE_FACES)}:{path.stat().st_size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def build_face_data(cache: Path = FACE_DATA_CACHE) -> Path:
+    """The test face tree (committed fixtures plus registry photos), built once per fixture set.
+
+    Why a built tree: the registry photos must not be committed twice, and tests address every file by its
+    path in the shared data layout. Each fixture set gets its own folder, made under a temporary name and
+    renamed into place, so concurrent test sessions never see a half-built tree.
+    """
+    from lfr.ingest.demo_scene import fetch_photos
+
+    tree = cache / f"tree-{_fixture_fingerprint()}"
+    if tree.is_dir():
+        return tree
+    cache.mkdir(parents=True, exist_ok=True)
+    photos = fetch_photos(cache / "downloads")
+    tmp = Path(tempfile.mkdtemp(prefix="building-", dir=cache))
+    try:
+        shutil.copytree(FIXTURE_FACES, tmp, dirs_exist_ok=True)
+        for rel, name in REGISTRY_PHOTOS.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_bytes(photos[name])
+        try:
+            tmp.rename(tree)
+        except OSError:
+            if not tree.is_dir():  # not another session's finished tree: a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tree
+
+
+@pytest.fixture(scope="session")
+def face_data() -> Path:
+    """The small face tree every clone has (same layout as the shared data; see tests/fixtures/README.md)."""
+    from lfr.ingest.demo_scene import DemoSceneError
+
+    try:
+        return build_face_data()
+    except DemoSceneError as exc:
+        pytest.skip(f"test face photos could not be fetched from PyPI (needs network once): {exc}")
 
 
 @pytest.fixture(scope="session")
 def shared_faces() -> Path:
-    if not SHARED_FACES.is_dir():
-        pytest.skip(f"shared face data not found at {SHARED_FACES} (CI has it; a fresh clone may not)")
-    return SHARED_FACES
+    """The large shared evaluation sets (LFW, CFP, the whole deepface set); absent from a fresh clone."""
+    folder = shared_faces_dir()
+    if not folder.is_dir():
+        pytest.skip(
+            f"shared face data not found at {folder} (a whole evaluation set; a fresh clone has none)"
+        )
+    return folder
 
 
 @pytest.fixture(scope="session")
