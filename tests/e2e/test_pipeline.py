@@ -37,7 +37,7 @@ from lfr.v1.crop_pb2 import FaceCrop
 from lfr.vision import FaceAnalyzer
 from lfr.watchlist.store import SubjectMeta, WatchlistStore
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -158,10 +158,10 @@ async def _wait_alert(settings: Settings, deployment_id: str, timeout_s: float) 
 
 
 async def test_match_becomes_alert_and_non_match_leaves_nothing(
-    settings_for, shared_faces: Path, models_dir: Path, tmp_path: Path, live_deployment
+    settings_for, face_data: Path, models_dir: Path, tmp_path: Path, live_deployment
 ) -> None:
     settings: Settings = settings_for()
-    demo = shared_faces / "face_recognition_demo"
+    demo = face_data / "face_recognition_demo"
     analyzer = FaceAnalyzer(settings)
     card = analyzer.embedder.card
     wl = f"wl-{uuid.uuid4().hex[:8]}"

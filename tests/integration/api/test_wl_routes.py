@@ -32,8 +32,8 @@ LIMIT = 600_000  # above the test photos, far below the default
 
 
 @pytest.fixture
-def demo_faces(shared_faces: Path) -> Path:
-    return shared_faces / "face_recognition_demo"
+def demo_faces(face_data: Path) -> Path:
+    return face_data / "face_recognition_demo"
 
 
 def _h(role: str | None) -> dict[str, str]:

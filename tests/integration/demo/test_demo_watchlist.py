@@ -17,7 +17,7 @@ from lfr.demo.runner import DEMO_WATCHLIST, DemoInputs, DemoRunner
 from lfr.demo.watchlist import REPLACE_REASON
 from lfr.watchlist.service import open_service
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 
 
 @pytest.fixture
@@ -32,12 +32,10 @@ async def _run_prepare(settings: Settings, folder: Path) -> str:
 
 
 async def test_a_second_run_searches_only_its_own_folder(
-    demo_settings: Settings, shared_faces: Path, capsys: pytest.CaptureFixture[str]
+    demo_settings: Settings, face_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    demo = shared_faces / "face_recognition_demo"
+    demo = face_data / "face_recognition_demo"
     first, second = demo / "known_people", demo / "enroll"  # obama + biden, then two performers
-    if not (first.is_dir() and second.is_dir()):
-        pytest.skip("face_recognition_demo/known_people or /enroll is absent from the shared face data")
 
     await _run_prepare(demo_settings, first)
     out1 = capsys.readouterr().out

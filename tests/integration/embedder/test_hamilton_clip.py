@@ -33,7 +33,7 @@ from lfr.vision import load_embedder
 from lfr.watchlist.service import open_service
 from lfr.watchlist.store import WatchlistStore
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 
 HIS_FRAMES = [(0, 19), (81, 211)]  # frames 16-19 checked by eye: still him, the cut comes at frame 20
 OTHERS_FRAMES = [(20, 79), (213, 10_000)]
@@ -101,9 +101,9 @@ async def _records(settings, topic: str, cls, deployment_id: str):  # type: igno
 
 
 async def test_enrolled_performer_is_found_and_nobody_else(
-    settings_for, shared_faces: Path, models_dir: Path, live_deployment, record_property
+    settings_for, face_data: Path, models_dir: Path, live_deployment, record_property
 ) -> None:
-    demo = shared_faces / "face_recognition_demo"
+    demo = face_data / "face_recognition_demo"
     settings = settings_for(models={"dir": models_dir}, ingest={"queue_frames": 64})
     wl = f"wl-ham-{uuid.uuid4().hex[:6]}"
     async with open_service(settings) as svc:
@@ -171,14 +171,14 @@ async def _run_embedder(settings, handler, until) -> None:  # type: ignore[no-un
 
 
 async def test_crops_past_their_key_ttl_are_counted_expired_once(
-    settings_for, shared_faces: Path, models_dir: Path, live_deployment
+    settings_for, face_data: Path, models_dir: Path, live_deployment
 ) -> None:
     """Real ingest seals crops under keys that live 3 s; the real embedder meets them later and reads none.
 
     A second consumer group then replays the same crops, as a redelivery after a crash would: the per-crop
     markers keep the deployment's counters where they were.
     """
-    demo = shared_faces / "face_recognition_demo"
+    demo = face_data / "face_recognition_demo"
     settings = settings_for(
         models={"dir": models_dir}, ingest={"queue_frames": 64}, crypto={"key_rotation_s": 1, "key_ttl_s": 3}
     )

@@ -8,8 +8,5 @@ import pytest
 
 
 @pytest.fixture
-def street_video(shared_faces: Path) -> Path:
-    video = shared_faces / "facenet_pytorch_samples" / "video" / "video.mp4"
-    if not video.is_file():
-        pytest.skip(f"{video} not found (shared face data incomplete)")
-    return video
+def street_video(face_data: Path) -> Path:
+    return face_data / "facenet_pytorch_samples" / "video" / "video.mp4"

@@ -28,7 +28,7 @@ from lfr.ingest.publisher import CropPublisher
 from lfr.ingest.service import DeploymentGate, IngestWorker
 from lfr.stack.local import free_port, tansu_binary
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 
 OUTAGE_S = 10.0
 

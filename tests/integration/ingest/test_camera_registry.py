@@ -70,11 +70,11 @@ async def test_camera_routes_check_roles_and_hide_credentials(api, live_deployme
 async def test_running_worker_follows_the_registry(
     api,
     live_deployment,
-    shared_faces: Path,  # type: ignore[no-untyped-def]
+    face_data: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     client, settings = api
     dep = await live_deployment(settings)
-    clip = shared_faces / "face_recognition_demo" / "video" / "short_hamilton_clip.mp4"
+    clip = face_data / "face_recognition_demo" / "video" / "short_hamilton_clip.mp4"
     redis = make_redis(settings)
     registry = CameraRegistry(settings, redis)
 

@@ -24,7 +24,7 @@ from lfr.ingest.service import DeploymentGate, IngestWorker
 from lfr.ingest.status import read_status
 from lfr.stack.local import free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 
 MAX_PER_TRACK = 3
 

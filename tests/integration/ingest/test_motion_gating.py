@@ -20,7 +20,7 @@ from lfr.ingest.crops import CropKey
 from lfr.ingest.pipeline import IngestPipeline
 from lfr.ingest.sources import Frame, Sampler
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 
 CAM = Camera(camera_id="fixed-cam", deployment_id="dep-fixed", url="rtsp://h/fixed")
 KEY = CropKey("key-fixed", os.urandom(32))
@@ -104,8 +104,8 @@ def _run(
     }
 
 
-def test_gate_skips_still_frames_and_misses_no_face(models_dir: Path, shared_faces: Path) -> None:
-    frames = _scene(shared_faces / "face_recognition_demo" / "known_people" / "biden" / "biden.jpg")
+def test_gate_skips_still_frames_and_misses_no_face(models_dir: Path, face_data: Path) -> None:
+    frames = _scene(face_data / "face_recognition_demo" / "known_people" / "biden" / "biden.jpg")
     off = _run(models_dir, frames, gating=False)
     on = _run(models_dir, frames, gating=True)
     print(f"\nfixed scene, {FRAMES} frames: gate off {off}\ngate on {on}")

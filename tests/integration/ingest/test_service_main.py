@@ -16,7 +16,7 @@ from lfr.core.service import ServiceContext
 from lfr.ingest import metrics as m
 from lfr.ingest.service import main
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 
 
 async def test_main_gets_ready_analyses_and_reports_status(

@@ -1,7 +1,7 @@
 """Synthetic test clips made of real face photos: faces that move, enter, leave, turn and pass behind
 each other, with the true face box of every actor on every frame.
 
-Each actor is a head crop of a real photo (the shared face data), pasted as an opaque rectangle, so an actor
+Each actor is a head crop of a real photo (the test face data), pasted as an opaque rectangle, so an actor
 pasted later hides the ones behind it. A face counts as present on a frame (``truth``) when at least
 VISIBLE of its box is inside the frame and not hidden by actors in front.
 """

@@ -18,7 +18,7 @@ from lfr.core.config import Settings
 from .checks import Checker
 from .conftest import read
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 
 MULTI_FACE = "facenet_pytorch_samples/multi_face/multiface.jpg"
 REASON = "publication appeal: bystanders must not be shown"
@@ -38,7 +38,7 @@ async def _wait(c: httpx.AsyncClient, job: str, headers: dict[str, str]) -> dict
 
 
 async def test_api_redaction_job_preview_keep_and_download(
-    stack_settings: Settings, models_dir: Path, checker: Checker, shared_faces: Path, tmp_path: Path
+    stack_settings: Settings, models_dir: Path, checker: Checker, face_data: Path, tmp_path: Path
 ) -> None:
     from lfr.api import routes_redact
     from lfr.api.context import ApiContext
@@ -55,7 +55,7 @@ async def test_api_redaction_job_preview_keep_and_download(
     app.state.settings = s
     app.state.ctx = await ApiContext.start(s)
     app.include_router(routes_redact.router)
-    photo = (shared_faces / MULTI_FACE).read_bytes()
+    photo = (face_data / MULTI_FACE).read_bytes()
     case = f"OP-red-{uuid.uuid4().hex[:4]}"
     form = {"case_ref": case, "reason": REASON, "preview": "1"}
     files = {"file": ("group.jpg", photo, "image/jpeg")}
@@ -83,9 +83,7 @@ async def test_api_redaction_job_preview_keep_and_download(
             out = await c.get(f"/api/v1/redactions/{job}/output", headers=op)
             assert out.status_code == 200 and out.headers["content-type"] == "image/jpeg"
             (tmp_path / "all.jpg").write_bytes(out.content)
-            real = [
-                d.bbox for d in checker.reference.detect(read(shared_faces / MULTI_FACE)) if d.score >= 0.9
-            ]
+            real = [d.bbox for d in checker.reference.detect(read(face_data / MULTI_FACE)) if d.score >= 0.9]
             found = [d.bbox for d in checker.strong.detect(read(tmp_path / "all.jpg"))]
             from .test_shared_footage import near
 

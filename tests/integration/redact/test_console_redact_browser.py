@@ -26,7 +26,7 @@ from .checks import Checker
 from .conftest import read
 from .test_shared_footage import near
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
@@ -79,7 +79,7 @@ async def test_officer_redacts_a_photo_keeps_one_track_and_downloads(
     stack_settings: Settings,
     models_dir: Path,
     checker: Checker,
-    shared_faces: Path,
+    face_data: Path,
     tmp_path: Path,
 ) -> None:
     from playwright.async_api import async_playwright, expect
@@ -93,7 +93,7 @@ async def test_officer_redacts_a_photo_keeps_one_track_and_downloads(
     ]
     settings = Settings(**data)
     case = f"OP-ui-{uuid.uuid4().hex[:4]}"
-    photo = shared_faces / MULTI_FACE
+    photo = face_data / MULTI_FACE
     async with api_server(settings) as base, async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(chromium), headless=True, args=FLAGS)
         try:

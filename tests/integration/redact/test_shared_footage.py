@@ -30,7 +30,7 @@ from .checks import OVERLAP, Checker, centre_in, check_output, frames_with_times
 from .conftest import REDACT_DETECTOR, read
 from .footage import cut_clip
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 
 HAMILTON = "face_recognition_demo/video/short_hamilton_clip.mp4"
 STREET = "facenet_pytorch_samples/video/video.mp4"
@@ -49,12 +49,12 @@ def settings(stack_settings: Settings, models_dir: Path) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def lin_watchlist(settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path) -> str:
+def lin_watchlist(settings: Settings, analyzer: FaceAnalyzer, face_data: Path) -> str:
     from lfr.watchlist.store import SubjectMeta, WatchlistStore
 
     wl = f"wl-redact-{uuid.uuid4().hex[:6]}"
     store = WatchlistStore(settings, analyzer.embedder.card)
-    face = analyzer.enrol(read(shared_faces / LIN))
+    face = analyzer.enrol(read(face_data / LIN))
     store.upsert_subject(SubjectMeta(subject_id="lin", watchlist_id=wl), face.embedding, uuid.uuid4().hex * 2)
     store.close()
     return wl
@@ -87,11 +87,11 @@ async def test_hamilton_keep_subject_everyone_else_covered_audited(
     analyzer: FaceAnalyzer,
     checker: Checker,
     lin_watchlist: str,
-    shared_faces: Path,
+    face_data: Path,
     tmp_path: Path,
     record_property,  # type: ignore[no-untyped-def]
 ) -> None:
-    src = shared_faces / HAMILTON
+    src = face_data / HAMILTON
     out = tmp_path / "hamilton.mp4"
     report = await _redact(
         settings, src, out, keep_subjects=["lin"], watchlists=[lin_watchlist], preview_dir=tmp_path / "pv"
@@ -126,7 +126,7 @@ async def test_hamilton_keep_subject_everyone_else_covered_audited(
     assert rep.frames_in == rep.frames_out == pi.frames and rep.times_equal
     assert rep.real_faces > 50 and rep.leaks == [], rep.as_dict()
     assert rep.kept_faces > 20 and rep.kept_found >= 0.9 * rep.kept_faces, rep.as_dict()
-    enrol = analyzer.enrol(read(shared_faces / LIN)).embedding
+    enrol = analyzer.enrol(read(face_data / LIN)).embedding
     lin_in = subject_boxes(analyzer, src, frames, enrol)
     lin_out = subject_boxes(analyzer, out, frames, enrol)
     lin_faces = [(i, b) for i, boxes in lin_in.items() for b in boxes]
@@ -163,10 +163,10 @@ def _street_check(
 
 
 def test_street_1080p_first_second_every_face_covered(
-    redact_settings: Settings, checker: Checker, shared_faces: Path, tmp_path: Path, record_property
+    redact_settings: Settings, checker: Checker, face_data: Path, tmp_path: Path, record_property
 ) -> None:  # type: ignore[no-untyped-def]
     src = tmp_path / "street-30.mp4"
-    cut_clip(shared_faces / STREET, src, 30)
+    cut_clip(face_data / STREET, src, 30)
     record_property(
         "street_30_blur", json.dumps(_street_check(redact_settings, checker, src, tmp_path, "blur"))
     )
@@ -178,21 +178,21 @@ def test_street_1080p_full_every_face_covered(
     style: str,
     redact_settings: Settings,
     checker: Checker,
-    shared_faces: Path,
+    face_data: Path,
     tmp_path: Path,
     record_property,
 ) -> None:  # type: ignore[no-untyped-def]
     figures = _street_check(
-        redact_settings, checker, shared_faces / STREET, tmp_path, style, FULL_LENGTH_LEAK_SHARE
+        redact_settings, checker, face_data / STREET, tmp_path, style, FULL_LENGTH_LEAK_SHARE
     )
     record_property(f"street_full_{style}", json.dumps(figures))
     print(f"street {style}: {json.dumps(figures)}")
 
 
 async def test_still_every_face_covered_and_kept_track_visible(
-    settings: Settings, checker: Checker, shared_faces: Path, tmp_path: Path
+    settings: Settings, checker: Checker, face_data: Path, tmp_path: Path
 ) -> None:
-    src = shared_faces / MULTI_FACE
+    src = face_data / MULTI_FACE
     img = read(src)
     real = [d.bbox for d in checker.reference.detect(img) if d.score >= 0.9]
     assert len(real) >= 4
@@ -223,11 +223,11 @@ async def test_hamilton_every_frame_checked(
     analyzer: FaceAnalyzer,
     checker: Checker,
     lin_watchlist: str,
-    shared_faces: Path,
+    face_data: Path,
     tmp_path: Path,
     record_property,  # type: ignore[no-untyped-def]
 ) -> None:
-    src = shared_faces / HAMILTON
+    src = face_data / HAMILTON
     for style in ("blur", "pixelate", "box"):
         out = tmp_path / f"h-{style}.mp4"
         await _redact(settings, src, out, style=style)

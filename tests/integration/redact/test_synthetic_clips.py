@@ -25,7 +25,7 @@ from .checks import Checker, check_output
 from .conftest import read
 from .synthetic import Actor, head_sprite, render_clip, turn, walk
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 
 FRAMES = 60
 PEOPLE = "facenet_pytorch_samples/test_images"
@@ -33,7 +33,7 @@ PEOPLE = "facenet_pytorch_samples/test_images"
 
 @pytest.fixture(scope="module")
 def clip(
-    shared_faces: Path, redact_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    face_data: Path, redact_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict[int, dict[str, tuple[float, float, float, float]]]]:
     det = load_detector(redact_settings)
 
@@ -41,12 +41,12 @@ def clip(
         sprite, face = head_sprite(read(photo), det)
         return Actor(name, sprite, face, pose)
 
-    obama = shared_faces / "face_recognition_demo/known_people/obama/obama2.jpg"
+    obama = face_data / "face_recognition_demo/known_people/obama/obama2.jpg"
     actors = [
-        actor("rudd", shared_faces / PEOPLE / "paul_rudd/1.jpg", walk((660, 150), (-11, 0), 44)),
-        actor("jolie", shared_faces / PEOPLE / "angelina_jolie/1.jpg", walk((-30, 140), (12, 0), 50)),
-        actor("siegel", shared_faces / PEOPLE / "kate_siegel/1.jpg", walk((560, 50), (0, 0), 24, 20, 44)),
-        actor("whigham", shared_faces / PEOPLE / "shea_whigham/1.jpg", turn((110, 290), 56, 40)),
+        actor("rudd", face_data / PEOPLE / "paul_rudd/1.jpg", walk((660, 150), (-11, 0), 44)),
+        actor("jolie", face_data / PEOPLE / "angelina_jolie/1.jpg", walk((-30, 140), (12, 0), 50)),
+        actor("siegel", face_data / PEOPLE / "kate_siegel/1.jpg", walk((560, 50), (0, 0), 24, 20, 44)),
+        actor("whigham", face_data / PEOPLE / "shea_whigham/1.jpg", turn((110, 290), 56, 40)),
         actor("obama", obama, walk((330, 300), (1.5, -1.0), 60)),
     ]
     path = tmp_path_factory.mktemp("synthetic") / "scene.mp4"
@@ -94,7 +94,7 @@ def test_kept_track_stays_visible_and_recognisable(
     redact_settings: Settings,
     checker: Checker,
     analyzer: FaceAnalyzer,
-    shared_faces: Path,
+    face_data: Path,
     tmp_path: Path,
 ) -> None:  # type: ignore[no-untyped-def]
     src, truth = clip
@@ -118,7 +118,7 @@ def test_kept_track_stays_visible_and_recognisable(
     assert rep.leaks == [], rep.as_dict()
     assert rep.kept_faces > 0 and rep.kept_found >= 0.9 * rep.kept_faces, rep.as_dict()
     # Still recognisable: the kept face on the output matches Obama's own enrolment photo.
-    enrol = analyzer.enrol(read(shared_faces / "face_recognition_demo/known_people/obama/obama.jpg"))
+    enrol = analyzer.enrol(read(face_data / "face_recognition_demo/known_people/obama/obama.jpg"))
     card = analyzer.embedder.card
     from .checks import frames_with_times
 

@@ -40,7 +40,7 @@ from lfr.v1.hit_pb2 import Hit
 from lfr.vision import FaceAnalyzer
 from lfr.watchlist.store import SubjectMeta, WatchlistStore
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[3]
 PER_PHASE = 6  # crops per person per phase
 
@@ -176,12 +176,12 @@ async def _read(settings: Settings, topic: str, kind: type, deployment_id: str) 
 async def test_broker_killed_mid_stream_loses_no_crop_hit_or_alert(
     durable_broker: DurableBroker,
     settings_for,
-    shared_faces: Path,
+    face_data: Path,
     models_dir: Path,
     tmp_path,
     live_deployment,
 ) -> None:  # type: ignore[no-untyped-def]
-    train = shared_faces / "face_recognition_demo" / "knn_examples" / "train"
+    train = face_data / "face_recognition_demo" / "knn_examples" / "train"
     settings: Settings = settings_for(
         kafka={"bootstrap_servers": f"127.0.0.1:{durable_broker.port}"},
         milvus={"collection_prefix": f"dur{uuid.uuid4().hex[:6]}_"},

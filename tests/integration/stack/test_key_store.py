@@ -30,11 +30,11 @@ from lfr.v1.crop_pb2 import FaceCrop
 from lfr.vision import FaceAnalyzer
 from lfr.watchlist.store import WatchlistStore
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 
 
-def _chip(settings: Settings, shared_faces: Path) -> tuple[bytes, int]:
-    path = shared_faces / "face_recognition_demo" / "knn_examples" / "train" / "obama" / "obama2.jpg"
+def _chip(settings: Settings, face_data: Path) -> tuple[bytes, int]:
+    path = face_data / "face_recognition_demo" / "knn_examples" / "train" / "obama" / "obama2.jpg"
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     assert img is not None, path
     face = FaceAnalyzer(settings).enrol(img)
@@ -114,12 +114,12 @@ def _crop_keys(keyring: CropKeyring) -> tuple[str, bytes]:
 
 
 async def test_persistent_redis_files_hold_no_crop_key_after_a_pipeline_run(
-    settings_for, stack_settings: Settings, shared_faces: Path, models_dir: Path, live_deployment
+    settings_for, stack_settings: Settings, face_data: Path, models_dir: Path, live_deployment
 ) -> None:  # type: ignore[no-untyped-def]
     settings: Settings = settings_for(models={"dir": models_dir})
     deployment_id = await live_deployment(settings)
     keyring = CropKeyring(settings)
-    chip = _chip(settings, shared_faces)
+    chip = _chip(settings, face_data)
     await _produce(settings, keyring, chip, deployment_id, 4)
     key_id, key = _crop_keys(keyring)
     counts = await _embed_until(settings, deployment_id, 4)
@@ -148,7 +148,7 @@ async def test_persistent_redis_files_hold_no_crop_key_after_a_pipeline_run(
 
 
 async def test_losing_the_key_store_only_makes_in_flight_crops_unreadable(
-    settings_for, shared_faces: Path, models_dir: Path, live_deployment, tmp_path: Path
+    settings_for, face_data: Path, models_dir: Path, live_deployment, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     own = LocalStack(settings_for(data_dir=tmp_path))
     store_proc = own._start_redis("keystore", persistent=False)
@@ -164,7 +164,7 @@ async def test_losing_the_key_store_only_makes_in_flight_crops_unreadable(
         settings: Settings = settings_for(models={"dir": models_dir}, redis={"keystore_url": store_proc.url})
         deployment_id = await live_deployment(settings)
         keyring = CropKeyring(settings)
-        chip = _chip(settings, shared_faces)
+        chip = _chip(settings, face_data)
         await _produce(settings, keyring, chip, deployment_id, 3)  # in flight when the store goes
 
         # The store dies and comes back empty on the same port, as a restarted pod would.

@@ -1,7 +1,8 @@
-"""Shared fixtures for the vision integration tests: built models (once per session) and the shared faces.
+"""Shared fixtures for the vision integration tests: built models (once per session) and the test faces.
 
-The real photos and videos live outside the repository in ``<repo>/../shared/data/faces`` (see its
-README); tests that need them skip with a one-line reason when it is absent.
+``faces_dir`` is the test face tree every clone has (tests/fixtures/README.md), in the layout of the shared
+data set; tests that measure on whole evaluation sets take ``shared_faces`` (tests/conftest.py) instead and
+skip without it.
 """
 
 from __future__ import annotations
@@ -17,16 +18,12 @@ from lfr.modelbuild import build_models
 from lfr.vision import FaceAnalyzer
 from lfr.vision.cards import ModelCard
 
-REPO = Path(__file__).resolve().parents[3]
-FACES = REPO / ".." / "shared" / "data" / "faces"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def faces_dir() -> Path:
-    if not FACES.is_dir():
-        pytest.skip("shared face data ../shared/data/faces is absent")
-    return FACES.resolve()
+def faces_dir(face_data: Path) -> Path:
+    return face_data
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,6 @@ from lfr.bench.cli import bench_app
 from lfr.core.config import get_settings
 from lfr.modelbuild.cli import app
 
-pytestmark = pytest.mark.shared_data
-
-
 runner = CliRunner()
 
 

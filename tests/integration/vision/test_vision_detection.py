@@ -22,8 +22,6 @@ from lfr.vision import ImageTooLargeError
 from lfr.vision.boxes import iou_matrix
 from lfr.vision.pipeline import load_detector
 
-pytestmark = pytest.mark.shared_data
-
 
 def _xyxy(b: np.ndarray) -> np.ndarray:
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)

@@ -36,8 +36,7 @@ def mtcnn(models_dir: Path) -> FaceAnalyzer:
 @pytest.fixture(scope="module")
 def photo(faces_dir: Path) -> np.ndarray:
     img = read_image(faces_dir / PHOTO)
-    if img is None:
-        pytest.skip(f"{PHOTO} is absent from the shared face data")
+    assert img is not None, PHOTO
     return img
 
 

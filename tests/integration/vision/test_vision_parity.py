@@ -15,9 +15,6 @@ from lfr.vision.align import align
 from lfr.vision.cards import ChipTemplate
 from lfr.vision.pipeline import load_detector, load_embedder
 
-pytestmark = pytest.mark.shared_data
-
-
 dlib = pytest.importorskip("dlib", reason="dlib-bin (dev extra) is needed as the parity reference")
 
 

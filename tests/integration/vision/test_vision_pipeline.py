@@ -60,10 +60,10 @@ def test_enrol_refusals(analyzer: FaceAnalyzer, faces_dir: Path, models_dir: Pat
 
 
 def test_tight_crops_are_padded_or_fall_back(
-    analyzer: FaceAnalyzer, faces_dir: Path, settings: Settings
+    analyzer: FaceAnalyzer, shared_faces: Path, settings: Settings
 ) -> None:
 
-    lfw = faces_dir / "lfw_pairs_dev/images/Arnold_Palmer"
+    lfw = shared_faces / "lfw_pairs_dev/images/Arnold_Palmer"
     img = cv2.imread(str(next(iter(sorted(lfw.glob("*.jpg"))))))
     padded = analyzer.analyse(img, pad_tight=True)
     assert padded and not padded[0].fell_back

@@ -18,8 +18,6 @@ from lfr.vision import FaceAnalyzer, find_card
 from lfr.vision.cards import Calibration, ChipTemplate, FileRef, InputSpec, ModelCard, Preprocessing
 from lfr.vision.templates import ARCFACE_112
 
-pytestmark = pytest.mark.shared_data
-
 
 def _arcface_like_model() -> bytes:
     rng = np.random.default_rng(7)

@@ -68,7 +68,7 @@ def test_card_is_a_model_of_its_own(quantized: tuple[Settings, Settings]) -> Non
 
 
 def test_int8_embeddings_stay_close_and_accuracy_holds_the_floors(
-    quantized: tuple[Settings, Settings], faces_dir: Path
+    quantized: tuple[Settings, Settings], shared_faces: Path
 ) -> None:
     settings = quantized[0]
     float_an = FaceAnalyzer(settings)
@@ -78,17 +78,17 @@ def test_int8_embeddings_stay_close_and_accuracy_holds_the_floors(
     base = float_an.embedder.card
     chips = [
         f.chip
-        for img in sorted((faces_dir / "deepface_testset" / "images").rglob("*.jpg"))[:12]
+        for img in sorted((shared_faces / "deepface_testset" / "images").rglob("*.jpg"))[:12]
         for f in float_an.analyse(_load(img))[:1]
     ]
     assert len(chips) >= 10
     diff = np.linalg.norm(float_an.embedder.embed(chips) - int8_an.embedder.embed(chips), axis=1)
     assert float(np.median(diff)) < 0.1, diff  # against a match threshold of 0.6
 
-    root = faces_dir / "deepface_testset"
+    root = shared_faces / "deepface_testset"
     r = verify_pairs(int8_an, root / "images", read_pairs(root / "pairs.csv"), max_side=1600)
     assert r.accuracy >= base.calibration_for("deepface").figures["accuracy_floor"], r.accuracy
-    lfw = faces_dir / "lfw_pairs_dev"
+    lfw = shared_faces / "lfw_pairs_dev"
     r = verify_pairs(int8_an, lfw / "images", read_pairs(lfw / "pairs.csv")[::5], pad_tight=True)
     assert r.accuracy >= base.calibration_for("lfw_dev_every5").figures["accuracy_floor"], r.accuracy
 

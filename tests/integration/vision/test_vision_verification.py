@@ -33,8 +33,8 @@ def _check(analyzer: FaceAnalyzer, name: str, result_accuracy: float, pairs: int
     assert abs(result_accuracy - cal.figures["accuracy"]) <= 0.01, (name, result_accuracy)
 
 
-def test_deepface_pairs(analyzer: FaceAnalyzer, faces_dir: Path) -> None:
-    root = faces_dir / "deepface_testset"
+def test_deepface_pairs(analyzer: FaceAnalyzer, shared_faces: Path) -> None:
+    root = shared_faces / "deepface_testset"
     r = verify_pairs(analyzer, root / "images", read_pairs(root / "pairs.csv"), max_side=1600)
     assert r.skipped == 0
     card = analyzer.embedder.card
@@ -44,16 +44,16 @@ def test_deepface_pairs(analyzer: FaceAnalyzer, faces_dir: Path) -> None:
     _check(analyzer, "deepface", r.accuracy, r.pairs)
 
 
-def test_lfw_pairs_subsample(analyzer: FaceAnalyzer, faces_dir: Path) -> None:
-    root = faces_dir / "lfw_pairs_dev"
+def test_lfw_pairs_subsample(analyzer: FaceAnalyzer, shared_faces: Path) -> None:
+    root = shared_faces / "lfw_pairs_dev"
     pairs = read_pairs(root / "pairs.csv")[::5]
     r = verify_pairs(analyzer, root / "images", pairs, pad_tight=True)
     _check(analyzer, "lfw_dev_every5", r.accuracy, r.pairs)
 
 
 @pytest.mark.slow
-def test_lfw_pairs_full(analyzer: FaceAnalyzer, faces_dir: Path) -> None:
-    root = faces_dir / "lfw_pairs_dev"
+def test_lfw_pairs_full(analyzer: FaceAnalyzer, shared_faces: Path) -> None:
+    root = shared_faces / "lfw_pairs_dev"
     r = verify_pairs(analyzer, root / "images", read_pairs(root / "pairs.csv"), pad_tight=True)
     _check(analyzer, "lfw_dev_full", r.accuracy, r.pairs)
     assert r.fell_back <= 30

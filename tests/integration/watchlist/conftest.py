@@ -38,8 +38,5 @@ def wl_settings(settings_for) -> Settings:
 
 
 @pytest.fixture
-def demo_faces(shared_faces: Path) -> Path:
-    d = shared_faces / "face_recognition_demo"
-    if not d.is_dir():
-        pytest.skip(f"{d} is absent (shared face data)")
-    return d
+def demo_faces(face_data: Path) -> Path:
+    return face_data / "face_recognition_demo"

@@ -129,9 +129,9 @@ def test_deployment_commands(lfr, models_dir) -> None:
     ]
 
 
-def test_watchlist_commands_and_broken_audit(lfr, models_dir, shared_faces: Path, wl_settings) -> None:
+def test_watchlist_commands_and_broken_audit(lfr, models_dir, face_data: Path, wl_settings) -> None:
     run, _ = lfr
-    demo = shared_faces / "face_recognition_demo"
+    demo = face_data / "face_recognition_demo"
     res = run(
         "watchlist",
         "enrol",
@@ -180,12 +180,12 @@ def test_watchlist_commands_and_broken_audit(lfr, models_dir, shared_faces: Path
     assert res.exit_code == 1 and f"BROKEN at record {seq + 1}" in res.output
 
 
-def test_csv_import_prints_a_summary_with_each_rejection(lfr, shared_faces: Path, tmp_path: Path) -> None:
+def test_csv_import_prints_a_summary_with_each_rejection(lfr, face_data: Path, tmp_path: Path) -> None:
     import cv2
     import numpy as np
 
     run, _ = lfr
-    known = shared_faces / "face_recognition_demo" / "known_people"
+    known = face_data / "face_recognition_demo" / "known_people"
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "a.jpg").write_bytes((known / "obama" / "obama.jpg").read_bytes())

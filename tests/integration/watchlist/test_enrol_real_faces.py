@@ -1,8 +1,8 @@
 """Enrolment of real photos into the real stack: search, delete, bulk import and the audit chain.
 
-Needs the shared face data (skips with a one-line reason without it) and the built models. The photos are
-public-figure images from face_recognition's examples (see shared/data/faces/README.md). Probes are other
-photos of the same people, so "found" means the embedder and the store agree across photos.
+Needs the test face data (tests/fixtures/README.md) and the built models. The photos are public-figure
+images from face_recognition's examples. Probes are other photos of the same people, so "found" means the
+embedder and the store agree across photos.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from lfr.watchlist.enrol import EnrolmentRejected, RejectCode
 from lfr.watchlist.service import open_service, own_chain
 from lfr.watchlist.store import SubjectMeta
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 
 # subject id (a reference number, as forces use) -> enrolment photo, display name
 ENROL = {
