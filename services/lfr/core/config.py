@@ -21,6 +21,9 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from lfr.vision.detectors.mtcnn_settings import MtcnnSettings
+from lfr.vision.detectors.yunet_settings import YunetSettings
+
 STACK_STATE_FILE = "stack.json"
 
 
@@ -147,54 +150,13 @@ class ModelSettings(BaseModel):
     )
 
 
-class YunetSettings(BaseModel):
-    """Settings of the YuNet detector plug-in (lfr.vision.detectors.yunet)."""
+class DetectorSettings(MtcnnSettings):
+    """Settings every detector shares, composed with each plug-in's own (lfr.vision.detectors.*_settings):
+    MTCNN's keys sit at this level, YuNet's in the ``yunet`` section."""
 
-    score_threshold: float = Field(
-        0.6, ge=0, le=1, description="faces scoring below this (sqrt of class x objectness) are dropped"
-    )
-    nms_threshold: float = Field(0.3, gt=0, le=1, description="IoU above which the lower-scored box goes")
-    landmarks: Literal["onet", "yunet"] = Field(
-        "onet",
-        description="onet: MTCNN's O-Net places the five points in each YuNet box (scheme mtcnn5; the "
-        "chips recognise better, docs/models.md); yunet: YuNet's own points (scheme yunet5)",
-    )
-    onet_card: str = Field("mtcnn", description="the MTCNN card whose O-Net refines the landmarks")
-    reliable_face_px: int = Field(
-        20,
-        ge=8,
-        description="smallest face width YuNet finds reliably; frames are shrunk so that "
-        "detector.min_face_px maps to this (never enlarged): most of YuNet's speed on large frames",
-    )
-
-
-class DetectorSettings(BaseModel):
     min_face_px: int = Field(40, ge=12)
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
-    first_level_thresholds: tuple[float, ...] = Field(
-        (0.8, 0.7),
-        description="P-Net thresholds for the finest pyramid levels (smallest faces), finest first; later "
-        "levels use thresholds[0]. The finest levels hold most of a frame's pixels and so most of P-Net's "
-        "false candidates; () restores the reference cascade",
-    )
-    scale_factor: float = Field(0.709, gt=0.1, lt=1.0)
     max_image_pixels: int = Field(40_000_000, gt=0, description="larger inputs are refused, not decoded")
     yunet: YunetSettings = Field(default_factory=YunetSettings)
-
-    @field_validator("thresholds", "first_level_thresholds")
-    @classmethod
-    def _probabilities(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        """The nets output probabilities: a threshold outside [0, 1] admits everything or nothing."""
-        for t in v:
-            if not 0.0 <= t <= 1.0:
-                raise ValueError(f"detector threshold {t} is outside [0, 1]")
-        return v
-
-    def pnet_threshold(self, level: int) -> float:
-        """P-Net's threshold on pyramid level ``level`` (0 = the finest level, the smallest faces)."""
-        if level < len(self.first_level_thresholds):
-            return self.first_level_thresholds[level]
-        return self.thresholds[0]
 
 
 # The confident-face score of a detector card that does not state its own (MTCNN's scale).

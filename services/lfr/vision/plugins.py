@@ -7,10 +7,12 @@ unknown type with the same clear message, so adding a third kind of model needs 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from lfr.core.config import Settings
 from lfr.vision.cards import CardError, ModelCard
+
+if TYPE_CHECKING:  # settings compose the plug-ins' own settings modules: no import cycle at run time
+    from lfr.core.config import Settings
 
 T = TypeVar("T")
 
