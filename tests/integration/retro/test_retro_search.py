@@ -1,8 +1,8 @@
 """Retrospective search against the real embedded stack (broker, Redis, Milvus Lite) and real photos.
 
-Needs ../shared/data/faces (skipped with a one-line reason when absent) and the built default models.
-One module-scoped gallery (the deepface photos, topped up with synthetic vectors to 5,000 rows) serves the
-search tests; the 200,000-vector gallery runs under ``slow``.
+Needs the test face data (tests/fixtures/README.md) and the built default models. One module-scoped
+gallery (the test set's deepface photos, topped up with synthetic vectors to 5,000 rows) serves the search
+tests; the 200,000-vector gallery (all 61 deepface photos, from the shared data) runs under ``slow``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from lfr.bench.search import real_embeddings
 from lfr.core.audit import read_all
 from lfr.core.config import Settings
+from lfr.core.images import list_images
 from lfr.core.redis_client import make_redis
 from lfr.retro.cases import CaseStore
 from lfr.retro.gallery import Gallery, import_folder, synthetic_embeddings
@@ -31,9 +32,12 @@ from lfr.retro.schemas import MissingJustificationError
 from lfr.retro.search import AUDIT_ACTION, retrospective_search
 from lfr.vision import FaceAnalyzer
 
-pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
+pytestmark = [pytest.mark.integration]
 
 MULTI_FACE = "facenet_pytorch_samples/multi_face/multiface.jpg"
+GALLERY_PHOTOS = "deepface_testset/images"  # one folder per identity
+# Real faces that are in no gallery: the seed of the synthetic rows and the held-out bench probes.
+OTHER_FACES = "face_recognition_demo"
 VIDEO = "facenet_pytorch_samples/video/video.mp4"
 REASON = "identify suspect seen on CCTV at the scene"
 
@@ -53,18 +57,19 @@ def analyzer(settings: Settings) -> FaceAnalyzer:
 
 @pytest.fixture(scope="module")
 def gallery(
-    settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path, tmp_path_factory
+    settings: Settings, analyzer: FaceAnalyzer, face_data: Path, tmp_path_factory
 ) -> Iterator[Gallery]:
     g = Gallery(settings, f"test_{uuid.uuid4().hex[:8]}", analyzer.embedder.card)
+    photos = len(list_images(face_data / GALLERY_PHOTOS))
     report = import_folder(
         g,
-        shared_faces / "deepface_testset" / "images",
+        face_data / GALLERY_PHOTOS,
         analyzer,
         checkpoint=tmp_path_factory.mktemp("ckpt") / "c",
     )
-    assert report.imported == 61 and report.failed_to_enrol == 0
-    real = real_embeddings(analyzer, shared_faces / "lfw_pairs_dev" / "images", 40)
-    syn = synthetic_embeddings(real, 5000 - 61, seed=2)
+    assert report.imported == photos >= 5 and report.failed_to_enrol == 0
+    real = real_embeddings(analyzer, face_data / OTHER_FACES, 40)
+    syn = synthetic_embeddings(real, 5000 - photos, seed=2)
     g.upsert([f"synthetic-{i}" for i in range(len(syn))], [f"synthetic/{i}" for i in range(len(syn))], syn)
     g.flush()
     assert g.count() == 5000
@@ -85,20 +90,20 @@ async def _audit_for(settings: Settings, case: str) -> list:
     return [e for e in await read_all(settings) if e.action == AUDIT_ACTION and e.target == f"case:{case}"]
 
 
-async def test_search_without_case_or_reason_is_refused(settings: Settings, shared_faces: Path) -> None:
+async def test_search_without_case_or_reason_is_refused(settings: Settings, face_data: Path) -> None:
     before = len(await read_all(settings))
     with pytest.raises(MissingJustificationError, match="case reference"):
-        await retrospective_search(settings, shared_faces / MULTI_FACE, "", REASON, "pc-1", gallery="x")
+        await retrospective_search(settings, face_data / MULTI_FACE, "", REASON, "pc-1", gallery="x")
     with pytest.raises(MissingJustificationError, match="reason"):
-        await retrospective_search(settings, shared_faces / MULTI_FACE, "OP-9", " ", "pc-1", gallery="x")
+        await retrospective_search(settings, face_data / MULTI_FACE, "OP-9", " ", "pc-1", gallery="x")
     assert len(await read_all(settings)) == before, "a refused search decodes and records nothing"
 
 
 async def test_multi_face_photo_gets_one_candidate_list_per_face(
-    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, shared_faces: Path
+    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, face_data: Path
 ) -> None:
     case = f"OP-{uuid.uuid4().hex[:6]}"
-    photo = shared_faces / MULTI_FACE
+    photo = face_data / MULTI_FACE
     expected_faces = len(analyzer.analyse(_img(photo)))
     assert expected_faces >= 4
     result = await retrospective_search(
@@ -139,9 +144,9 @@ async def test_multi_face_photo_gets_one_candidate_list_per_face(
 
 
 async def test_enrolled_photo_finds_its_own_record_first(
-    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, shared_faces: Path
+    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, face_data: Path
 ) -> None:
-    probe = shared_faces / "deepface_testset" / "images" / "id05" / "img16.jpg"
+    probe = face_data / GALLERY_PHOTOS / "id05" / "img16.jpg"
     result = await retrospective_search(
         settings, probe, "OP-self", REASON, "pc-1", gallery=gallery.name, analyzer=analyzer
     )
@@ -151,14 +156,14 @@ async def test_enrolled_photo_finds_its_own_record_first(
 
 
 async def test_watchlist_search_and_failed_target_is_audited(
-    settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path
+    settings: Settings, analyzer: FaceAnalyzer, face_data: Path
 ) -> None:
     from lfr.watchlist.store import SubjectMeta, WatchlistStore
 
     store = WatchlistStore(settings, analyzer.embedder.card)
     wl = f"wl-{uuid.uuid4().hex[:6]}"
-    ids = shared_faces / "deepface_testset" / "images"
-    for sid in ("id01", "id05"):
+    ids = face_data / GALLERY_PHOTOS
+    for sid in ("id11", "id05"):
         face = analyzer.enrol(_img(sorted((ids / sid).glob("*.jpg"))[0]))
         store.upsert_subject(
             SubjectMeta(subject_id=sid, watchlist_id=wl), face.embedding, uuid.uuid4().hex * 2
@@ -168,7 +173,7 @@ async def test_watchlist_search_and_failed_target_is_audited(
         settings, probe, "OP-wl", REASON, "pc-2", watchlist_ids=[wl], analyzer=analyzer
     )
     cands = result.faces[0].candidates
-    assert [c.subject_id for c in cands] == ["id05", "id01"] and cands[0].watchlist_id == wl
+    assert [c.subject_id for c in cands] == ["id05", "id11"] and cands[0].watchlist_id == wl
     assert cands[0].clears_threshold and not cands[1].clears_threshold
 
     with pytest.raises(Exception):  # noqa: B017  (the gallery does not exist: Milvus or GalleryError)
@@ -180,7 +185,7 @@ async def test_watchlist_search_and_failed_target_is_audited(
 
 
 async def test_video_search_returns_best_shot_per_track(
-    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, shared_faces: Path
+    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, face_data: Path
 ) -> None:
     from lfr.core.audit import AuditLog
     from lfr.core.bus import make_producer
@@ -197,7 +202,7 @@ async def test_video_search_returns_best_shot_per_track(
             CaseStore(settings, redis),
             sample_fps=2.0,
         )
-        result = await searcher.search(shared_faces / VIDEO, "OP-video", REASON, "pc-3", gallery=gallery.name)
+        result = await searcher.search(face_data / VIDEO, "OP-video", REASON, "pc-3", gallery=gallery.name)
     finally:
         await producer.stop()
         await redis.aclose()
@@ -209,13 +214,13 @@ async def test_video_search_returns_best_shot_per_track(
 
 
 async def test_each_case_keeps_its_own_retention_period(
-    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, shared_faces: Path
+    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, face_data: Path
 ) -> None:
     """Set by the first search, kept by searches that ask for nothing, changed for the whole case (and
     audited) by one that asks for another period, refused above the maximum; other cases unaffected."""
     from lfr.retro.search import RetroSearchError
 
-    probe = shared_faces / "deepface_testset" / "images" / "id05" / "img16.jpg"
+    probe = face_data / GALLERY_PHOTOS / "id05" / "img16.jpg"
     case, other = f"OP-ret-{uuid.uuid4().hex[:6]}", f"OP-other-{uuid.uuid4().hex[:6]}"
 
     async def search(case_ref: str, days: int | None):  # type: ignore[no-untyped-def]
@@ -261,7 +266,7 @@ async def test_each_case_keeps_its_own_retention_period(
         await r.aclose()
 
 
-def test_gallery_index_bench_command(settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path) -> None:
+def test_gallery_index_bench_command(settings: Settings, analyzer: FaceAnalyzer, face_data: Path) -> None:
     """``lfr bench gallery`` on a small gallery: real held-out probes, exact FLAT, and IVF_FLAT probing every
     list against probing one."""
     from lfr.bench.search import parse_index_option, run_gallery_bench
@@ -270,11 +275,11 @@ def test_gallery_index_bench_command(settings: Settings, analyzer: FaceAnalyzer,
         parse_index_option(x) for x in ("FLAT", "IVF_FLAT:nlist=32:nprobe=32", "IVF_FLAT:nlist=32:nprobe=1")
     ]
     r = run_gallery_bench(
-        settings, vectors=3000, faces_dir=shared_faces / "lfw_pairs_dev" / "images", real_max=40,
+        settings, vectors=3000, faces_dir=face_data / OTHER_FACES, real_max=20,
         queries=12, top_k=10, options=options, analyzer=analyzer,
     )  # fmt: skip
     assert r["rows"] == 3000 and r["queries"] == 12 and r["probes"] == "real faces not in the gallery"
-    assert r["real_faces"] == 40 and r["synthetic"] == 2960
+    assert r["real_faces"] == 20 and r["synthetic"] == 2980
     flat, ivf_all, ivf_one = r["indexes"]
     assert flat["recall_at_10"] == 1.0, "FLAT is exact"
     # Milvus Lite's IVF misses a few true neighbours even when probing every list (0.89-0.97 measured: its
@@ -291,7 +296,7 @@ def test_gallery_index_bench_command(settings: Settings, analyzer: FaceAnalyzer,
 
 
 def test_cli_bench_gallery_prints_one_json_object(
-    settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, analyzer: FaceAnalyzer, face_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``lfr bench gallery --json`` end to end on a small gallery, with comma-separated index options."""
     import typer
@@ -308,7 +313,7 @@ def test_cli_bench_gallery_prints_one_json_object(
     args = ["gallery", "--json", "--vectors", "500", "--queries", "5", "--real-max", "10"]
     args += [
         "--faces",
-        str(shared_faces / "lfw_pairs_dev" / "images"),
+        str(face_data / OTHER_FACES),
         "--index",
         "FLAT,IVF_FLAT:nlist=8:nprobe=8",
     ]
@@ -375,9 +380,9 @@ async def test_cli_refuses_footage_longer_than_the_limit(
 
 
 def test_import_resumes_after_interruption(
-    settings: Settings, analyzer: FaceAnalyzer, shared_faces: Path, tmp_path: Path
+    settings: Settings, analyzer: FaceAnalyzer, face_data: Path, tmp_path: Path
 ) -> None:
-    src = shared_faces / "face_recognition_demo" / "known_people"
+    src = face_data / "face_recognition_demo" / "knn_examples" / "train"
     g = Gallery(settings, f"resume_{uuid.uuid4().hex[:6]}", analyzer.embedder.card)
     ckpt = tmp_path / "ckpt"
     batches: list[int] = []
@@ -403,7 +408,7 @@ def test_import_resumes_after_interruption(
 
 
 async def test_api_search_roles_refusal_and_case_listing(
-    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, shared_faces: Path, tmp_path: Path
+    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, face_data: Path, tmp_path: Path
 ) -> None:
     from lfr.api import routes_search
     from lfr.api.context import ApiContext
@@ -421,7 +426,7 @@ async def test_api_search_roles_refusal_and_case_listing(
         s, analyzer, app.state.ctx.audit, CaseStore(s, app.state.ctx.redis), max_video_s=1.0
     )
     app.include_router(routes_search.router)
-    photo = (shared_faces / MULTI_FACE).read_bytes()
+    photo = (face_data / MULTI_FACE).read_bytes()
     case = f"OP-api-{uuid.uuid4().hex[:4]}"
     form = {"case_ref": case, "reason": REASON, "gallery": gallery.name, "top_k": "2"}
     try:
