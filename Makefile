@@ -10,7 +10,7 @@ PROTO_OUT := $(patsubst proto/%.proto,services/%_pb2.py,$(PROTO_SRC))
 MODELS_STAMP := .lfr/models/.built
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast test-slow lint format bench browser-deps proto models clean stack-up stack-down \
+.PHONY: setup demo test test-fast test-slow lint format settings-table bench browser-deps proto models clean stack-up stack-down \
 	sbom sbom-file fuzz
 
 setup: $(STAMP) $(PROTO_OUT) $(MODELS_STAMP)
@@ -80,6 +80,11 @@ lint: setup
 format: setup
 	$(BIN)/ruff format services tests load-tests
 	$(BIN)/ruff check --fix services tests load-tests
+
+# The README's settings table is generated from the settings classes (tests/unit/core/test_config_doc.py
+# fails when it is stale).
+settings-table: setup
+	$(BIN)/python -m lfr.core.config_doc README.md
 
 bench: setup
 	$(BIN)/lfr bench models --json

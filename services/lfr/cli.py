@@ -50,10 +50,24 @@ def _global(
 
 # ---- config ---------------------------------------------------------------------------------------------
 @config_app.command("show")
-def config_show(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Print the effective settings with every secret masked."""
-    doc = masked_dump(cli_settings())
-    typer.echo(json.dumps(doc, indent=2) if as_json else yaml.safe_dump(doc, sort_keys=False))
+def config_show(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    doc: Annotated[
+        bool, typer.Option("--doc", help="the documented tree (key, type, default, description) instead")
+    ] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="with --doc: the README's settings table")
+    ] = False,
+) -> None:
+    """Print the effective settings with every secret masked (or, with --doc, what each setting means)."""
+    if doc or markdown:
+        from lfr.core.config_doc import render_markdown, render_tree, settings_doc
+
+        docs = settings_doc()
+        typer.echo(render_markdown(docs) if markdown else render_tree(docs), nl=False)
+        return
+    doc_tree = masked_dump(cli_settings())
+    typer.echo(json.dumps(doc_tree, indent=2) if as_json else yaml.safe_dump(doc_tree, sort_keys=False))
 
 
 # ---- stack ----------------------------------------------------------------------------------------------

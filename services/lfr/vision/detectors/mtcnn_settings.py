@@ -15,14 +15,18 @@ from pydantic import BaseModel, Field, field_validator
 class MtcnnSettings(BaseModel):
     """The MTCNN cascade's settings (P-Net, R-Net and O-Net thresholds; pyramid factor)."""
 
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    thresholds: tuple[float, float, float] = Field(
+        (0.6, 0.7, 0.7), description="P-Net, R-Net and O-Net probability thresholds of the MTCNN cascade"
+    )
     first_level_thresholds: tuple[float, ...] = Field(
         (0.8, 0.7),
         description="P-Net thresholds for the finest pyramid levels (smallest faces), finest first; later "
         "levels use thresholds[0]. The finest levels hold most of a frame's pixels and so most of P-Net's "
         "false candidates; () restores the reference cascade",
     )
-    scale_factor: float = Field(0.709, gt=0.1, lt=1.0)
+    scale_factor: float = Field(
+        0.709, gt=0.1, lt=1.0, description="MTCNN image pyramid factor between levels"
+    )
 
     @field_validator("thresholds", "first_level_thresholds")
     @classmethod
