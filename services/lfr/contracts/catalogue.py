@@ -7,9 +7,13 @@ which field identifies a record for de-duplication, and the delivery rule a read
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import Any
 
+from lfr.contracts.descriptors import ContractError
 from lfr.core import topics
+from lfr.core.topics import TopicSpec
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -24,12 +28,31 @@ AT_LEAST_ONCE = (
 class TopicContract:
     topic: str
     channel_id: str
-    message: str  # full protobuf name
+    message: str  # full protobuf name, or "" for a topic whose payload is a JSON model or opaque
     content_type: str
     audience: str  # "subscribers" or "internal"
-    identity: str  # payload field that identifies a record (correlation id)
+    identity: str  # payload field that identifies a record (correlation id); "" when none
     semantics: str
     consumer_group: str = ""  # LFR's own consumer group, for topics LFR reads
+    json_model: str = ""  # "module:Class" of the pydantic model a JSON topic carries
+    opaque: bool = False  # the payload belongs to a library (faust table changelogs)
+
+    @property
+    def message_name(self) -> str:
+        """The payload's name in the document: the protobuf type, the model class, or the channel."""
+        if self.message:
+            return self.message
+        if self.json_model:
+            return self.json_model.rsplit(":", 1)[-1]
+        return self.channel_id[:1].upper() + self.channel_id[1:]
+
+
+def json_model(path: str) -> Any:
+    module, _, name = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ContractError(f"payload model {path} not found: {exc}") from exc
 
 
 ALERT_SEMANTICS_RAISED = (
@@ -134,7 +157,49 @@ CONTRACTS: tuple[TopicContract, ...] = (
         "every subscriber this topic.",
         consumer_group="lfr-embedder",
     ),
+    TopicContract(
+        topics.OPS_EVENTS,
+        "opsEvents",
+        "",
+        JSON,
+        "subscribers",
+        "",
+        f"{AT_LEAST_ONCE} Operations events from the monitor (a camera going silent or recovering, a "
+        "deployment's alert rate jumping or returning to normal), for operations dashboards and paging.",
+        json_model="lfr.monitor.schema:OpsEvent",
+    ),
+    TopicContract(
+        topics.CAMERA_STATS,
+        "cameraStats",
+        "",
+        JSON,
+        "internal",
+        "",
+        f"{AT_LEAST_ONCE} Internal: per-camera counts (frames, faces, crops) that ingest reports every few "
+        "seconds for the monitor stage. Counts only, no biometric data; the record shape is internal and may "
+        "change within v1.",
+        consumer_group="lfr-monitor",
+        opaque=True,
+    ),
 )
+
+CHANGELOG_SEMANTICS = (
+    "Internal: a faust table changelog of the operations monitor (compacted), written and read only by "
+    "the monitor stage in faust's own encoding. Not for subscribers."
+)
+
+
+def contract_for(spec: TopicSpec) -> TopicContract:
+    """The contract of one topic; a topic without one stops generation (every topic is documented)."""
+    for c in CONTRACTS:
+        if c.topic == spec.name:
+            return c
+    if spec.name.endswith("-changelog"):
+        words = spec.name.removesuffix("-changelog").replace(".", "-").split("-")
+        channel = words[0] + "".join(w[:1].upper() + w[1:] for w in words[1:]) + "Changelog"
+        return TopicContract(spec.name, channel, "", JSON, "internal", "", CHANGELOG_SEMANTICS, opaque=True)
+    raise ContractError(f"topic {spec.name} has no contract: add it to lfr.contracts.catalogue.CONTRACTS")
+
 
 WIRE_VERSION_HEADER = "lfr-wire-version"
 WIRE_VERSION_NOTE = (
