@@ -190,6 +190,7 @@ def api() -> None:
 
 def _mount_optional() -> None:
     """Mount the service groups; each lives beside its service code."""
+    from lfr.admin import cli as watchlist_cli
     from lfr.alerting import cli as alerting_cli
     from lfr.bench.cli import bench_app
     from lfr.evaluation import cli as eval_cli
@@ -197,7 +198,6 @@ def _mount_optional() -> None:
     from lfr.modelbuild import cli as models_cli
     from lfr.redact import cli as redact_cli
     from lfr.retro import cli as retro_cli
-    from lfr.watchlist import cli as watchlist_cli
 
     app.add_typer(models_cli.app, name="models", help="Build and list face models.")
     app.add_typer(bench_app, name="bench")

@@ -89,7 +89,7 @@ async def test_operator_sees_alert_within_2s_and_confirms_it(
     maker = HitMaker(settings, jpeg=face_jpeg(7))
     async with (
         alerting_running(settings),
-        api_running(settings, {"subject_lookup": FakeWatchlist()}) as api,
+        api_running(settings, FakeWatchlist()) as api,
         HitProducer(settings) as producer,
     ):
         page = await browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""The purge hook behind ``lfr deployment stop --purge`` (contract in lfr.watchlist.service).
+"""The alert purge behind ``lfr deployment stop --purge`` and the API's stop-and-purge, handed to the
+watchlist services by their composition roots (lfr.admin.cli, lfr.api.context).
 
 Destroys the deployment's alert-retention key first, which makes every probe crop of the deployment unreadable
 wherever a copy lives (hits still on ``lfr.hits.v1``, broker and Redis backups), then deletes its alert

@@ -26,7 +26,6 @@ from lfr.core.config import Settings
 
 log = logging.getLogger(__name__)
 
-EXTRAS_KEY = "alert_hub"
 RESYNC = "__resync__"
 CLOSED = "__closed__"
 

@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 
 from lfr import __version__
+from lfr.api import errors
 from lfr.api.context import ApiContext
 from lfr.api.limits import ApiGuard
 from lfr.core.config import Settings
@@ -66,9 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def root() -> RedirectResponse:
         return RedirectResponse("/console/")
 
-    @app.exception_handler(ValueError)
-    async def value_error(_: Request, exc: ValueError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    errors.install(app)
 
     # Outermost last: CORS (closed unless origins are configured) wraps the guard, which wraps the routes.
     app.add_middleware(ApiGuard, api=settings.api)

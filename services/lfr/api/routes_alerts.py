@@ -17,13 +17,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import Response, StreamingResponse
-from redis.exceptions import RedisError
 from starlette.background import BackgroundTask
 
-from lfr.alerting.publish import AlertPublisher, Change, Revision
 from lfr.alerting.report import dashboard_from
 from lfr.alerting.schemas import (
     AdjudicationIn,
@@ -33,30 +30,18 @@ from lfr.alerting.schemas import (
     AlertOut,
     DashboardOut,
 )
-from lfr.alerting.store import (
-    AlertNotFound,
-    AlertState,
-    AlertStore,
-    AlreadyAdjudicated,
-    Outcome,
-    category_counter,
-)
-from lfr.alerting.stream import CLOSED, EXTRAS_KEY, RESYNC, AlertHub
-from lfr.alerting.subjects import subject_lookup
+from lfr.alerting.store import AlertState, AlertStore
+from lfr.alerting.stream import CLOSED, RESYNC
 from lfr.api.auth import Principal, require
-from lfr.api.context import ApiContext, get_ctx
-from lfr.core import stats, topics
-from lfr.core.crypto import DecryptFailed, DeploymentAlertKeys, KeyExpired, probe_aad
-from lfr.core.serde import encode
-from lfr.core.timeutil import ts_from_ms
-from lfr.v1.adjudication_pb2 import Adjudication
-from lfr.v1.adjudication_pb2 import Outcome as OutcomePb
+from lfr.api.context import ApiContext, Ctx
+from lfr.api.errors import domain_errors
+from lfr.core import stats
+from lfr.core.crypto import DecryptFailed, probe_aad
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
-Ctx = Annotated[ApiContext, Depends(get_ctx)]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Reader = Annotated[Principal, Depends(require("operator", "auditor"))]
 
@@ -67,38 +52,10 @@ NO_STORE = {
     "Pragma": "no-cache",
     "X-Content-Type-Options": "nosniff",
 }
-OUTCOME_PB = {
-    Outcome.MATCH: OutcomePb.OUTCOME_MATCH,
-    Outcome.NO_MATCH: OutcomePb.OUTCOME_NO_MATCH,
-    Outcome.UNABLE: OutcomePb.OUTCOME_UNABLE_TO_DECIDE,
-}
-OUTCOME_COUNTER = {
-    Outcome.MATCH: stats.ADJ_MATCH,
-    Outcome.NO_MATCH: stats.ADJ_NO_MATCH,
-    Outcome.UNABLE: stats.ADJ_UNDECIDED,
-}
 
 
 def _store(ctx: ApiContext) -> AlertStore:
     return AlertStore(ctx.settings, ctx.redis)
-
-
-def _hub(ctx: ApiContext) -> AlertHub:
-    hub = ctx.extras.get(EXTRAS_KEY)
-    if hub is None:
-        hub = AlertHub(ctx.settings, ctx.redis)
-        ctx.extras[EXTRAS_KEY] = hub
-    assert isinstance(hub, AlertHub)
-    return hub
-
-
-def _probe_keys(ctx: ApiContext) -> DeploymentAlertKeys:
-    keys = ctx.extras.get("probe_keys")
-    if keys is None:
-        keys = DeploymentAlertKeys(ctx.settings, ctx.redis)
-        ctx.extras["probe_keys"] = keys
-    assert isinstance(keys, DeploymentAlertKeys)
-    return keys
 
 
 async def _require_alert(ctx: ApiContext, alert_id: str) -> AlertState:
@@ -125,11 +82,9 @@ async def alert_stream(deployment_id: str, ctx: Ctx, _: Operator) -> StreamingRe
 
     Token in the Authorization header, or ``?access_token=`` for browsers' EventSource.
     """
-    hub = _hub(ctx)
-    try:
+    hub = ctx.alert_hub
+    with domain_errors():
         sub = await hub.subscribe(deployment_id)
-    except ConnectionError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     store = _store(ctx)
 
     async def snapshot() -> str:
@@ -188,7 +143,7 @@ async def get_alert(alert_id: str, ctx: Ctx, who: Reader) -> AlertDetailOut:
     operator = who.has("operator")
     out = AlertDetailOut(**AlertOut.from_state(state, include_note=operator).model_dump())
     if operator:
-        subject = await subject_lookup(ctx)(state.subject_id, state.watchlist_id)
+        subject = await ctx.subject_lookup(state.subject_id, state.watchlist_id)
         if subject:
             out.subject_display_name = str(subject.get("display_name") or "") or None
     return out
@@ -205,17 +160,13 @@ async def probe_image(alert_id: str, ctx: Ctx, who: Operator) -> Response:
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no probe image for this alert")
     blob, crop_id, deployment_id = found
-    try:
-        jpeg = await _probe_keys(ctx).open(deployment_id, blob, probe_aad(crop_id, deployment_id))
-    except KeyExpired:
-        raise HTTPException(
-            status.HTTP_410_GONE, "the probe image is deleted: its deployment was purged"
-        ) from None
-    except DecryptFailed:
-        log.warning("probe of alert %s failed authentication", alert_id)
-        raise HTTPException(
-            status.HTTP_500_INTERNAL_SERVER_ERROR, "probe image cannot be decrypted"
-        ) from None
+    keys = await ctx.probe_keys.get()
+    with domain_errors():
+        try:
+            jpeg = await keys.open(deployment_id, blob, probe_aad(crop_id, deployment_id))
+        except DecryptFailed:
+            log.warning("probe of alert %s failed authentication", alert_id)
+            raise
     await ctx.audit.append(
         who.name, "alert.view_probe", f"alert:{alert_id}", "", {"deployment_id": deployment_id}
     )
@@ -226,7 +177,7 @@ async def probe_image(alert_id: str, ctx: Ctx, who: Operator) -> Response:
 async def reference_image(alert_id: str, ctx: Ctx, who: Operator) -> Response:
     """The watchlist image of the alert's subject (from the watchlist store); never cached; audited."""
     state = await _require_alert(ctx, alert_id)
-    subject = await subject_lookup(ctx)(state.subject_id, state.watchlist_id)
+    subject = await ctx.subject_lookup(state.subject_id, state.watchlist_id)
     thumb = str((subject or {}).get("thumbnail") or "")
     if not thumb:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "the subject has no reference image (removed?)")
@@ -249,67 +200,12 @@ async def adjudicate(alert_id: str, body: AdjudicationIn, ctx: Ctx, who: Operato
     409 when the alert was already decided differently (decisions are never overwritten); repeating the
     same decision returns 200 with ``recorded_now`` false and finishes any step a failure interrupted.
     """
-    store = _store(ctx)
-    try:
-        state, recorded_now = await store.adjudicate(alert_id, body.outcome, who.name, body.note)
-    except AlertNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert (or purged under retention)") from None
-    except AlreadyAdjudicated as exc:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"already decided: {exc.state.adj_outcome} by {exc.state.adj_officer}",
-        ) from None
-    outcome = Outcome(state.adj_outcome)
-    try:
-        if "published" not in state.adj_steps:
-            decision = Adjudication(
-                adjudication_id=state.adjudication_id,
-                alert_id=state.alert_id,
-                deployment_id=state.deployment_id,
-                outcome=OUTCOME_PB[outcome],
-                officer=state.adj_officer,
-                note=state.adj_note,
-                decided_at=ts_from_ms(state.adj_at),
-            )
-            await ctx.producer.send_and_wait(
-                topics.ADJUDICATIONS, encode(decision), key=state.deployment_id.encode()
-            )
-            await AlertPublisher(ctx.settings, ctx.redis, lambda: ctx.producer).publish(
-                [Revision(state, Change.ADJUDICATED)]
-            )
-            await store.add_adjudication_step(state, "published")
-        if "audited" not in state.adj_steps:
-            await ctx.audit.append(
-                actor=state.adj_officer,
-                action="alert.adjudicate",
-                target=alert_id,
-                reason=state.adj_note,
-                details={
-                    "deployment_id": state.deployment_id,
-                    "outcome": outcome.value,
-                    "adjudication_id": state.adjudication_id,
-                    "subject_id": state.subject_id,
-                    "watchlist_id": state.watchlist_id,
-                    "alert_revision": str(state.revision),
-                },
-            )
-            await store.add_adjudication_step(state, "audited")
-        if "counted" not in state.adj_steps:
-            name = OUTCOME_COUNTER[outcome]
-            await store.add_adjudication_step(
-                state, "counted", [name, category_counter(name, state.category)]
-            )
-    except (KafkaError, RedisError, OSError, TimeoutError) as exc:
-        log.warning("adjudication of alert %s recorded but not fully published: %s", alert_id, exc)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "decision recorded but not yet published; send the same decision again",
-        ) from None
-    log.info("alert %s adjudicated %s", alert_id, outcome.value)
+    with domain_errors():
+        decision = await ctx.adjudicator.decide(alert_id, body.outcome, who.name, body.note)
     return AdjudicationOut(
-        adjudication_id=state.adjudication_id,
-        alert=AlertOut.from_state(state, include_note=True),
-        recorded_now=recorded_now,
+        adjudication_id=decision.state.adjudication_id,
+        alert=AlertOut.from_state(decision.state, include_note=True),
+        recorded_now=decision.recorded_now,
     )
 
 

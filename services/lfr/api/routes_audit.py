@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from lfr.api.auth import Principal, require
-from lfr.api.routes_watchlists import ERRORS, Svc, domain_errors
+from lfr.api.context import Ctx
+from lfr.api.errors import ERRORS, domain_errors
 from lfr.core.csvsafe import render_rows
 from lfr.watchlist.schemas import AuditCheckOut, AuditEventOut
 
@@ -26,19 +27,19 @@ EXPORT_COLUMNS = ("seq", "time", "actor", "action", "target", "reason", "deploym
 
 
 @router.get("/verify", response_model=AuditCheckOut, responses=ERRORS, summary="Verify the audit hash chain")
-async def verify(who: Auditor, svc: Svc) -> AuditCheckOut:
+async def verify(who: Auditor, ctx: Ctx) -> AuditCheckOut:
     with domain_errors():
-        return await svc.verify_audit()
+        return await ctx.audit_trail.verify_audit()
 
 
 @router.get(
     "/events", response_model=list[AuditEventOut], responses=ERRORS, summary="The latest audit records"
 )
 async def events(
-    who: Auditor, svc: Svc, limit: Annotated[int, Query(ge=1, le=10_000)] = 50
+    who: Auditor, ctx: Ctx, limit: Annotated[int, Query(ge=1, le=10_000)] = 50
 ) -> list[AuditEventOut]:
     with domain_errors():
-        return await svc.audit_events(limit)
+        return await ctx.audit_trail.audit_events(limit)
 
 
 def deployment_of(event: AuditEventOut) -> str:
@@ -74,10 +75,10 @@ def _aware(t: datetime) -> datetime:
 
 
 async def _search(
-    svc: Svc, actor: str, action: str, deployment: str, since: datetime | None, until: datetime | None
+    ctx: Ctx, actor: str, action: str, deployment: str, since: datetime | None, until: datetime | None
 ) -> list[AuditEventOut]:
     with domain_errors():
-        every = await svc.audit_events(10**9)
+        every = await ctx.audit_trail.audit_events(10**9)
     return [e for e in every if matches(e, actor, action, deployment, since, until)]
 
 
@@ -98,7 +99,7 @@ Until = Annotated[datetime | None, Query(description="before this time")]
 )
 async def search(
     who: Auditor,
-    svc: Svc,
+    ctx: Ctx,
     actor: Actor = "",
     action: Action = "",
     deployment: Deployment = "",
@@ -106,7 +107,7 @@ async def search(
     until: Until = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
 ) -> list[AuditEventOut]:
-    found = await _search(svc, actor, action, deployment, since, until)
+    found = await _search(ctx, actor, action, deployment, since, until)
     return list(reversed(found))[:limit]
 
 
@@ -117,7 +118,7 @@ async def search(
 )
 async def export(
     who: Auditor,
-    svc: Svc,
+    ctx: Ctx,
     format: Annotated[Literal["csv", "json"], Query()] = "csv",
     actor: Actor = "",
     action: Action = "",
@@ -125,11 +126,11 @@ async def export(
     since: Since = None,
     until: Until = None,
 ) -> Response:
-    found = await _search(svc, actor, action, deployment, since, until)
+    found = await _search(ctx, actor, action, deployment, since, until)
     filters = {"actor": actor, "action": action, "deployment": deployment}
     filters |= {"since": since.isoformat() if since else "", "until": until.isoformat() if until else ""}
     with domain_errors():
-        await svc.audit.append(
+        await ctx.audit.append(
             who.name,
             "audit.export",
             "audit",

@@ -14,11 +14,11 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
 from lfr.api.auth import Principal, require
-from lfr.api.context import ApiContext, get_ctx
-from lfr.ingest.cameras import Camera, CameraConfigError, load_cameras
+from lfr.api.context import Ctx
+from lfr.api.errors import domain_errors
+from lfr.ingest.cameras import Camera, load_cameras
 from lfr.ingest.registry import CameraRegistry
 from lfr.ingest.status import read_status
-from lfr.watchlist.deployments import DeploymentStore
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 
@@ -27,7 +27,6 @@ Reader = Annotated[
     Principal,
     Depends(require("watchlist-admin", "authorising-officer", "operator", "auditor", "operations")),
 ]
-Ctx = Annotated[ApiContext, Depends(get_ctx)]
 
 
 class CameraOut(BaseModel):
@@ -76,12 +75,10 @@ async def list_cameras(who: Reader, ctx: Ctx) -> list[CameraOut]:
 @router.post("", status_code=201, response_model=CameraOut, summary="Add a camera to an existing deployment")
 async def add_camera(body: CameraIn, who: Admin, ctx: Ctx) -> CameraOut:
     camera = Camera.model_validate(body.model_dump(exclude={"reason"}))
-    if await DeploymentStore(ctx.settings, ctx.redis).get(camera.deployment_id) is None:
+    if await ctx.deployments.store.get(camera.deployment_id) is None:
         raise HTTPException(404, f"deployment {camera.deployment_id} does not exist")
-    try:
+    with domain_errors():
         await CameraRegistry(ctx.settings, ctx.redis).add(camera, who.name, ctx.audit, body.reason)
-    except CameraConfigError as exc:
-        raise HTTPException(409, str(exc)) from None
     return _out(camera, "api", None)
 
 

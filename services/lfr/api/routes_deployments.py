@@ -17,7 +17,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from lfr.api.auth import Principal, require
-from lfr.api.routes_watchlists import ERRORS, Svc, domain_errors
+from lfr.api.context import Ctx
+from lfr.api.errors import ERRORS, domain_errors
 from lfr.watchlist.deployments import DeploymentSpec
 from lfr.watchlist.schemas import DeploymentOut, StopIn, ThresholdIn
 
@@ -59,21 +60,21 @@ def _as_officer(who: Principal, named: str | None) -> str:
     responses=DEP_ERRORS,
     summary="Create a draft deployment; the response shows the false-alert rate to expect",
 )
-async def create_deployment(body: DeploymentSpec, who: Admin, svc: Svc) -> DeploymentOut:
+async def create_deployment(body: DeploymentSpec, who: Admin, ctx: Ctx) -> DeploymentOut:
     with domain_errors():
-        return await svc.create_deployment(body, who.name)
+        return await ctx.deployments.create_deployment(body, who.name)
 
 
 @router.get("", response_model=list[DeploymentOut], responses=DEP_ERRORS, summary="All deployments")
-async def list_deployments(who: Reader, svc: Svc) -> list[DeploymentOut]:
+async def list_deployments(who: Reader, ctx: Ctx) -> list[DeploymentOut]:
     with domain_errors():
-        return await svc.list_deployments()
+        return await ctx.deployments.list_deployments()
 
 
 @router.get("/{deployment_id}", response_model=DeploymentOut, responses=DEP_ERRORS, summary="One deployment")
-async def get_deployment(deployment_id: str, who: Reader, svc: Svc) -> DeploymentOut:
+async def get_deployment(deployment_id: str, who: Reader, ctx: Ctx) -> DeploymentOut:
     with domain_errors():
-        return await svc.get_deployment(deployment_id)
+        return await ctx.deployments.get_deployment(deployment_id)
 
 
 @router.post(
@@ -83,11 +84,11 @@ async def get_deployment(deployment_id: str, who: Reader, svc: Svc) -> Deploymen
     summary="Authorise a draft (by the officer it names, signed in)",
 )
 async def authorise(
-    deployment_id: str, who: Officer, svc: Svc, body: DecisionIn | None = None
+    deployment_id: str, who: Officer, ctx: Ctx, body: DecisionIn | None = None
 ) -> DeploymentOut:
     officer = _as_officer(who, body.officer if body else None)
     with domain_errors():
-        return await svc.authorise(deployment_id, officer, officer)
+        return await ctx.deployments.authorise(deployment_id, officer, officer)
 
 
 @router.post(
@@ -96,10 +97,10 @@ async def authorise(
     responses=DEP_ERRORS,
     summary="Refuse a draft with a reason (by the officer it names, signed in); it can never run",
 )
-async def refuse(deployment_id: str, body: RefuseIn, who: Officer, svc: Svc) -> DeploymentOut:
+async def refuse(deployment_id: str, body: RefuseIn, who: Officer, ctx: Ctx) -> DeploymentOut:
     officer = _as_officer(who, body.officer)
     with domain_errors():
-        return await svc.refuse(deployment_id, officer, body.reason)
+        return await ctx.deployments.refuse(deployment_id, officer, body.reason)
 
 
 @router.put(
@@ -108,9 +109,9 @@ async def refuse(deployment_id: str, body: RefuseIn, who: Officer, svc: Svc) -> 
     responses=DEP_ERRORS,
     summary="Switch the public transparency record on or off (by the officer who authorised it)",
 )
-async def publish(deployment_id: str, body: PublishIn, who: Officer, svc: Svc) -> DeploymentOut:
+async def publish(deployment_id: str, body: PublishIn, who: Officer, ctx: Ctx) -> DeploymentOut:
     with domain_errors():
-        return await svc.publish(deployment_id, who.name, body.published)
+        return await ctx.deployments.publish(deployment_id, who.name, body.published)
 
 
 @router.post(
@@ -119,9 +120,9 @@ async def publish(deployment_id: str, body: PublishIn, who: Officer, svc: Svc) -
     responses=DEP_ERRORS,
     summary="Start an authorised deployment inside its time window",
 )
-async def start(deployment_id: str, who: Admin, svc: Svc) -> DeploymentOut:
+async def start(deployment_id: str, who: Admin, ctx: Ctx) -> DeploymentOut:
     with domain_errors():
-        return await svc.start(deployment_id, who.name)
+        return await ctx.deployments.start(deployment_id, who.name)
 
 
 @router.post(
@@ -133,12 +134,12 @@ async def start(deployment_id: str, who: Admin, svc: Svc) -> DeploymentOut:
 async def stop(
     deployment_id: str,
     who: Admin,
-    svc: Svc,
+    ctx: Ctx,
     purge: Annotated[bool, Query(description="delete the deployment's alerts and probe images now")] = False,
     body: StopIn | None = None,
 ) -> DeploymentOut:
     with domain_errors():
-        return await svc.stop(deployment_id, who.name, purge, body.reason if body else "")
+        return await ctx.deployments.stop(deployment_id, who.name, purge, body.reason if body else "")
 
 
 @router.put(
@@ -147,6 +148,6 @@ async def stop(
     responses=DEP_ERRORS,
     summary="Change the match threshold (looser than the model's floor needs a reason)",
 )
-async def set_threshold(deployment_id: str, body: ThresholdIn, who: Admin, svc: Svc) -> DeploymentOut:
+async def set_threshold(deployment_id: str, body: ThresholdIn, who: Admin, ctx: Ctx) -> DeploymentOut:
     with domain_errors():
-        return await svc.set_threshold(deployment_id, body.threshold, body.reason, who.name)
+        return await ctx.deployments.set_threshold(deployment_id, body.threshold, body.reason, who.name)

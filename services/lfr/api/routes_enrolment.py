@@ -20,7 +20,9 @@ from fastapi import APIRouter, Depends, File, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from lfr.api.auth import Principal, require
-from lfr.api.routes_watchlists import ERRORS, Svc, _read_capped, _wl, domain_errors
+from lfr.api.context import Ctx
+from lfr.api.errors import ERRORS, domain_errors
+from lfr.api.routes_watchlists import _read_capped, _wl
 from lfr.watchlist.preview import preview
 
 router = APIRouter(prefix="/api/v1/watchlists", tags=["watchlists"])
@@ -71,16 +73,16 @@ async def preview_photo(
     watchlist_id: str,
     request: Request,
     who: Admin,
-    svc: Svc,
+    ctx: Ctx,
     image: Annotated[UploadFile, File(description="the photo to check")],
 ) -> PreviewOut:
     wl = _wl(watchlist_id)
-    data = await _read_capped(request, image, svc.settings.api.max_upload_bytes)
-    enroller = svc.enroller
+    data = await _read_capped(request, image, ctx.settings.api.max_upload_bytes)
+    enroller = ctx.subjects.enroller
     with domain_errors():
         # The enroller's lock: detectors keep per-call state, and an enrolment may be running.
-        result = await asyncio.to_thread(preview, enroller.analyzer, data, svc.settings, enroller._run_lock)
-        await svc.audit.append(
+        result = await asyncio.to_thread(preview, enroller.analyzer, data, ctx.settings, enroller._run_lock)
+        await ctx.audit.append(
             who.name,
             "watchlist.preview",
             wl,
@@ -104,7 +106,7 @@ async def preview_photo(
     responses=ERRORS,
     summary="Record the totals of a bulk import run from the console (each image was audited as enrolled)",
 )
-async def record_import(watchlist_id: str, body: ImportRunIn, who: Admin, svc: Svc) -> ImportRunOut:
+async def record_import(watchlist_id: str, body: ImportRunIn, who: Admin, ctx: Ctx) -> ImportRunOut:
     wl = _wl(watchlist_id)
     rejected = sum(body.rejected_by_reason.values())
     details = {
@@ -116,5 +118,5 @@ async def record_import(watchlist_id: str, body: ImportRunIn, who: Admin, svc: S
     }
     details.update({f"rejected_{k[:40]}": str(v) for k, v in body.rejected_by_reason.items()})
     with domain_errors():
-        event = await svc.audit.append(who.name, "watchlist.import", wl, body.reason, details)
+        event = await ctx.audit.append(who.name, "watchlist.import", wl, body.reason, details)
     return ImportRunOut(watchlist_id=wl, audit_seq=event.seq)

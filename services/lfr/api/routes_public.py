@@ -17,7 +17,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from lfr.alerting.report import build_report
-from lfr.api.routes_watchlists import Svc
+from lfr.api.context import Ctx
 from lfr.core import stats
 from lfr.watchlist.deployments import Deployment, DeploymentStatus
 
@@ -47,9 +47,9 @@ def finished(dep: Deployment, now: datetime) -> bool:
     return ran and (dep.status == DeploymentStatus.STOPPED or dep.ends_at <= now)
 
 
-async def _size(svc: Svc, dep: Deployment) -> int | None:
+async def _size(ctx: Ctx, dep: Deployment) -> int | None:
     try:
-        store = svc.store_for(dep.embedder_model)
+        store = ctx.watchlist_stores.store_for(dep.embedder_model)
         return await asyncio.to_thread(store.count, list(dep.watchlist_ids), None)
     except Exception as exc:  # the record is still worth publishing without the size
         log.warning("watchlist size unavailable for %s: %s", dep.deployment_id, type(exc).__name__)
@@ -61,13 +61,13 @@ async def _size(svc: Svc, dep: Deployment) -> int | None:
     response_model=list[PublicRecord],
     summary="Finished deployments whose authorising officer published them; no login, no personal data",
 )
-async def public_deployments(svc: Svc, response: Response) -> list[PublicRecord]:
+async def public_deployments(ctx: Ctx, response: Response) -> list[PublicRecord]:
     now = datetime.now(UTC)
     out = []
-    for dep in await svc.deployments.list():
+    for dep in await ctx.deployments.store.list():
         if not (dep.published and finished(dep, now)):
             continue
-        r = build_report(dep.deployment_id, await stats.totals(svc.redis, svc.settings, dep.deployment_id))
+        r = build_report(dep.deployment_id, await stats.totals(ctx.redis, ctx.settings, dep.deployment_id))
         out.append(
             PublicRecord(
                 deployment_id=dep.deployment_id,
@@ -76,7 +76,7 @@ async def public_deployments(svc: Svc, response: Response) -> list[PublicRecord]
                 ends_at=dep.ends_at,
                 ran_from=dep.started_at,
                 ran_until=dep.stopped_at,
-                watchlist_size=await _size(svc, dep),
+                watchlist_size=await _size(ctx, dep),
                 faces_analysed=r.faces_analysed,
                 alerts=r.alerts,
                 confirmed=r.confirmed,

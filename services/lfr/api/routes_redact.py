@@ -16,7 +16,6 @@ the files live in lfr.redact.jobs (per replica; see there).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,13 @@ from fastapi.responses import FileResponse
 from lfr.api.auth import Principal, Role, require
 from lfr.api.context import ApiContext, get_ctx
 from lfr.api.routes_search import _one, parse_multipart, read_limited
+from lfr.core.images import IMAGE_SUFFIXES
 from lfr.redact.engine import RedactError
 from lfr.redact.jobs import Job, JobRegistry
 from lfr.redact.masks import STYLES
 from lfr.redact.media import VIDEO_SUFFIXES
 from lfr.redact.service import (
-    IMAGE_SUFFIXES,
     MissingJustificationError,
-    Redactor,
     RedactRequest,
     check_justification,
     check_request,
@@ -41,20 +39,6 @@ from lfr.redact.service import (
 
 router = APIRouter(prefix="/api/v1", tags=["evidence redaction"])
 ROLES: tuple[Role, ...] = ("operator", "watchlist-admin")
-
-
-async def registry(ctx: ApiContext) -> JobRegistry:
-    """One registry per process; the detector loads in a thread on first use."""
-    lock: asyncio.Lock = ctx.extras.setdefault("redact_lock", asyncio.Lock())
-    async with lock:
-        reg = ctx.extras.get("redact_jobs")
-        if reg is None:
-            from lfr.redact.engine import FaceFinder
-
-            finder = await asyncio.to_thread(FaceFinder, ctx.settings)
-            reg = JobRegistry(Redactor(ctx.settings, ctx.audit, finder=finder))
-            ctx.extras["redact_jobs"] = reg
-    return reg
 
 
 def _list(fields: dict[str, list[str]], name: str) -> list[str]:
@@ -90,7 +74,7 @@ async def create_redaction(
     keep_text = _list(fields, "keep_tracks")
     if not all(t.isdigit() for t in keep_text):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "keep_tracks must be track numbers")
-    reg = await registry(ctx)
+    reg = await ctx.redaction.get()
     job_id, folder = reg.folder()
     source = folder / f"upload{suffix}"
     source.write_bytes(uploads[0].data)
@@ -120,7 +104,7 @@ async def create_redaction(
 
 
 async def _job(ctx: ApiContext, job_id: str) -> tuple[JobRegistry, Job]:
-    reg = await registry(ctx)
+    reg = await ctx.redaction.get()
     job = reg.get(job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no redaction job {job_id} on this replica")

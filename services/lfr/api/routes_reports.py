@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 
 from lfr.alerting.report import DeploymentReport, build_report, render_csv
 from lfr.api.auth import Principal, require
-from lfr.api.routes_watchlists import ERRORS, Svc, domain_errors
+from lfr.api.context import Ctx
+from lfr.api.errors import ERRORS, domain_errors
 from lfr.core import stats
 from lfr.core.redis_client import text
 from lfr.watchlist.deployments import Deployment
@@ -43,15 +44,15 @@ class TimeBin(BaseModel):
 
 class ReportOut(BaseModel):
     report: DeploymentReport
-    window_start: str = Field(description="the timeline's first minute (the deployment's start)")
+    window_start: str = Field(description="the timeline's first minute (the deployment window's start)")
     window_end: str
     timeline: list[TimeBin]
 
 
 def window(dep: Deployment, now: datetime | None = None) -> tuple[datetime, datetime]:
-    """From when it started (or was due to) until it stopped, ended, or now, whichever is first."""
+    """From the start of its window until it stopped, ended, or now, whichever is first."""
     t = now or datetime.now(UTC)
-    start = dep.started_at or dep.starts_at
+    start = min(dep.starts_at, dep.started_at or dep.starts_at)
     end = min(t, dep.stopped_at or dep.ends_at, dep.ends_at)
     return start, max(start, end)
 
@@ -65,12 +66,12 @@ def bins(start_s: int, end_s: int, max_bins: int = MAX_BINS) -> list[tuple[int, 
     return [(first + i * 60, min(width, minutes - i)) for i in range(0, minutes, width)]
 
 
-async def timeline(svc: Svc, deployment_id: str, start: datetime, end: datetime) -> list[TimeBin]:
+async def timeline(ctx: Ctx, deployment_id: str, start: datetime, end: datetime) -> list[TimeBin]:
     plan = bins(int(start.timestamp()), int(end.timestamp()))
-    pipe = svc.redis.pipeline(transaction=False)
+    pipe = ctx.redis.pipeline(transaction=False)
     for first, n in plan:
         for m in range(n):
-            pipe.hgetall(stats.counter_keys(svc.settings, deployment_id, (first + 60 * m) * 1000)[1])
+            pipe.hgetall(stats.counter_keys(ctx.settings, deployment_id, (first + 60 * m) * 1000)[1])
     rows = iter(await pipe.execute())
     out = []
     for first, n in plan:
@@ -92,16 +93,16 @@ async def timeline(svc: Svc, deployment_id: str, start: datetime, end: datetime)
     return out
 
 
-async def full_report(svc: Svc, deployment_id: str) -> ReportOut:
+async def full_report(ctx: Ctx, deployment_id: str) -> ReportOut:
     with domain_errors():
-        dep = await svc.deployments.require(deployment_id)
-    totals = await stats.totals(svc.redis, svc.settings, deployment_id)
+        dep = await ctx.deployments.store.require(deployment_id)
+    totals = await stats.totals(ctx.redis, ctx.settings, deployment_id)
     start, end = window(dep)
     return ReportOut(
         report=build_report(deployment_id, totals),
         window_start=start.isoformat(),
         window_end=end.isoformat(),
-        timeline=await timeline(svc, deployment_id, start, end),
+        timeline=await timeline(ctx, deployment_id, start, end),
     )
 
 
@@ -111,8 +112,8 @@ async def full_report(svc: Svc, deployment_id: str) -> ReportOut:
     responses=ERRORS,
     summary="Transparency figures of a deployment, in total and over time",
 )
-async def report(deployment_id: str, who: Reader, svc: Svc) -> ReportOut:
-    return await full_report(svc, deployment_id)
+async def report(deployment_id: str, who: Reader, ctx: Ctx) -> ReportOut:
+    return await full_report(ctx, deployment_id)
 
 
 @router.get(
@@ -123,12 +124,12 @@ async def report(deployment_id: str, who: Reader, svc: Svc) -> ReportOut:
 async def export_report(
     deployment_id: str,
     who: Reader,
-    svc: Svc,
+    ctx: Ctx,
     format: Annotated[Literal["csv", "json"], Query()] = "csv",
 ) -> Response:
-    out = await full_report(svc, deployment_id)
+    out = await full_report(ctx, deployment_id)
     with domain_errors():
-        await svc.audit.append(
+        await ctx.audit.append(
             who.name, "report.export", deployment_id, "", {"deployment_id": deployment_id, "format": format}
         )
     headers = {"Content-Disposition": f'attachment; filename="lfr-report-{deployment_id}.{format}"'}

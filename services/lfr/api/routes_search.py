@@ -14,7 +14,6 @@ before parsing.
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import tempfile
@@ -26,8 +25,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from lfr.api.auth import Principal, require
 from lfr.api.context import ApiContext, get_ctx
+from lfr.api.errors import domain_errors
+from lfr.core.images import IMAGE_SUFFIXES
 from lfr.retro.cases import CaseRetentionError, CaseStore, check_retention_days
-from lfr.retro.gallery import GalleryError
 from lfr.retro.schemas import (
     CaseSearches,
     MissingJustificationError,
@@ -35,12 +35,10 @@ from lfr.retro.schemas import (
     check_case_ref,
     check_reason,
 )
-from lfr.retro.search import RetroSearcher, RetroSearchError
-from lfr.retro.video import VIDEO_SUFFIXES, VideoTooLongError
+from lfr.retro.video import VIDEO_SUFFIXES
 
 router = APIRouter(prefix="/api/v1", tags=["retrospective search"])
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _FORM_SCHEMA: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -124,21 +122,6 @@ def _one(fields: dict[str, list[str]], name: str) -> str | None:
     return values[-1] if values else None
 
 
-async def _searcher(ctx: ApiContext) -> RetroSearcher:
-    """One searcher per process: the face models load once (in a thread, not on the event loop that
-    serves the live alert streams), and sources (Milvus clients) are reused."""
-    lock: asyncio.Lock = ctx.extras.setdefault("retro_searcher_lock", asyncio.Lock())
-    async with lock:
-        searcher = ctx.extras.get("retro_searcher")
-        if searcher is None:
-            from lfr.vision import FaceAnalyzer
-
-            analyzer = await asyncio.to_thread(FaceAnalyzer, ctx.settings)
-            searcher = RetroSearcher(ctx.settings, analyzer, ctx.audit, CaseStore(ctx.settings, ctx.redis))
-            ctx.extras["retro_searcher"] = searcher
-    return searcher
-
-
 @router.post("/search", response_model=SearchResult, openapi_extra=_FORM_SCHEMA)
 async def search(
     request: Request,
@@ -175,11 +158,11 @@ async def search(
         check_retention_days(ctx.settings, retention_days)
     except CaseRetentionError as exc:  # before the face models load or the upload is written
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"search refused: {exc}") from None
-    searcher = await _searcher(ctx)
+    searcher = await ctx.retro.get()
     with tempfile.TemporaryDirectory(prefix="lfr-retro-") as tmp:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(uploads[0].data)
-        try:
+        with domain_errors():
             return await searcher.search(
                 path,
                 case_ref,
@@ -190,12 +173,6 @@ async def search(
                 int(top_k_text),
                 retention_days,
             )
-        except VideoTooLongError as exc:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
-        except (RetroSearchError, ValueError) as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-        except GalleryError as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
 
 
 @router.get("/cases/{case_ref}/searches", response_model=CaseSearches)

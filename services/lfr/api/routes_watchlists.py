@@ -1,71 +1,42 @@
 """Watchlist routes: enrol a subject from an uploaded photo, list, read, update and delete subjects, sweep.
 
 Writes need ``watchlist-admin``; reads also admit ``auditor``. The handlers only parse and serialise:
-every rule (image checks, audit) lives in lfr.watchlist.service, shared with the CLI. Uploads are read
+every rule (image checks, audit) lives in lfr.watchlist.subjects, shared with the CLI. Uploads are read
 with a hard cap so an oversized image is refused (413) without being held in memory whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
-from pydantic import ValidationError
 
 from lfr.api.auth import Principal, require
 from lfr.api.context import ApiContext, get_ctx
+from lfr.api.errors import ERRORS, domain_errors
 from lfr.watchlist.schemas import (
     DeleteOut,
-    ErrorOut,
     SubjectList,
     SubjectOut,
     SubjectUpdate,
     SweepOut,
     WatchlistSummary,
 )
-from lfr.watchlist.service import WatchlistService, error_status, get_service
 from lfr.watchlist.store import SubjectMeta
+from lfr.watchlist.subjects import SubjectService
 from lfr.watchlist.types import Category, now_s, parse_image_date, parse_when, validate_id
 
 router = APIRouter(prefix="/api/v1/watchlists", tags=["watchlists"])
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorOut},
-    403: {"model": ErrorOut},
-    404: {"model": ErrorOut},
-    413: {"model": ErrorOut},
-    422: {"model": ErrorOut},
-    503: {"model": ErrorOut},
-}
 
 Admin = Annotated[Principal, Depends(require("watchlist-admin"))]
 Reader = Annotated[Principal, Depends(require("watchlist-admin", "auditor"))]
 
 
-def service(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> WatchlistService:
-    return get_service(ctx)
+def subjects(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> SubjectService:
+    return ctx.subjects
 
 
-Svc = Annotated[WatchlistService, Depends(service)]
-
-
-@contextmanager
-def domain_errors() -> Iterator[None]:
-    """Map the services layer's errors to HTTP statuses with the same clear messages the CLI prints."""
-    try:
-        yield
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise HTTPException(422, f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
-    except HTTPException:
-        raise
-    except Exception as exc:
-        mapped = error_status(exc)
-        if mapped is None:
-            raise
-        headers = {"X-Error-Code": mapped.code} if mapped.code else None
-        raise HTTPException(mapped.status, mapped.detail, headers=headers) from None
+Subjects = Annotated[SubjectService, Depends(subjects)]
 
 
 def _wl(watchlist_id: str) -> str:
@@ -102,7 +73,7 @@ async def enrol_subject(
     watchlist_id: str,
     request: Request,
     who: Admin,
-    svc: Svc,
+    svc: Subjects,
     image: Annotated[UploadFile, File(description="a photo with exactly one clear face")],
     subject_id: Annotated[str, Form()],
     display_name: Annotated[str, Form(max_length=256)] = "",
@@ -133,7 +104,7 @@ async def enrol_subject(
 @router.get(
     "", response_model=list[WatchlistSummary], responses=ERRORS, summary="Watchlists and subject counts"
 )
-async def list_watchlists(who: Reader, svc: Svc) -> list[WatchlistSummary]:
+async def list_watchlists(who: Reader, svc: Subjects) -> list[WatchlistSummary]:
     with domain_errors():
         counts = await svc.watchlists()
     return [WatchlistSummary(watchlist_id=w, subjects=n) for w, n in counts.items()]
@@ -148,7 +119,7 @@ async def list_watchlists(who: Reader, svc: Svc) -> list[WatchlistSummary]:
 async def list_subjects(
     watchlist_id: str,
     who: Reader,
-    svc: Svc,
+    svc: Subjects,
     thumbnails: Annotated[bool, Query(description="include each subject's thumbnail")] = False,
 ) -> SubjectList:
     wl = _wl(watchlist_id)
@@ -163,7 +134,7 @@ async def list_subjects(
     responses=ERRORS,
     summary="One subject, with its thumbnail",
 )
-async def get_subject(watchlist_id: str, subject_id: str, who: Reader, svc: Svc) -> SubjectOut:
+async def get_subject(watchlist_id: str, subject_id: str, who: Reader, svc: Subjects) -> SubjectOut:
     with domain_errors():
         return SubjectOut.of(await svc.get_subject(_wl(watchlist_id), validate_id(subject_id, "subject_id")))
 
@@ -175,7 +146,7 @@ async def get_subject(watchlist_id: str, subject_id: str, who: Reader, svc: Svc)
     summary="Change a subject's category, name, source, image date or expiry",
 )
 async def update_subject(
-    watchlist_id: str, subject_id: str, body: SubjectUpdate, who: Admin, svc: Svc
+    watchlist_id: str, subject_id: str, body: SubjectUpdate, who: Admin, svc: Subjects
 ) -> SubjectOut:
     with domain_errors():
         changes = body.model_dump(exclude={"reason"}, exclude_none=True)
@@ -199,7 +170,7 @@ async def delete_subject(
     watchlist_id: str,
     subject_id: str,
     who: Admin,
-    svc: Svc,
+    svc: Subjects,
     reason: Annotated[str, Query(max_length=2000, description="recorded in the audit log")] = "",
 ) -> DeleteOut:
     wl = _wl(watchlist_id)
@@ -210,7 +181,7 @@ async def delete_subject(
 
 
 @router.post("/sweep", response_model=SweepOut, responses=ERRORS, summary="Delete every expired entry now")
-async def sweep(who: Admin, svc: Svc) -> SweepOut:
+async def sweep(who: Admin, svc: Subjects) -> SweepOut:
     t = now_s()
     with domain_errors():
         n = await svc.sweep(who.name, t)

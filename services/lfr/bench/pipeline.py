@@ -32,7 +32,8 @@ from lfr.embedder.service import STAGE_CHUNKS, build_handler
 from lfr.modelbuild import build_models
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.vision import FaceAnalyzer
-from lfr.watchlist.service import open_service, start_deployment_now
+from lfr.watchlist.compose import open_services
+from lfr.watchlist.deployment_service import start_deployment_now
 from lfr.watchlist.store import SubjectMeta, WatchlistStore
 
 
@@ -80,9 +81,9 @@ async def _end_to_end(
             base = real[i % len(real)] if i < len(real) else rng.normal(0, 0.08, card.dim or 128)
             vec = np.asarray(base, np.float32)
             store.upsert_subject(SubjectMeta(subject_id=f"s{i}", watchlist_id=wl), vec, f"{i:064x}")
-        async with open_service(settings) as svc:
+        async with open_services(settings) as svc:
             deployment_id = await start_deployment_now(
-                svc, "bench", "benchmark", [wl], "bench", "Supt Bench", 1
+                svc.deployments, "bench", "benchmark", [wl], "bench", "Supt Bench", 1
             )
 
         topic = f"bench.crops.{uuid.uuid4().hex[:6]}"

@@ -8,6 +8,7 @@ settings choose (production Milvus can allow more; keep it above the server's mi
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import grpc
@@ -57,6 +58,43 @@ def make_milvus(settings: Settings, uri: str | None = None) -> MilvusClient:
         grpc_options=grpc_options(settings),
         **tls_options(settings, target),
     )
+
+
+class MilvusConnection:
+    """The Milvus client of one process, made on first use and shared by every store handed this holder.
+
+    Why one holder: each ``MilvusClient`` opens its own gRPC channel (and, on Milvus Lite, its own server
+    connection); the API process reached the same server through a client per watchlist store, per custody
+    gallery and per retrospective searcher. Stores handed a holder never close it: whoever built it (a
+    composition root: the API context, a command, a worker) closes it once at the end. ``reset`` drops a
+    channel that failed, so the next call of any store reconnects.
+    """
+
+    def __init__(self, settings: Settings, client: MilvusClient | None = None) -> None:
+        self.settings = settings
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> MilvusClient:
+        with self._lock:
+            if self._client is None:
+                self._client = make_milvus(self.settings)
+            return self._client
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    def reset(self) -> None:
+        """Close and forget the client (after a broken channel); the next use connects afresh."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def close(self) -> None:
+        self.reset()
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -107,14 +107,20 @@ class DemoRunner:
     async def _prepare(self, settings: Settings, inputs: DemoInputs) -> str:
         """Enrol and authorise through the same service layer (and audit trail) as the API and CLI."""
         from lfr.demo.watchlist import replace_watchlist
-        from lfr.watchlist.service import open_service, start_deployment_now
+        from lfr.watchlist.compose import open_services
+        from lfr.watchlist.deployment_service import start_deployment_now
 
         actor = f"demo:{getpass.getuser()}"
-        async with open_service(settings) as svc:
-            held = await replace_watchlist(svc, DEMO_WATCHLIST, inputs.enrol_dir, actor)
+        async with open_services(settings) as svc:
+            held = await replace_watchlist(svc.subjects, DEMO_WATCHLIST, inputs.enrol_dir, actor)
             _print(held.describe(DEMO_WATCHLIST))
             return await start_deployment_now(
-                svc, "LFR demo", "demonstration of the pipeline", [DEMO_WATCHLIST], actor, DEMO_OFFICER
+                svc.deployments,
+                "LFR demo",
+                "demonstration of the pipeline",
+                [DEMO_WATCHLIST],
+                actor,
+                DEMO_OFFICER,
             )
 
     # ---- run --------------------------------------------------------------------------------------------

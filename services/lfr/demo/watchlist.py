@@ -21,7 +21,7 @@ ENROL_REASON = "demo enrolment"
 
 
 class WatchlistOps(Protocol):
-    """What the replacement needs from lfr.watchlist.service.WatchlistService."""
+    """What the replacement needs from lfr.watchlist.subjects.SubjectService."""
 
     async def list_subjects(self, watchlist_id: str, thumbnails: bool = False) -> list[SubjectRecord]: ...
 

@@ -33,7 +33,7 @@ from pymilvus import DataType, MilvusClient
 from lfr.core.config import Settings
 from lfr.core.ids import derive_id
 from lfr.core.images import list_images
-from lfr.core.milvus import make_milvus
+from lfr.core.milvus import MilvusConnection
 from lfr.vision import FaceAnalyzer, ModelCard
 from lfr.vision.photo_embedding import PhotoEmbedder
 from lfr.watchlist.store import best_per_key, native_distance
@@ -87,7 +87,10 @@ class Gallery:
         index_type: str | None = None,
         index_params: dict[str, Any] | None = None,
         search_params: dict[str, Any] | None = None,
+        milvus: MilvusConnection | None = None,
     ) -> None:
+        """``milvus``: a connection shared with other stores (its owner closes it); without one the gallery
+        connects on its own (through ``client`` when given) and ``close`` closes that connection."""
         if not card.dim or card.metric not in ("L2", "COSINE"):
             raise GalleryError(f"model card {card.name} needs dim and an L2 or COSINE metric")
         self.settings = settings
@@ -101,20 +104,18 @@ class Gallery:
         default_params = settings.milvus.index_params if index_type is None else {}
         self.index_params = dict(default_params if index_params is None else index_params)
         self.search_params = dict(settings.milvus.search_params if search_params is None else search_params)
-        self._client = client
+        self.milvus = milvus or MilvusConnection(settings, client)
+        self._owns_connection = milvus is None
         self._ready = False
 
     @property
     def client(self) -> MilvusClient:
-        if self._client is None:
-            self._client = make_milvus(self.settings)
-        return self._client
+        return self.milvus.client
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-            self._ready = False
+        self._ready = False
+        if self._owns_connection:
+            self.milvus.close()
 
     def exists(self) -> bool:
         return bool(self.client.has_collection(self.collection))

@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 from lfr.core.audit import AuditLog
 from lfr.core.config import Settings
 from lfr.core.ids import new_id
+from lfr.core.milvus import MilvusConnection
 from lfr.core.timeutil import iso, now_ms
 from lfr.retro.cases import CaseRetentionError, CaseStore, check_retention_days
 from lfr.retro.schemas import (
@@ -65,13 +66,18 @@ class WatchlistSource:
     """Live watchlists through lfr.watchlist.store (restricted to the named watchlists, unexpired rows)."""
 
     def __init__(
-        self, settings: Settings, card: ModelCard, watchlist_ids: Sequence[str], store: Any = None
+        self,
+        settings: Settings,
+        card: ModelCard,
+        watchlist_ids: Sequence[str],
+        store: Any = None,
+        milvus: MilvusConnection | None = None,
     ) -> None:
         from lfr.watchlist.store import WatchlistStore
 
         self.card = card
         self.watchlist_ids = list(watchlist_ids)
-        self.store = store or WatchlistStore(settings, card)
+        self.store = store or WatchlistStore(settings, card, milvus=milvus)
 
     def search(self, vectors: np.ndarray, top_k: int) -> list[list[CandidateOut]]:
         found = self.store.search(vectors, self.watchlist_ids, top_k)
@@ -92,11 +98,18 @@ class WatchlistSource:
 
 
 class GallerySource:
-    def __init__(self, settings: Settings, card: ModelCard, name: str, gallery: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        card: ModelCard,
+        name: str,
+        gallery: Any = None,
+        milvus: MilvusConnection | None = None,
+    ) -> None:
         from lfr.retro.gallery import Gallery
 
         self.card = card
-        self.gallery = gallery or Gallery(settings, name, card)
+        self.gallery = gallery or Gallery(settings, name, card, milvus=milvus)
 
     def search(self, vectors: np.ndarray, top_k: int) -> list[list[CandidateOut]]:
         found = self.gallery.search(vectors, top_k)
@@ -142,19 +155,24 @@ class RetroSearcher:
         sources: dict[str, CandidateSource] | None = None,
         sample_fps: float | None = None,
         max_video_s: float | None = None,
+        milvus: MilvusConnection | None = None,
     ) -> None:
+        """``milvus``: the process's shared Milvus connection (its owner closes it); without one the
+        searcher opens its own, shared by every watchlist and gallery it searches, and closes it."""
         self.settings = settings
         self.analyzer = analyzer
         self.card: ModelCard = analyzer.embedder.card
         self.audit = audit
         self.cases = cases
         self.sources = sources if sources is not None else {}
-        self._watchlist_store: Any = None  # one Milvus client for every watchlist combination
+        self.milvus = milvus or MilvusConnection(settings)
+        self._owns_connection = milvus is None
+        self._watchlist_store: Any = None  # one store for every watchlist combination
         self.sample_fps = sample_fps or settings.retro.video_sample_fps
         self.max_video_s = max_video_s or settings.retro.max_video_s
 
     def close(self) -> None:
-        """Close the Milvus clients of the cached sources (ApiContext.close calls this at shutdown)."""
+        """Close the cached sources and, when the searcher opened it, its Milvus connection."""
         for src in self.sources.values():
             inner = getattr(src, "gallery", None) or getattr(src, "store", None)
             closer = getattr(inner, "close", None)
@@ -162,6 +180,8 @@ class RetroSearcher:
                 closer()
         self.sources.clear()
         self._watchlist_store = None
+        if self._owns_connection:
+            self.milvus.close()
 
     def _source(self, target: SearchTarget) -> CandidateSource:
         key = (
@@ -172,12 +192,12 @@ class RetroSearcher:
         src = self.sources.get(key)
         if src is None:
             if target.gallery:
-                src = GallerySource(self.settings, self.card, target.gallery)
+                src = GallerySource(self.settings, self.card, target.gallery, milvus=self.milvus)
             else:
                 if self._watchlist_store is None:
                     from lfr.watchlist.store import WatchlistStore
 
-                    self._watchlist_store = WatchlistStore(self.settings, self.card)
+                    self._watchlist_store = WatchlistStore(self.settings, self.card, milvus=self.milvus)
                 src = WatchlistSource(
                     self.settings, self.card, target.watchlists, store=self._watchlist_store
                 )

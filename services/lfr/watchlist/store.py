@@ -31,7 +31,7 @@ from pymilvus.exceptions import MilvusException
 
 from lfr.core.config import Settings
 from lfr.core.ids import derive_id
-from lfr.core.milvus import MilvusUnavailable, is_unavailable, make_milvus
+from lfr.core.milvus import MilvusConnection, MilvusUnavailable, is_unavailable
 from lfr.watchlist.types import Category, now_s, parse_image_date, validate_id
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,15 @@ def _deleted_count(result: Any) -> int:
 class WatchlistStore:
     """Milvus access for one embedder model's watchlist vectors and subject metadata."""
 
-    def __init__(self, settings: Settings, card: CardLike, client: MilvusClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        card: CardLike,
+        client: MilvusClient | None = None,
+        milvus: MilvusConnection | None = None,
+    ) -> None:
+        """``milvus``: a connection shared with other stores (its owner closes it); without one the store
+        connects on its own (through ``client`` when given) and ``close`` closes that connection."""
         if not card.dim or card.metric not in ("L2", "COSINE"):
             raise StoreError(f"model card {card.name} needs dim and an L2 or COSINE metric for the watchlist")
         self.settings = settings
@@ -203,7 +211,8 @@ class WatchlistStore:
         self.dim = int(card.dim)
         self.metric = str(card.metric)
         self.collection = collection_name(settings, card.name)
-        self._client = client
+        self.milvus = milvus or MilvusConnection(settings, client)
+        self._owns_connection = milvus is None
         self._ready = False
         self._lock = threading.Lock()
 
@@ -211,18 +220,20 @@ class WatchlistStore:
 
     @property
     def client(self) -> MilvusClient:
-        if self._client is None:
-            try:
-                self._client = make_milvus(self.settings)
-            except Exception as exc:  # pymilvus raises several unrelated types for "cannot connect"
-                raise StoreError(f"cannot connect to Milvus at {self.settings.milvus_uri}: {exc}") from exc
-        return self._client
+        try:
+            return self.milvus.client
+        except Exception as exc:  # pymilvus raises several unrelated types for "cannot connect"
+            raise StoreError(f"cannot connect to Milvus at {self.settings.milvus_uri}: {exc}") from exc
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-            self._ready = False
+        self._ready = False
+        if self._owns_connection:
+            self.milvus.close()
+
+    def _drop_channel(self) -> None:
+        """After an unreachable-server error: the next call, of this store or any sharing it, reconnects."""
+        self._ready = False
+        self.milvus.reset()
 
     def ensure_collection(self) -> None:
         """Create the collection (idempotent) or check that an existing one fits the card."""
@@ -559,7 +570,7 @@ class WatchlistStore:
         except (StoreError, MilvusException, grpc.RpcError) as exc:
             if isinstance(exc, StoreError) or is_unavailable(exc):
                 # Drop the broken channel: the next call reconnects, and the stage retries this batch.
-                self.close()
+                self._drop_channel()
                 raise MilvusUnavailable(
                     f"Milvus at {self.settings.milvus_uri} is unavailable: {exc}"
                 ) from exc

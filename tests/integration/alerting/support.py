@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import cv2
@@ -27,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 
 from lfr.alerting.service import AlertingService
-from lfr.api.context import ApiContext
+from lfr.api.context import ApiContext, SubjectLookup
 from lfr.core import topics
 from lfr.core.bus import make_consumer, make_producer
 from lfr.core.config import Settings
@@ -38,6 +39,7 @@ from lfr.core.serde import encode
 from lfr.core.timeutil import now_ms, ts_from_ms
 from lfr.v1.alert_pb2 import Alert
 from lfr.v1.hit_pb2 import Hit
+from lfr.watchlist.deployments import Deployment, DeploymentStatus, DeploymentStore
 
 OPERATOR_TOKEN = "operator-token-for-tests"
 AUDITOR_TOKEN = "auditor-token-for-tests"
@@ -87,10 +89,36 @@ class HitMaker:
     settings: Settings
     keys: DeploymentAlertKeys = field(init=False)
     jpeg: bytes = field(default_factory=lambda: face_jpeg(1))
+    registered: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         # As the embedder does: probes sealed under the deployment's alert key, held in the test's Redis.
         self.keys = DeploymentAlertKeys(self.settings, make_redis(self.settings))
+
+    async def register(self, deployment_id: str) -> None:
+        """A running deployment under the test's own id: alerting refuses hits of unknown deployments."""
+        if deployment_id in self.registered:
+            return
+        now = datetime.now(UTC)
+        dep = Deployment(
+            deployment_id=deployment_id,
+            name="alerting test",
+            location="test bench",
+            purpose="alerting test",
+            starts_at=now - timedelta(days=7),
+            ends_at=now + timedelta(days=7),
+            authorising_officer="Supt Test",
+            watchlist_ids=["wl-test"],
+            status=DeploymentStatus.RUNNING,
+            embedder_model="test-model",
+            created_by="test",
+            created_at=now,
+            updated_at=now,
+            started_by="test",
+            started_at=now - timedelta(days=7),
+        )
+        await DeploymentStore(self.settings, self.keys.redis)._save(dep)
+        self.registered.add(deployment_id)
 
     async def seal(self, jpeg: bytes, crop_id: str, deployment_id: str):  # type: ignore[no-untyped-def]
         return await self.keys.seal(deployment_id, jpeg, probe_aad(crop_id, deployment_id))
@@ -109,6 +137,7 @@ class HitMaker:
         jpeg: bytes | None = None,
     ) -> Hit:
         at = captured_ms if captured_ms is not None else now_ms()
+        await self.register(deployment_id)
         return Hit(
             hit_id=hit_id(crop_id, subject_id),
             crop_id=crop_id,
@@ -319,7 +348,7 @@ class ApiServer:
 
 
 class FakeWatchlist:
-    """Stands in for the watchlist store behind ctx.extras["subject_lookup"]."""
+    """Stands in for the watchlist store behind the API context's subject lookup."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -338,7 +367,9 @@ class FakeWatchlist:
 
 
 @contextlib.asynccontextmanager
-async def api_running(settings: Settings, extras: dict[str, Any] | None = None) -> AsyncIterator[ApiServer]:
+async def api_running(
+    settings: Settings, subject_lookup: SubjectLookup | None = None
+) -> AsyncIterator[ApiServer]:
     app = local_app(settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -357,7 +388,8 @@ async def api_running(settings: Settings, extras: dict[str, Any] | None = None) 
             if time.monotonic() > deadline:
                 raise TimeoutError("API did not start within 30 s")
             await asyncio.sleep(0.05)
-        app.state.ctx.extras.update(extras or {})
+        if subject_lookup is not None:
+            app.state.ctx.subject_lookup = subject_lookup
         yield ApiServer(f"http://127.0.0.1:{port}", app)
     finally:
         server.should_exit = True

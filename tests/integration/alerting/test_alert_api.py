@@ -67,7 +67,7 @@ class Live:
 async def live(stack_settings: Settings) -> AsyncIterator[Live]:
     settings = settings_with(stack_settings, alerting={"dedupe_window_s": 300})
     watchlist = FakeWatchlist()
-    async with alerting_running(settings), api_running(settings, {"subject_lookup": watchlist}) as api:
+    async with alerting_running(settings), api_running(settings, watchlist) as api:
         yield Live(settings, api, watchlist)
 
 

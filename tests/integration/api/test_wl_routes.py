@@ -16,7 +16,6 @@ from fastapi import FastAPI
 from lfr.api import routes_audit, routes_deployments, routes_watchlists
 from lfr.api.context import ApiContext
 from lfr.core.config import Settings
-from lfr.watchlist.service import PURGE_HOOK_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +56,7 @@ async def api(settings_for, models_dir) -> AsyncIterator[tuple[httpx.AsyncClient
         purged.append(deployment_id)
         return 3
 
-    ctx.extras[PURGE_HOOK_KEY] = purge
+    ctx.deployments.purge_alerts = purge
     app.state.ctx = ctx
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:

@@ -15,7 +15,7 @@ import pytest
 from lfr.core.config import Settings
 from lfr.demo.runner import DEMO_WATCHLIST, DemoInputs, DemoRunner
 from lfr.demo.watchlist import REPLACE_REASON
-from lfr.watchlist.service import open_service
+from lfr.watchlist.compose import open_services
 
 pytestmark = [pytest.mark.integration]
 
@@ -47,11 +47,11 @@ async def test_a_second_run_searches_only_its_own_folder(
     assert "removed 2 subject(s) left by an earlier run" in out2, out2
     assert f"watchlist {DEMO_WATCHLIST} holds 2 subject(s), 2 image(s)" in out2, out2
 
-    async with open_service(demo_settings) as svc:
-        held = await svc.list_subjects(DEMO_WATCHLIST)
+    async with open_services(demo_settings) as svc:
+        held = await svc.subjects.list_subjects(DEMO_WATCHLIST)
         assert sorted(r.display_name for r in held) == ["alex lacamoire", "lin manuel miranda"]
-        assert (await svc.get_deployment(dep)).watchlist_ids == [DEMO_WATCHLIST]
-        events = await svc.audit_events(limit=500)
+        assert (await svc.deployments.get_deployment(dep)).watchlist_ids == [DEMO_WATCHLIST]
+        events = await svc.audit_trail.audit_events(limit=500)
     removed = [e for e in events if e.action == "watchlist.delete" and e.reason == REPLACE_REASON]
     assert len(removed) == 2
     assert {e.target.split("/")[0] for e in removed} == {DEMO_WATCHLIST}

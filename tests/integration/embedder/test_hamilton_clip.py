@@ -30,7 +30,7 @@ from lfr.ingest.service import DeploymentGate, IngestWorker
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.v1.hit_pb2 import Hit
 from lfr.vision import load_embedder
-from lfr.watchlist.service import open_service
+from lfr.watchlist.compose import open_services
 from lfr.watchlist.store import WatchlistStore
 
 pytestmark = [pytest.mark.integration]
@@ -106,7 +106,8 @@ async def test_enrolled_performer_is_found_and_nobody_else(
     demo = face_data / "face_recognition_demo"
     settings = settings_for(models={"dir": models_dir}, ingest={"queue_frames": 64})
     wl = f"wl-ham-{uuid.uuid4().hex[:6]}"
-    async with open_service(settings) as svc:
+    async with open_services(settings) as services:
+        svc = services.subjects
         summary = await svc.import_subjects(demo / "enroll", wl, "pytest", progress=False)
         # The enrolment folder holds one folder per person: him and his music director.
         assert summary.accepted == 2, summary.as_dict()

@@ -412,6 +412,7 @@ async def test_api_search_roles_refusal_and_case_listing(
 ) -> None:
     from lfr.api import routes_search
     from lfr.api.context import ApiContext
+    from lfr.retro.search import RetroSearcher
 
     data = settings.model_dump()
     data["api"]["api_keys"] = [
@@ -422,8 +423,8 @@ async def test_api_search_roles_refusal_and_case_listing(
     app = FastAPI()
     app.state.settings = s
     app.state.ctx = await ApiContext.start(s)
-    app.state.ctx.extras["retro_searcher"] = routes_search.RetroSearcher(
-        s, analyzer, app.state.ctx.audit, CaseStore(s, app.state.ctx.redis), max_video_s=1.0
+    app.state.ctx.retro.set(
+        RetroSearcher(s, analyzer, app.state.ctx.audit, CaseStore(s, app.state.ctx.redis), max_video_s=1.0)
     )
     app.include_router(routes_search.router)
     photo = (face_data / MULTI_FACE).read_bytes()

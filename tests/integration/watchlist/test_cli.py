@@ -9,9 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from lfr.admin import cli as wl_cli
 from lfr.core.config import Settings, get_settings
-from lfr.watchlist import cli as wl_cli
-from lfr.watchlist import service as wl_service
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +31,7 @@ def lfr(wl_settings: Settings, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv(k, v)
     get_settings.cache_clear()
     purged: list[str] = []
-    monkeypatch.setattr(wl_service, "default_purge_hook", lambda s, r: lambda d: purged.append(d) or 2)
+    monkeypatch.setattr(wl_cli, "make_purge_alerts", lambda s, r: lambda d: purged.append(d) or 2)
     app = typer.Typer()
     app.add_typer(wl_cli.watchlist_app, name="watchlist")
     app.add_typer(wl_cli.deployment_app, name="deployment")

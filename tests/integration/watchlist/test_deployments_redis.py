@@ -11,6 +11,9 @@ import pytest
 from lfr.core.audit import AuditLog, read_all
 from lfr.core.bus import make_producer
 from lfr.core.redis_client import make_redis
+from lfr.watchlist.audit_trail import own_chain
+from lfr.watchlist.card_stores import CardStores
+from lfr.watchlist.deployment_service import DeploymentService
 from lfr.watchlist.deployments import (
     AuditUnavailable,
     DeploymentSpec,
@@ -21,7 +24,6 @@ from lfr.watchlist.deployments import (
     ThresholdError,
     TransitionError,
 )
-from lfr.watchlist.service import WatchlistService, own_chain
 
 from .conftest import VectorCard
 
@@ -138,16 +140,17 @@ async def test_read_only_store_and_audit_failure_rollback(parts) -> None:
 
 async def test_service_shows_expected_rate_for_the_watchlist(parts, models_dir) -> None:
     settings, redis, audit = parts
-    svc = WatchlistService(settings, redis, audit)
+    stores = CardStores(settings)
+    svc = DeploymentService(settings, redis, audit, stores)
     try:
         out = await svc.create_deployment(_spec(watchlist_ids=["wl-empty"]), "pc.smith")
         assert out.expected_rate is not None and out.expected_rate.watchlist_size == 0
         assert out.expected_rate.false_alerts_per_1000 in (0.0, None)
-        assert out.effective_threshold == svc.card.threshold and not out.live
+        assert out.effective_threshold == stores.card.threshold and not out.live
         got = await svc.get_deployment(out.deployment_id)
         assert got.deployment_id == out.deployment_id and got.expected_rate is not None
     finally:
-        await svc.aclose()
+        await stores.aclose()
 
 
 async def test_watchlist_size_rule_sets_and_audits_the_threshold(parts, models_dir) -> None:
@@ -158,10 +161,11 @@ async def test_watchlist_size_rule_sets_and_audits_the_threshold(parts, models_d
     from lfr.watchlist.store import SubjectMeta
 
     settings, redis, audit = parts
-    svc = WatchlistService(settings, redis, audit)
+    stores = CardStores(settings)
+    svc = DeploymentService(settings, redis, audit, stores)
     try:
-        card = svc.card
-        store = svc.store_for(card.name)
+        card = stores.card
+        store = stores.store_for(card.name)
         rng = np.random.default_rng(0)
 
         def enrol(n: int, start: int) -> None:
@@ -199,4 +203,4 @@ async def test_watchlist_size_rule_sets_and_audits_the_threshold(parts, models_d
         again = await svc.authorise(own.deployment_id, "Supt Khan", "supt.khan")
         assert again.threshold == pytest.approx(strict)
     finally:
-        await svc.aclose()
+        await stores.aclose()

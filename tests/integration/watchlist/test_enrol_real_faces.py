@@ -16,8 +16,9 @@ import pytest
 
 from lfr.core.audit import read_all, verify_events
 from lfr.vision import FaceAnalyzer
+from lfr.watchlist.audit_trail import own_chain
+from lfr.watchlist.compose import open_services
 from lfr.watchlist.enrol import EnrolmentRejected, RejectCode
-from lfr.watchlist.service import open_service, own_chain
 from lfr.watchlist.store import SubjectMeta
 
 pytestmark = [pytest.mark.integration]
@@ -44,8 +45,9 @@ def _embed(analyzer: FaceAnalyzer, path: Path) -> np.ndarray:
 
 async def test_enrol_search_delete_import_and_audit(wl_settings, models_dir, demo_faces, tmp_path) -> None:
     analyzer = FaceAnalyzer(wl_settings)
-    async with open_service(wl_settings, analyzer=analyzer) as svc:
-        card = svc.card
+    async with open_services(wl_settings, analyzer=analyzer) as services:
+        svc = services.subjects
+        card = services.stores.card
         for sid, (rel, name) in ENROL.items():
             meta = SubjectMeta(
                 subject_id=sid,
@@ -123,7 +125,7 @@ async def test_enrol_search_delete_import_and_audit(wl_settings, models_dir, dem
         assert await svc.sweep("pc.test") == 1
 
         # Audit: this test's chain is intact, holds every change, and no names.
-        _, head_hash = await svc._head()
+        _, head_hash = await services.audit_trail._head()
         assert head_hash
         chain = own_chain(await read_all(wl_settings), head_hash)
         report = verify_events(chain)

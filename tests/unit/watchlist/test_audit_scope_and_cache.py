@@ -10,8 +10,8 @@ import pytest
 from lfr.core.audit import GENESIS, chain_hash
 from lfr.core.timeutil import ts_from_ms
 from lfr.v1.audit_pb2 import AuditEvent
+from lfr.watchlist.audit_trail import check_chain, own_chain
 from lfr.watchlist.deployments import Deployment, DeploymentStatus, LiveDeployments
-from lfr.watchlist.service import check_chain, own_chain
 
 from .conftest import COSINE, FakeCard
 

@@ -1,8 +1,10 @@
-"""`lfr watchlist`, `lfr deployment` and `lfr audit`: the operators' command line over the services layer.
+"""`lfr watchlist`, `lfr deployment` and `lfr audit`: the operators' command line over the watchlist services.
 
-Each command parses its options, calls the same WatchlistService method the API calls, and prints either
-a short human summary or (``--json``) the API's document. The actor recorded in the audit log is
-``$LFR_ACTOR`` or the OS user. Refusals print the rule that refused and exit 1; bad settings exit 2.
+Each command parses its options, calls the same service method the API calls, and prints either a short
+human summary or (``--json``) the API's document. The actor recorded in the audit log is ``$LFR_ACTOR`` or
+the OS user. Refusals print the rule that refused and exit 1; bad settings exit 2. This module is the
+command line's composition root: it hands the watchlist services the alerting package's purge, which is why
+it lives above both packages.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from lfr.admin.refusals import refusal
+from lfr.alerting.purge import make_purge_alerts
 from lfr.core.cli import cli_settings
 from lfr.core.config import ConfigError
+from lfr.watchlist.compose import WatchlistServices, open_services
 from lfr.watchlist.deployments import DeploymentSpec
 from lfr.watchlist.schemas import DeploymentOut, ImportOut, RejectionOut, SubjectOut, dump
-from lfr.watchlist.service import WatchlistService, error_status, open_service
 from lfr.watchlist.store import SubjectMeta
 from lfr.watchlist.types import Category, now_s, parse_image_date, parse_when
 
@@ -48,12 +52,12 @@ def actor() -> str:
     return os.environ.get("LFR_ACTOR") or getpass.getuser()
 
 
-def run(op: Callable[[WatchlistService], Awaitable[T]]) -> T:
-    """Run one service operation with a fresh service; domain refusals become a message and exit 1."""
+def run(op: Callable[[WatchlistServices], Awaitable[T]]) -> T:
+    """Run one service operation with fresh services; domain refusals become a message and exit 1."""
     settings = cli_settings()
 
     async def go() -> T:
-        async with open_service(settings) as svc:
+        async with open_services(settings, purge=make_purge_alerts) as svc:
             return await op(svc)
 
     try:
@@ -62,11 +66,11 @@ def run(op: Callable[[WatchlistService], Awaitable[T]]) -> T:
         typer.echo(f"lfr: {exc}", err=True)
         raise typer.Exit(2) from None
     except Exception as exc:
-        mapped = error_status(exc)
-        if mapped is None:
+        refused = refusal(exc)
+        if refused is None:
             raise
-        code = f" [{mapped.code}]" if mapped.code else ""
-        typer.echo(f"lfr: {mapped.detail}{code}", err=True)
+        detail, code = refused
+        typer.echo(f"lfr: {detail}{f' [{code}]' if code else ''}", err=True)
         raise typer.Exit(1) from None
 
 
@@ -122,7 +126,7 @@ def enrol(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     data = image.read_bytes()
-    rec = run(lambda svc: svc.enrol(meta, data, actor(), reason))
+    rec = run(lambda svc: svc.subjects.enrol(meta, data, actor(), reason))
     out = SubjectOut.of(rec)
     if as_json:
         _echo_json(dump(out))
@@ -155,7 +159,9 @@ def import_(
         }
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    summary = run(lambda svc: svc.import_subjects(source, watchlist, actor(), defaults, reason, progress))
+    summary = run(
+        lambda svc: svc.subjects.import_subjects(source, watchlist, actor(), defaults, reason, progress)
+    )
     doc = summary.as_dict()
     out = ImportOut(**{**doc, "rejections": [RejectionOut(**r) for r in doc["rejections"]]})
     if as_json:
@@ -179,14 +185,14 @@ def list_(
 ) -> None:
     """Subjects of a watchlist, or every watchlist with its subject count."""
     if watchlist is None:
-        counts = run(lambda svc: svc.watchlists())
+        counts = run(lambda svc: svc.subjects.watchlists())
         if as_json:
             _echo_json([{"watchlist_id": w, "subjects": n} for w, n in counts.items()])
         else:
             for w, n in counts.items():
                 typer.echo(f"{w:40s} {n} subjects")
         return
-    recs = run(lambda svc: svc.list_subjects(watchlist))
+    recs = run(lambda svc: svc.subjects.list_subjects(watchlist))
     subjects = [SubjectOut.of(r) for r in recs]
     if as_json:
         _echo_json(dump(subjects))
@@ -203,7 +209,7 @@ def get(
     as_json: JsonOpt = False,
 ) -> None:
     """One subject's details (with --json, its thumbnail too)."""
-    s = SubjectOut.of(run(lambda svc: svc.get_subject(watchlist, subject)))
+    s = SubjectOut.of(run(lambda svc: svc.subjects.get_subject(watchlist, subject)))
     if as_json:
         _echo_json(dump(s))
         return
@@ -234,7 +240,7 @@ def update(
         }
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    rec = run(lambda svc: svc.update_subject(watchlist, subject, changes, actor(), reason))
+    rec = run(lambda svc: svc.subjects.update_subject(watchlist, subject, changes, actor(), reason))
     typer.echo(f"updated {rec.subject_id} on {rec.watchlist_id}")
 
 
@@ -245,14 +251,14 @@ def delete(
     reason: ReasonOpt = "",
 ) -> None:
     """Delete a subject and all its images; searches stop finding it at once."""
-    n = run(lambda svc: svc.delete_subject(watchlist, subject, actor(), reason))
+    n = run(lambda svc: svc.subjects.delete_subject(watchlist, subject, actor(), reason))
     typer.echo(f"deleted {subject} from {watchlist} ({n} image(s))")
 
 
 @watchlist_app.command("sweep")
 def sweep() -> None:
     """Delete every watchlist entry whose expiry has passed (run it from cron or a CronJob)."""
-    n = run(lambda svc: svc.sweep(actor()))
+    n = run(lambda svc: svc.subjects.sweep(actor()))
     typer.echo(f"swept {n} expired image(s)")
 
 
@@ -323,7 +329,7 @@ def create(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    _print_dep(run(lambda svc: svc.create_deployment(spec, actor())), as_json)
+    _print_dep(run(lambda svc: svc.deployments.create_deployment(spec, actor())), as_json)
 
 
 @deployment_app.command("authorise")
@@ -331,13 +337,13 @@ def authorise(
     deployment_id: str, officer: Annotated[str, typer.Option("--officer")], as_json: JsonOpt = False
 ) -> None:
     """Authorise a draft; only the officer it names can."""
-    _print_dep(run(lambda svc: svc.authorise(deployment_id, officer, actor())), as_json)
+    _print_dep(run(lambda svc: svc.deployments.authorise(deployment_id, officer, actor())), as_json)
 
 
 @deployment_app.command("start")
 def start(deployment_id: str, as_json: JsonOpt = False) -> None:
     """Start an authorised deployment inside its time window."""
-    _print_dep(run(lambda svc: svc.start(deployment_id, actor())), as_json)
+    _print_dep(run(lambda svc: svc.deployments.start(deployment_id, actor())), as_json)
 
 
 @deployment_app.command("stop")
@@ -350,7 +356,7 @@ def stop(
     as_json: JsonOpt = False,
 ) -> None:
     """Stop a deployment; with --purge delete its alert data at once."""
-    _print_dep(run(lambda svc: svc.stop(deployment_id, actor(), purge, reason)), as_json)
+    _print_dep(run(lambda svc: svc.deployments.stop(deployment_id, actor(), purge, reason)), as_json)
 
 
 @deployment_app.command("threshold")
@@ -363,13 +369,13 @@ def threshold(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a deployment's threshold (audited; looser than the model's floor needs --reason)."""
-    _print_dep(run(lambda svc: svc.set_threshold(deployment_id, value, reason, actor())), as_json)
+    _print_dep(run(lambda svc: svc.deployments.set_threshold(deployment_id, value, reason, actor())), as_json)
 
 
 @deployment_app.command("list")
 def list_deployments(as_json: JsonOpt = False) -> None:
     """Every deployment with its status."""
-    deps = run(lambda svc: svc.list_deployments())
+    deps = run(lambda svc: svc.deployments.list_deployments())
     if as_json:
         _echo_json(dump(deps))
         return
@@ -384,7 +390,7 @@ def list_deployments(as_json: JsonOpt = False) -> None:
 @deployment_app.command("get")
 def get_deployment(deployment_id: str, as_json: JsonOpt = False) -> None:
     """One deployment, with the expected false-alert rate for its watchlists now."""
-    _print_dep(run(lambda svc: svc.get_deployment(deployment_id)), as_json)
+    _print_dep(run(lambda svc: svc.deployments.get_deployment(deployment_id)), as_json)
 
 
 # ---- audit -------------------------------------------------------------------------------------------------
@@ -393,7 +399,7 @@ def get_deployment(deployment_id: str, as_json: JsonOpt = False) -> None:
 @audit_app.command("verify")
 def verify(as_json: JsonOpt = False) -> None:
     """Recompute the hash chain; exit 1 naming the first bad record when it is broken."""
-    report = run(lambda svc: svc.verify_audit())
+    report = run(lambda svc: svc.audit_trail.verify_audit())
     if as_json:
         _echo_json(dump(report))
     elif report.ok:
@@ -413,7 +419,7 @@ def tail(
     as_json: JsonOpt = False,
 ) -> None:
     """The latest audit records."""
-    events = run(lambda svc: svc.audit_events(n))
+    events = run(lambda svc: svc.audit_trail.audit_events(n))
     if as_json:
         _echo_json(dump(events))
         return
