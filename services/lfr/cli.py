@@ -196,10 +196,13 @@ def _mount_optional() -> None:
     from lfr.evaluation import cli as eval_cli
     from lfr.ingest import cli as ingest_cli
     from lfr.modelbuild import cli as models_cli
+    from lfr.monitor import cli as monitor_cli
     from lfr.redact import cli as redact_cli
     from lfr.retro import cli as retro_cli
 
     app.add_typer(models_cli.app, name="models", help="Build and list face models.")
+    app.command("status")(monitor_cli.status_command)
+    app.command("monitor")(monitor_cli.monitor_command)
     app.add_typer(bench_app, name="bench")
     app.add_typer(watchlist_cli.watchlist_app, name="watchlist")
     app.add_typer(watchlist_cli.deployment_app, name="deployment")

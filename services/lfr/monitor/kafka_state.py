@@ -147,7 +147,7 @@ async def group_status(
         tps = [tp for tp in offsets if tp.topic in g.topics]
         committed = await committed_offsets(settings, g.group, tps) if tps else {}
         parts = [partition_lag(tp, committed.get(tp), offsets[tp]) for tp in tps]
-        state, members = described.get(g.group, ("Unknown", []))
+        state, members = described.get(g.group, ("absent", []))
         out.append(
             GroupStatus(
                 group=g.group,

@@ -20,7 +20,7 @@ def render(s: OpsStatus) -> str:
     for g in s.groups:
         lines.append(f"  {g.group} ({g.role}): {g.state}, {len(g.members)} member(s), lag {g.lag}")
         for p in g.partitions:
-            if p.lag or p.committed is None:
+            if p.lag:
                 committed = "-" if p.committed is None else str(p.committed)
                 lines.append(f"    {p.topic}[{p.partition}] committed {committed} end {p.end} lag {p.lag}")
     lines += ["", "throughput (records/s since the previous status)"]
