@@ -40,6 +40,7 @@ from lfr.ingest.crops import CropKey
 from lfr.ingest.pipeline import FrameResult, IngestPipeline
 from lfr.ingest.publisher import CropPublisher
 from lfr.ingest.registry import CameraRegistry, all_cameras
+from lfr.ingest.reports import CameraReporter
 from lfr.ingest.sources import CameraSource, CaptureFactory
 from lfr.ingest.status import STATUS_INTERVAL_S, write_status
 
@@ -111,8 +112,10 @@ class IngestWorker:
         pace_files: bool = True,
         threads: int | None = None,
         desired: DesiredCameras | None = None,
+        reporter: CameraReporter | None = None,
     ) -> None:
         self.settings = settings
+        self.reporter = reporter
         self.pipeline = pipeline
         self.keys = keys
         self.publisher = publisher
@@ -288,6 +291,8 @@ class IngestWorker:
             m.CROPS.labels(label, outcome).inc(n)
         for out in result.crops:
             self.publisher.submit(cam.camera_id, encode(out.crop), out.captured_mono)
+        if self.reporter is not None:
+            self.reporter.note(label, result.faces, len(result.crops))
 
     async def _count_tracks(self, cam: Camera, result: FrameResult) -> None:
         """Deployment statistics of ended tracks: how many were seen well enough, and how many of those
@@ -337,6 +342,8 @@ class IngestWorker:
                     if not warned:
                         log.warning("camera status not written to Redis: %s", type(exc).__name__)
                         warned = True
+            if self.reporter is not None and docs:
+                await self.reporter.send(docs, self.replica)
             await wait_or_timeout(stopping, STATUS_INTERVAL_S)
 
 
@@ -359,6 +366,7 @@ async def main(ctx: ServiceContext) -> None:
         len(cameras),
     )
     holder: dict[str, IngestPipeline] = {}
+    reporter = CameraReporter(settings)
 
     async def redis_ok() -> bool:
         return bool(await redis.ping())
@@ -383,7 +391,9 @@ async def main(ctx: ServiceContext) -> None:
             redis=redis,
             replica=ordinal,
             desired=desired,
+            reporter=reporter,
         )
         await worker.run(ctx.stopping)
     finally:
+        await reporter.close()
         await redis.aclose()
