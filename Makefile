@@ -10,7 +10,7 @@ PROTO_OUT := $(patsubst proto/%.proto,services/%_pb2.py,$(PROTO_SRC))
 MODELS_STAMP := .lfr/models/.built
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast test-slow lint format settings-table bench browser-deps proto models clean stack-up stack-down \
+.PHONY: setup demo test test-fast test-slow faults lint format settings-table bench browser-deps proto models clean stack-up stack-down \
 	sbom sbom-file fuzz
 
 setup: $(STAMP) $(PROTO_OUT) $(MODELS_STAMP)
@@ -62,6 +62,11 @@ test-fresh: setup
 	$(BIN)/python .ci/check_fresh_skips.py $(FRESH_JUNIT) $(if $(FRESH_BASELINE),--baseline $(FRESH_BASELINE)) \
 	  $(if $(PYTEST_ARGS),--partial); skips=$$?; \
 	test $$tests -eq 0 && test $$skips -eq 0
+
+# The fault suite (docs/reliability.md): kills, outages, a frozen worker and a flood on a pipeline of its
+# own; about 10 minutes, so not part of `make test`. CI runs it after the main suite.
+faults: setup
+	$(BIN)/python -m pytest tests/faults -m faults -s $(PYTEST_ARGS)
 
 # Debian's Chromium for the console browser test; needs root (CI runs as root). Skipped tests say why.
 browser-deps:
