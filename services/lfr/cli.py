@@ -193,6 +193,7 @@ def _mount_optional() -> None:
     from lfr.admin import cli as watchlist_cli
     from lfr.alerting import cli as alerting_cli
     from lfr.bench.cli import bench_app
+    from lfr.contracts.cli import contracts_app
     from lfr.evaluation import cli as eval_cli
     from lfr.ingest import cli as ingest_cli
     from lfr.modelbuild import cli as models_cli
@@ -209,6 +210,7 @@ def _mount_optional() -> None:
     app.add_typer(watchlist_cli.audit_app, name="audit")
     app.add_typer(alerting_cli.webhooks_app, name="webhooks")
     app.add_typer(alerting_cli.report_app, name="report")
+    app.add_typer(contracts_app, name="contracts")
     app.add_typer(ingest_cli.cameras_app, name="cameras")
     app.add_typer(eval_cli.eval_app, name="eval")
     app.add_typer(eval_cli.threshold_app, name="threshold")
