@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from lfr.core.config import Settings
+from lfr.core.images import list_images
 from lfr.evaluation import metrics as m
 from lfr.evaluation.bootstrap import differential_intervals
-from lfr.evaluation.datasets import identity_folders, list_images, read_groups
+from lfr.evaluation.datasets import identity_folders, read_groups
 from lfr.evaluation.embed_cache import embed_cached
 from lfr.evaluation.embedding import TightPolicy, tally
 from lfr.evaluation.plots import plot_det
