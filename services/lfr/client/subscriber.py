@@ -101,6 +101,7 @@ class AlertSubscriber:
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
+        self._stop.clear()
         self._consumer = AIOKafkaConsumer(*self.topics, **self._config)
         await self._consumer.start()
 
@@ -123,7 +124,6 @@ class AlertSubscriber:
 
     async def run(self, poll_timeout_ms: int = 1000) -> None:
         """Poll until :meth:`request_stop`; a handler error stops the loop (its record is not committed)."""
-        self._stop.clear()
         while not self._stop.is_set():
             await self.poll(poll_timeout_ms)
 
@@ -152,8 +152,14 @@ class AlertSubscriber:
             await self._commit(consumer, done)
             for tp, records in batch.items():
                 if records and done.get(tp) != records[-1].offset + 1:
-                    consumer.seek(tp, done.get(tp, records[0].offset))
+                    self._rewind(consumer, tp, done.get(tp, records[0].offset))
         return handled
+
+    def _rewind(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        try:
+            consumer.seek(tp, offset)
+        except IllegalStateError:
+            pass  # revoked meanwhile: its next owner starts from the last commit anyway
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         if not offsets:
