@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lfr.alerting.dedupe import Applied, Deduper
+from lfr.alerting.hit_gate import HitGate, Refusal
 from lfr.alerting.publish import AlertPublisher, Change, Revision
 from lfr.alerting.webhooks import WebhookWorker
 from lfr.core import topics
@@ -30,6 +31,7 @@ from lfr.core.service import ServiceContext
 from lfr.core.stage import Output, Stage, dead_letter
 from lfr.core.timeutil import now_ms
 from lfr.v1.hit_pb2 import Hit
+from lfr.watchlist.deployments import DeploymentStore, LiveDeployments
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,10 @@ class AlertHandler:
         redis: aioredis.Redis,
         producer: Callable[[], AIOKafkaProducer],
         on_enqueued: Callable[[], None] | None = None,
+        gate: HitGate | None = None,
     ) -> None:
         self.settings = settings
+        self.gate = gate
         self.deduper = Deduper(settings, redis)
         self.publisher = AlertPublisher(settings, redis, producer, on_enqueued)
 
@@ -70,6 +74,11 @@ class AlertHandler:
                 dead.append(dead_letter(STAGE, r, "undecodable", str(exc), keep_payload=False))
                 continue
             ts = int(r.timestamp) if r.timestamp and r.timestamp > 0 else now_ms()
+            refused = await self._refusal(hit, ts)
+            if refused is not None:
+                HITS.labels("refused").inc()
+                dead.append(dead_letter(STAGE, r, refused.reason, refused.detail, keep_payload=False))
+                continue
             hits.append((hit, ts))
             record_ms.append(ts)
         try:
@@ -102,6 +111,14 @@ class AlertHandler:
             HIT_TO_ALERT.observe(max(0, done - first_ms[aid]) / 1000)
         return dead
 
+    async def _refusal(self, hit: Hit, record_ms: int) -> Refusal | None:
+        if self.gate is None:
+            return None
+        try:
+            return await self.gate.check(hit, record_ms)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise ConnectionError(f"redis: {exc}") from exc
+
 
 class AlertingService:
     """The stage on lfr.hits.v1 plus the webhook delivery worker, run and stopped together."""
@@ -110,7 +127,9 @@ class AlertingService:
         self.settings = settings
         self.redis = redis
         self.webhooks = WebhookWorker(settings, redis)
-        self.handler = AlertHandler(settings, redis, lambda: self.stage.producer, self.webhooks.wake)
+        # Hits of unknown, unstarted or finished deployments are dead-lettered (hit_gate.py).
+        gate = HitGate(LiveDeployments(DeploymentStore(settings, redis)))
+        self.handler = AlertHandler(settings, redis, lambda: self.stage.producer, self.webhooks.wake, gate)
         self.stage = Stage(
             settings,
             STAGE,
