@@ -96,8 +96,13 @@ class HitMaker:
         self.keys = DeploymentAlertKeys(self.settings, make_redis(self.settings))
 
     async def register(self, deployment_id: str) -> None:
-        """A running deployment under the test's own id: alerting refuses hits of unknown deployments."""
+        """A running deployment under the test's own id (alerting refuses hits of unknown deployments); a
+        deployment the test created for real is left as it is."""
         if deployment_id in self.registered:
+            return
+        store = DeploymentStore(self.settings, self.keys.redis)
+        if await store.get(deployment_id) is not None:
+            self.registered.add(deployment_id)
             return
         now = datetime.now(UTC)
         dep = Deployment(
@@ -117,7 +122,7 @@ class HitMaker:
             started_by="test",
             started_at=now - timedelta(days=7),
         )
-        await DeploymentStore(self.settings, self.keys.redis)._save(dep)
+        await store._save(dep)
         self.registered.add(deployment_id)
 
     async def seal(self, jpeg: bytes, crop_id: str, deployment_id: str):  # type: ignore[no-untyped-def]
