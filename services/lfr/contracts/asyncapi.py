@@ -19,7 +19,7 @@ from lfr.contracts.catalogue import (
     WIRE_VERSION_NOTE,
     TopicContract,
     contract_for,
-    json_model,
+    payload_schema,
 )
 from lfr.contracts.descriptors import ProtoModel
 from lfr.contracts.schemas import message_schemas
@@ -92,12 +92,11 @@ def _payload(c: TopicContract, model: ProtoModel, schemas: dict[str, Any]) -> tu
             f"{c.message} as JSON (protobuf's canonical JSON mapping with proto field names; every scalar "
             "field present, zero values included; 64-bit integers as strings)."
         )
-    if c.json_model and not c.opaque:
-        cls = json_model(c.json_model)
-        doc = cls.model_json_schema(ref_template=SCHEMA_REF + "{model}")
+    if c.json_schema and not c.opaque:
+        doc = payload_schema(c.json_schema, ref_template=SCHEMA_REF + "{model}")
         schemas.update(doc.pop("$defs", {}))
         schemas[c.message_name] = doc
-        return {"$ref": SCHEMA_REF + c.message_name}, f"JSON object ({c.json_model})."
+        return {"$ref": SCHEMA_REF + c.message_name}, "JSON object."
     return {"description": "internal encoding; not part of the subscriber contract"}, (
         "Internal record; its encoding is not part of the subscriber contract."
     )

@@ -11,6 +11,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from lfr.contracts.descriptors import ContractError
 from lfr.core import topics
 from lfr.core.topics import TopicSpec
@@ -34,7 +36,7 @@ class TopicContract:
     identity: str  # payload field that identifies a record (correlation id); "" when none
     semantics: str
     consumer_group: str = ""  # LFR's own consumer group, for topics LFR reads
-    json_model: str = ""  # "module:Class" of the pydantic model a JSON topic carries
+    json_schema: str = ""  # "module:name" of a pydantic model, or of a function returning a JSON Schema
     opaque: bool = False  # the payload belongs to a library (faust table changelogs)
 
     @property
@@ -42,17 +44,23 @@ class TopicContract:
         """The payload's name in the document: the protobuf type, the model class, or the channel."""
         if self.message:
             return self.message
-        if self.json_model:
-            return self.json_model.rsplit(":", 1)[-1]
+        if self.json_schema:
+            return str(payload_schema(self.json_schema).get("title") or self.json_schema.rsplit(":", 1)[-1])
         return self.channel_id[:1].upper() + self.channel_id[1:]
 
 
-def json_model(path: str) -> Any:
+def payload_schema(path: str, ref_template: str | None = None) -> dict[str, Any]:
+    """The JSON Schema of a JSON topic's records: a pydantic model's, or what a schema function returns."""
     module, _, name = path.partition(":")
     try:
-        return getattr(importlib.import_module(module), name)
+        obj = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
-        raise ContractError(f"payload model {path} not found: {exc}") from exc
+        raise ContractError(f"payload schema {path} not found: {exc}") from exc
+    if isinstance(obj, type) and issubclass(obj, BaseModel):
+        if ref_template is None:
+            return obj.model_json_schema()
+        return obj.model_json_schema(ref_template=ref_template)
+    return dict(obj())
 
 
 ALERT_SEMANTICS_RAISED = (
@@ -166,7 +174,7 @@ CONTRACTS: tuple[TopicContract, ...] = (
         "",
         f"{AT_LEAST_ONCE} Operations events from the monitor (a camera going silent or recovering, a "
         "deployment's alert rate jumping or returning to normal), for operations dashboards and paging.",
-        json_model="lfr.monitor.schema:OpsEvent",
+        json_schema="lfr.contracts.json_payloads:ops_event_record",
     ),
     TopicContract(
         topics.CAMERA_STATS,

@@ -15,7 +15,7 @@ import yaml
 from lfr.client.payloads import WEBHOOK_CHANGES, WEBHOOK_TYPE
 from lfr.client.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from lfr.contracts import asyncapi
-from lfr.contracts.catalogue import JSON, contract_for, json_model
+from lfr.contracts.catalogue import JSON, contract_for, payload_schema
 from lfr.contracts.descriptors import PROTO_DIR, REPO_ROOT, ProtoModel, load
 from lfr.contracts.schemas import message_schemas, reachable
 from lfr.core.config import Settings
@@ -51,8 +51,8 @@ def _standalone(
 
 
 def _model_schema(path: str, title: str, description: str) -> dict[str, Any]:
-    """A JSON topic whose records are a pydantic model: the model's own schema (JSON Schema 2020-12)."""
-    schema = json_model(path).model_json_schema()
+    """A JSON topic whose records are not protobuf: its declared schema (JSON Schema 2020-12)."""
+    schema = payload_schema(path)
     return {
         "$schema": DRAFT_2020_12,
         **schema,
@@ -141,7 +141,7 @@ def render(proto_dir: Path = PROTO_DIR) -> dict[str, str]:
         if c.message:
             files[topic_schema_file(c.topic)] = _json(_standalone(model, c.message, title, description, None))
         else:
-            files[topic_schema_file(c.topic)] = _json(_model_schema(c.json_model, title, description))
+            files[topic_schema_file(c.topic)] = _json(_model_schema(c.json_schema, title, description))
     files[WEBHOOK_BODY_FILE] = _json(_webhook_body(model))
     files[WEBHOOK_HEADERS_FILE] = _json(_webhook_headers())
     return files
