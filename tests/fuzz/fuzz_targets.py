@@ -29,7 +29,7 @@ with atheris.instrument_imports(include=["lfr"]):
     from lfr.v1.crop_pb2 import FaceCrop
     from lfr.v1.dead_letter_pb2 import DeadLetter
     from lfr.watchlist.deployments import LiveDeployment
-    from lfr.watchlist.enrol import EnrolmentRejected, decode_image, image_size
+    from lfr.watchlist.enrol import EnrolmentRejected, decode_checked, image_size
     from lfr.watchlist.store import Candidate
 
 KEY = bytes(range(32))
@@ -131,7 +131,7 @@ def image_target(data: bytes) -> None:
     size = image_size(data)
     assert size is None or (size[0] >= 0 and size[1] >= 0)
     try:
-        img = decode_image(data, 2_000_000, 4_000_000)
+        img = decode_checked(data, 2_000_000, 4_000_000)
     except EnrolmentRejected:
         return
     assert img.ndim == 3 and img.shape[0] * img.shape[1] <= 4_000_000

@@ -12,10 +12,9 @@ from pymilvus.exceptions import MilvusException
 from redis.exceptions import RedisError
 
 from lfr.vision.cards import CardError
-from lfr.watchlist.deployments import AuditUnavailable, DeploymentNotFound
 from lfr.watchlist.enrol import EnrolmentRejected
+from lfr.watchlist.errors import AuditUnavailable, DeploymentNotFound, SubjectNotFound
 from lfr.watchlist.store import StoreError
-from lfr.watchlist.subjects import SubjectNotFound
 
 REFUSED = (
     EnrolmentRejected,

@@ -31,7 +31,8 @@ from lfr.watchlist.audit_trail import AuditTrail
 from lfr.watchlist.card_stores import CardStores
 from lfr.watchlist.compose import build_services
 from lfr.watchlist.deployment_service import DeploymentService
-from lfr.watchlist.subjects import SubjectNotFound, SubjectService
+from lfr.watchlist.errors import SubjectNotFound
+from lfr.watchlist.subjects import SubjectService
 
 if TYPE_CHECKING:
     from lfr.redact.jobs import JobRegistry

@@ -26,11 +26,10 @@ from lfr.ingest.cameras import CameraConfigError
 from lfr.retro.gallery import GalleryError
 from lfr.retro.video import VideoTooLongError
 from lfr.vision.cards import CardError
-from lfr.watchlist.deployments import AuditUnavailable, DeploymentNotFound, TransitionError
 from lfr.watchlist.enrol import EnrolmentRejected, RejectCode
+from lfr.watchlist.errors import AuditUnavailable, DeploymentNotFound, SubjectNotFound, TransitionError
 from lfr.watchlist.schemas import ErrorOut
 from lfr.watchlist.store import StoreError
-from lfr.watchlist.subjects import SubjectNotFound
 
 # OpenAPI documentation of the error responses the watchlist, deployment and audit routes give.
 ERRORS: dict[int | str, dict[str, object]] = {

@@ -29,6 +29,7 @@ import numpy as np
 from lfr.core.audit import AuditLog
 from lfr.core.config import Settings
 from lfr.core.ids import new_id
+from lfr.core.images import IMAGE_SUFFIXES, read_image
 from lfr.core.timeutil import iso, now_ms
 from lfr.redact.engine import (
     Analysis,
@@ -50,7 +51,6 @@ from lfr.retro.schemas import CASE_REF_PATTERN
 log = logging.getLogger(__name__)
 
 AUDIT_ACTION = "evidence.redact"
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 MIN_REASON_CHARS = 5
 
 
@@ -131,7 +131,7 @@ def check_request(req: RedactRequest) -> tuple[str, str, str, Style]:
 
 
 def read_still(path: Path) -> np.ndarray:
-    img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
+    img = read_image(path)
     if img is None:
         raise RedactError(f"cannot read {path.name} as an image")
     return img

@@ -45,7 +45,7 @@ from lfr.retro.schemas import (
 )
 from lfr.retro.video import VIDEO_SUFFIXES, video_best_shots
 from lfr.vision import AnalysedFace, FaceAnalyzer, ModelCard
-from lfr.watchlist.enrol import EnrolmentRejected, decode_image
+from lfr.watchlist.enrol.photos import EnrolmentRejected, decode_checked
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ class RetroSearcher:
         data = path.read_bytes()
         try:
             # Sized from the header first: an upload claiming 30000x30000 pixels is refused, not decoded.
-            image = decode_image(data, max(len(data), 1), self.settings.detector.max_image_pixels)
+            image = decode_checked(data, max(len(data), 1), self.settings.detector.max_image_pixels)
         except EnrolmentRejected as exc:
             raise RetroSearchError(f"cannot search {path.name}: {exc}") from None
         return [_Face(f) for f in self.analyzer.analyse(image)], 1

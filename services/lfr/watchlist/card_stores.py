@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from lfr.core.config import Settings
 from lfr.core.milvus import MilvusConnection
-from lfr.watchlist.deployments import GovernanceError
+from lfr.watchlist.errors import GovernanceError
 from lfr.watchlist.store import WatchlistStore
 
 if TYPE_CHECKING:

@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 
 from lfr.core.config import Settings
-from lfr.watchlist.enrol import (
+from lfr.watchlist.enrol.photos import (
     EnrolmentRejected,
     FaceEnroller,
     RejectCode,
-    _vision_errors,
-    decode_image,
+    decode_checked,
     make_thumbnail,
     reduce,
+    vision_errors,
 )
 
 
@@ -82,7 +82,7 @@ def preview(
 
     Undecodable or oversized input raises EnrolmentRejected, as enrolment does, before any analysis.
     """
-    image = reduce(decode_image(data, settings.api.max_upload_bytes, settings.detector.max_image_pixels))
+    image = reduce(decode_checked(data, settings.api.max_upload_bytes, settings.detector.max_image_pixels))
     h, w = image.shape[:2]
     guard = lock or threading.Lock()
     with guard:
@@ -90,7 +90,7 @@ def preview(
         try:
             analyzer.enrol(image)
         except ValueError as exc:
-            code = next((c for cls, c in _vision_errors() if isinstance(exc, cls)), RejectCode.INVALID)
+            code = next((c for cls, c in vision_errors() if isinstance(exc, cls)), RejectCode.INVALID)
             return Preview(False, str(code), str(exc), w, h, faces)
     return Preview(True, "", "one clear face of sufficient quality: it can be enrolled", w, h, faces)
 

@@ -15,16 +15,12 @@ from typing import Any
 from lfr.core.audit import AuditLog
 from lfr.core.config import Settings
 from lfr.watchlist.card_stores import CardStores
-from lfr.watchlist.deployments import AuditUnavailable
 from lfr.watchlist.enrol import Enroller, FaceEnroller, ImportSummary
+from lfr.watchlist.errors import AuditUnavailable, SubjectNotFound
 from lfr.watchlist.store import SubjectMeta, SubjectRecord, WatchlistStore
 from lfr.watchlist.types import now_s, validate_id
 
 log = logging.getLogger(__name__)
-
-
-class SubjectNotFound(LookupError):
-    pass
 
 
 class SubjectService:

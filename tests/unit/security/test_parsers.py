@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from lfr.alerting.report import CategoryFigures, DeploymentReport, render_csv
 from lfr.core.config import SECRET_MASK, ConfigError, load_settings, masked_dump
 from lfr.core.csvsafe import safe_cell
-from lfr.watchlist.enrol import EnrolmentRejected, RejectCode, decode_image, image_size, read_source
+from lfr.watchlist.enrol import EnrolmentRejected, RejectCode, decode_checked, image_size, read_source
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MAX_BYTES, MAX_PIXELS = 2_000_000, 4_000_000
@@ -37,7 +37,7 @@ def test_image_loader_on_arbitrary_bytes(data: bytes) -> None:
     size = image_size(data)
     assert size is None or (isinstance(size[0], int) and isinstance(size[1], int))
     try:
-        img = decode_image(data, MAX_BYTES, MAX_PIXELS)
+        img = decode_checked(data, MAX_BYTES, MAX_PIXELS)
     except EnrolmentRejected as exc:
         assert exc.code in (RejectCode.UNREADABLE, RejectCode.OVERSIZED)
         return
@@ -57,7 +57,7 @@ def test_truncated_and_corrupted_images(which: int, cut: int, pos: int, byte: in
     damaged[pos % len(good)] = byte
     for data in (good[: cut % len(good)], bytes(damaged)):
         try:
-            img = decode_image(data, MAX_BYTES, MAX_PIXELS)
+            img = decode_checked(data, MAX_BYTES, MAX_PIXELS)
         except EnrolmentRejected:
             continue
         assert img.shape[0] * img.shape[1] <= MAX_PIXELS
@@ -74,10 +74,10 @@ def test_enormous_images_are_refused_from_the_header_alone() -> None:
     )
     for data in (bytes(jpeg), png):
         with pytest.raises(EnrolmentRejected) as info:
-            decode_image(data, MAX_BYTES, MAX_PIXELS)
+            decode_checked(data, MAX_BYTES, MAX_PIXELS)
         assert info.value.code is RejectCode.OVERSIZED and "pixels" in str(info.value)
     with pytest.raises(EnrolmentRejected, match="bytes"):
-        decode_image(b"\xff\xd8" + b"\0" * MAX_BYTES, MAX_BYTES, MAX_PIXELS)
+        decode_checked(b"\xff\xd8" + b"\0" * MAX_BYTES, MAX_BYTES, MAX_PIXELS)
 
 
 # ---- bulk import ----------------------------------------------------------------------------------

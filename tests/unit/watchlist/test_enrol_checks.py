@@ -16,13 +16,13 @@ from lfr.core.config import load_settings
 from lfr.watchlist.enrol import (
     EnrolmentRejected,
     RejectCode,
-    decode_image,
-    folder_subject_id,
+    decode_checked,
     image_size,
     make_thumbnail,
     prepare,
     read_source,
 )
+from lfr.watchlist.enrol.sources import folder_subject_id
 
 
 def _img(w: int = 64, h: int = 48) -> np.ndarray:
@@ -54,25 +54,25 @@ def _png_header_only(w: int, h: int) -> bytes:
 def test_decompression_bomb_refused_from_the_header() -> None:
     bomb = _png_header_only(100_000, 100_000)  # 10 gigapixels declared in a 33-byte file
     with pytest.raises(EnrolmentRejected) as err:
-        decode_image(bomb, max_bytes=1_000_000, max_pixels=40_000_000)
+        decode_checked(bomb, max_bytes=1_000_000, max_pixels=40_000_000)
     assert err.value.code == RejectCode.OVERSIZED and "100000x100000" in str(err.value)
 
 
 def test_byte_limit_empty_and_garbage() -> None:
     with pytest.raises(EnrolmentRejected) as err:
-        decode_image(b"x" * 101, max_bytes=100, max_pixels=10**6)
+        decode_checked(b"x" * 101, max_bytes=100, max_pixels=10**6)
     assert err.value.code == RejectCode.OVERSIZED and "api.max_upload_bytes" in str(err.value)
     with pytest.raises(EnrolmentRejected) as err:
-        decode_image(b"", max_bytes=100, max_pixels=10**6)
+        decode_checked(b"", max_bytes=100, max_pixels=10**6)
     assert err.value.code == RejectCode.UNREADABLE
     with pytest.raises(EnrolmentRejected) as err:
-        decode_image(b"\xff\xd8garbage" * 10, max_bytes=1000, max_pixels=10**6)
+        decode_checked(b"\xff\xd8garbage" * 10, max_bytes=1000, max_pixels=10**6)
     assert err.value.code == RejectCode.UNREADABLE and "not a readable image" in str(err.value)
 
 
 def test_decode_good_image() -> None:
     _ok, buf = cv2.imencode(".png", _img(40, 30))
-    img = decode_image(buf.tobytes(), max_bytes=10**6, max_pixels=10**6)
+    img = decode_checked(buf.tobytes(), max_bytes=10**6, max_pixels=10**6)
     assert img.shape == (30, 40, 3) and img.dtype == np.uint8
 
 
