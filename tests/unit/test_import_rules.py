@@ -146,6 +146,14 @@ def test_core_imports_no_other_lfr_package() -> None:
     assert not bad, "lfr.core must sit at the bottom:\n" + "\n".join(bad)
 
 
+def test_subscriber_kit_stands_alone() -> None:
+    """``pip install 'lfr[client]'`` brings aiokafka and protobuf only: lfr.client may use the wire types and
+    nothing else of lfr (lfr.core alone would pull in pydantic settings, Redis and the rest)."""
+    client = [m for m in modules() if _in(m, ["client"])]
+    bad = _violations(client, lambda name: name != "lfr" and not _in(name, ["client", *GENERATED]))
+    assert not bad, "the subscriber kit depends on the server:\n" + "\n".join(bad)
+
+
 def _is_model_tooling(name: str) -> bool:
     parts = name.split(".")
     if len(parts) > 1 and parts[1] == MODEL_BUILDING_PACKAGE:
