@@ -103,7 +103,7 @@
       const y = PAD.t + ih * (1 - f);
       root.append(svg("line", { x1: PAD.l, x2: W - PAD.r, y1: y, y2: y, class: "grid" }));
       const v = top * f;
-      root.append(svg("text", { x: PAD.l - 4, y: y + 4, "text-anchor": "end", class: "tick" }, v >= 10 || v === 0 ? String(Math.round(v)) : v.toPrecision(2)));
+      root.append(svg("text", { x: PAD.l - 4, y: y + 4, "text-anchor": "end", class: "tick" }, Number.isInteger(v) ? String(v) : v.toPrecision(2)));
     }
     const n = labels.length;
     const iw = W - PAD.l - PAD.r;
