@@ -36,7 +36,9 @@ from typing import Any
 import av
 import cv2
 
-SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+from lfr.core.shared_data import shared_faces_dir
+
+SHARED_FACES = shared_faces_dir()
 VIDEOS = {
     "street_1080p": SHARED_FACES / "facenet_pytorch_samples" / "video" / "video.mp4",
     "hamilton_360p": SHARED_FACES / "face_recognition_demo" / "video" / "short_hamilton_clip.mp4",
