@@ -15,8 +15,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from alerting_support import (
     ALERT_TOPICS,
     AUDITOR_TOKEN,
@@ -36,6 +38,7 @@ from alerting_support import (
 )
 from typer.testing import CliRunner
 
+from lfr.alerting.adjudication import Adjudicator
 from lfr.alerting.cli import report_app
 from lfr.alerting.dedupe import alert_id_for
 from lfr.alerting.purge import make_purge_alerts
@@ -335,6 +338,64 @@ def _report(settings: Settings, dep: str, fmt: str) -> str:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     return result.output
+
+
+class FailsFirstSend:
+    """The real producer, except that its first ``send_and_wait`` fails as a broker outage would."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.failed = False
+
+    async def send_and_wait(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise KafkaConnectionError("broker unreachable")
+        return await self.real.send_and_wait(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+async def test_a_decision_interrupted_after_recording_is_finished_by_the_same_decision(live: Live) -> None:
+    settings, ctx = live.settings, live.api.ctx
+    dep = f"resume-{uuid.uuid4().hex[:6]}"
+    hit = await HitMaker(settings).hit(dep, "s-9", "crop-9")
+    async with AlertTail(settings, ALERT_TOPICS, from_beginning=False) as tail, HitProducer(settings) as hp:
+        await hp.send([hit])
+        await tail.wait_until(lambda: bool(tail.alerts({dep})), 30, "the alert")
+    aid = tail.alerts({dep})[0][1].alert_id
+    working = ctx.adjudicator
+    flaky = FailsFirstSend(ctx.producer)
+    ctx.adjudicator = Adjudicator(settings, ctx.redis, lambda: flaky, ctx.audit)
+    try:
+        async with live.api.client() as op:
+            first = await op.post(f"/api/v1/alerts/{aid}/adjudication", json={"outcome": "no_match"})
+            assert first.status_code == 503 and "send the same decision again" in first.json()["detail"]
+            state = await AlertStore(settings, ctx.redis).get(aid)
+            assert state is not None and state.adj_outcome == "no_match" and not state.adj_steps
+            # A different decision is still refused: the first one was recorded.
+            assert (
+                await op.post(f"/api/v1/alerts/{aid}/adjudication", json={"outcome": "match"})
+            ).status_code == 409
+            again = await op.post(f"/api/v1/alerts/{aid}/adjudication", json={"outcome": "no_match"})
+            assert again.status_code == 200 and again.json()["recorded_now"] is False
+            assert again.json()["alert"]["status"] == "rejected"
+            d = (await op.get(f"/api/v1/deployments/{dep}/dashboard")).json()
+    finally:
+        ctx.adjudicator = working
+    assert (d["alerts"], d["rejected"], d["pending"]) == (1, 1, 0), "the decision is counted once"
+    async with AlertTail(settings, topics.ADJUDICATIONS) as adjudications:
+        await adjudications.wait_until(
+            lambda: any(decode(Adjudication, v).alert_id == aid for _, v in adjudications.records),
+            10,
+            "the decision on lfr.adjudications.v1",
+        )
+        await asyncio.sleep(0.5)
+        sent = [v for _, v in adjudications.records if decode(Adjudication, v).alert_id == aid]
+    assert len(sent) == 1
+    audit = [e for e in await read_all(settings) if e.action == "alert.adjudicate" and e.target == aid]
+    assert len(audit) == 1 and audit[0].details["outcome"] == "no_match"
 
 
 async def test_console_files_are_served_with_a_strict_policy(live: Live) -> None:

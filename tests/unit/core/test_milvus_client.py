@@ -42,3 +42,39 @@ def test_tls_follows_the_uri_or_the_setting_and_names_the_ca() -> None:
     }
     named = load_settings(milvus={"uri": "http://10.0.0.5:19530", "tls": True, "tls_server_name": "milvus"})
     assert tls_options(named, named.milvus.uri) == {"secure": True, "server_name": "milvus"}
+
+
+class _Client:
+    """Stands in for MilvusClient: only whether it was closed matters here."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_one_connection_is_shared_and_closed_only_by_its_owner() -> None:
+    from lfr.core.milvus import MilvusConnection
+    from lfr.watchlist.store import WatchlistStore
+
+    class Card:
+        name, dim, metric = "c", 4, "L2"
+
+        def to_score(self, raw: float) -> float:
+            return raw
+
+    settings = load_settings()
+    first = _Client()
+    shared = MilvusConnection(settings, first)  # type: ignore[arg-type]
+    a = WatchlistStore(settings, Card(), milvus=shared)
+    b = WatchlistStore(settings, Card(), milvus=shared)
+    assert a.client is b.client is first
+    a.close()  # a store never closes a connection it was handed
+    assert not first.closed and b.client is first
+    b._drop_channel()  # a broken channel: dropped for every store that shares it
+    assert first.closed and not shared.connected
+    own = _Client()
+    alone = WatchlistStore(settings, Card(), client=own)  # type: ignore[arg-type]
+    alone.close()  # a store that made its own connection closes it
+    assert own.closed
