@@ -26,7 +26,7 @@ from lfr.core.bus import make_producer
 from lfr.core.config import Settings
 from lfr.core.crypto import DeploymentAlertKeys
 from lfr.core.milvus import MilvusConnection
-from lfr.core.redis_client import make_keystore_redis, make_redis
+from lfr.core.redis_client import make_redis
 from lfr.watchlist.audit_trail import AuditTrail
 from lfr.watchlist.card_stores import CardStores
 from lfr.watchlist.compose import build_services
@@ -99,13 +99,11 @@ class ApiContext:
     probe_keys: Lazy[DeploymentAlertKeys] = field(init=False)
     retro: Lazy[RetroSearcher] = field(init=False)
     redaction: Lazy[JobRegistry] = field(init=False)
-    keystore: Lazy[aioredis.Redis] = field(init=False)
 
     def __post_init__(self) -> None:
         self.probe_keys = Lazy(self._probe_keys)
         self.retro = Lazy(self._retro_searcher)
         self.redaction = Lazy(self._redaction_jobs)
-        self.keystore = Lazy(self._keystore)
 
     @classmethod
     async def start(cls, settings: Settings) -> ApiContext:
@@ -145,10 +143,6 @@ class ApiContext:
         cases = CaseStore(self.settings, self.redis)
         return RetroSearcher(self.settings, analyzer, self.audit, cases, milvus=self.milvus)
 
-    async def _keystore(self) -> aioredis.Redis:
-        """The crop key store's Redis (a client apart from the main one when configured so)."""
-        return make_keystore_redis(self.settings)
-
     async def _redaction_jobs(self) -> JobRegistry:
         from lfr.redact.engine import FaceFinder
         from lfr.redact.jobs import JobRegistry
@@ -165,8 +159,6 @@ class ApiContext:
             await jobs.aclose()
         await self.watchlist_stores.aclose()
         await asyncio.to_thread(self.milvus.close)
-        if (keystore := self.keystore.built) is not None:
-            await keystore.aclose()
         await self.producer.stop()
         await self.redis.aclose()
 
