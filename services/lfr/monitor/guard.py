@@ -46,12 +46,15 @@ class RawRecord:
 
 
 Handler = Callable[[RawRecord], Awaitable[None]]
+# The highest offset of ``tp`` whose effect the local state already holds (None: it holds none).
+AppliedUpTo = Callable[[TopicPartition], int | None]
 
 
 class OffsetGuard:
-    def __init__(self, settings: Settings, group_id: str) -> None:
+    def __init__(self, settings: Settings, group_id: str, applied: AppliedUpTo = lambda _: None) -> None:
         self.settings = settings
         self.group_id = group_id
+        self.applied = applied
         self.expected: dict[TopicPartition, int] = {}
         self.gaps_filled = 0
         self._reader: AIOKafkaConsumer | None = None
@@ -73,7 +76,17 @@ class OffsetGuard:
         self.expected.clear()
 
     async def _first_expected(self, tp: TopicPartition) -> int:
+        """Where this partition's processing must resume: after what the state holds, else the commit.
+
+        The state's own position comes first because a changelog recovery that stopped short (the embedded
+        broker's ListOffsets can answer below the real end) leaves the tables behind the committed offset;
+        resuming from the commit would then skip what the tables lost. Resuming from the state re-reads
+        those records, and anything re-read that the state holds is skipped by its window's last offset.
+        """
         assert self._offsets is not None and self._reader is not None
+        applied = self.applied(tp)
+        if applied is not None:
+            return applied + 1
         committed = await self._offsets.committed(tp)
         if committed is not None and committed >= 0:
             return int(committed)

@@ -57,8 +57,14 @@ async def push_event(redis: aioredis.Redis, settings: Settings, event: dict[str,
     await pipe.execute()
 
 
-async def beat(redis: aioredis.Redis, settings: Settings, gaps_filled: int) -> None:
-    doc = {"host": socket.gethostname(), "updated_at_ms": int(time.time() * 1000), "gaps_filled": gaps_filled}
+def reread_key(settings: Settings) -> str:
+    return rkey(settings, "ops", "offsets-reread")
+
+
+async def beat(redis: aioredis.Redis, settings: Settings, reread_since_last: int) -> None:
+    """The monitor is alive; ``reread_since_last`` records the guard re-read are added to a lasting total."""
+    total = await redis.incrby(reread_key(settings), reread_since_last)
+    doc = {"host": socket.gethostname(), "updated_at_ms": int(time.time() * 1000), "gaps_filled": int(total)}
     await put_doc(redis, heartbeat_key(settings), doc, HEARTBEAT_TTL_S)
 
 

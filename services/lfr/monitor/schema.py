@@ -38,7 +38,7 @@ class GroupStatus(BaseModel):
     group: str
     role: str = Field(description="which service the group is (embedder, alerting, monitor, other)")
     topics: list[str]
-    state: str = Field(description="the broker's group state (Stable, PreparingRebalance, Empty, ...)")
+    state: str = Field(description="the broker's group state (Stable, Empty, ...); absent: no such group")
     members: list[Member]
     lag: int = Field(description="sum of the partitions' lag")
     partitions: list[PartitionLag]
@@ -106,7 +106,10 @@ class MonitorState(BaseModel):
     running: bool = Field(description="a monitor stage wrote its heartbeat within the last 30 s")
     updated_at: str | None = None
     host: str = ""
-    gaps_filled: int = Field(0, description="records re-read because the consumer skipped them")
+    gaps_filled: int = Field(
+        0,
+        description="records the offset guard re-read from the broker because faust skipped them (all time)",
+    )
 
 
 class OpsStatus(BaseModel):

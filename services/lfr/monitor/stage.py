@@ -81,7 +81,7 @@ class WindowedCounts:
         keep = timedelta(minutes=settings.monitor.keep_minutes)
         self._at_s = 0.0
         self.table = (
-            app.Table(table, default=dict, partitions=partitions, key_type=str, value_type=dict)
+            app.Table(table, default=dict, partitions=partitions)
             .tumbling(60, expires=keep)
             .relative_to(self._event_time)
         )
@@ -99,7 +99,17 @@ class WindowedCounts:
         self._at_s = obs.at_ms / 1000
         new = merge(self.table[obs.key].current(), obs, record.offset)
         if new is not None:
+            new["p"] = record.partition
             self.table[obs.key] = new
+
+    def applied_up_to(self, partition: int) -> int | None:
+        """The highest source offset of ``partition`` the table holds (see OffsetGuard._first_expected)."""
+        offsets = [
+            int(v["o"])
+            for v in list(self.table.table.data.values())
+            if isinstance(v, dict) and v.get("p") == partition and isinstance(v.get("o"), int)
+        ]
+        return max(offsets) if offsets else None
 
     def windows(self) -> dict[str, dict[int, dict[str, Any]]]:
         """key -> minute start (ms) -> window value, from the local table (recovered from its changelog)."""
@@ -131,7 +141,7 @@ class Monitor:
             table_standby_replicas=0,
             stream_wait_empty=False,
         )
-        self.guard = OffsetGuard(settings, m.app_id)
+        self.guard = OffsetGuard(settings, m.app_id, self._applied_up_to)
         self.cameras = WindowedCounts(
             self.app, settings, "camera-minutes", topics.CAMERA_STATS, k.alerts_partitions, camera_observation
         )
@@ -150,9 +160,16 @@ class Monitor:
         self.silent: dict[str, int] = {}
         self.jumping: set[str] = set()
         self.checks = 0
+        self._reread_reported = 0
         for counts in (self.cameras, self.alerts, self.outcomes):
             self._agent(counts)
         self.app.on_partitions_assigned.connect(self._on_assigned)
+
+    def _applied_up_to(self, tp: Any) -> int | None:
+        for counts in (self.cameras, self.alerts, self.outcomes):
+            if counts.topic_name == tp.topic:
+                return counts.applied_up_to(tp.partition)
+        return None
 
     async def _on_assigned(self, *_: Any, **__: Any) -> None:
         self.guard.forget()
@@ -185,7 +202,9 @@ class Monitor:
         self.checks += 1
         if self.checks % LAG_EVERY_CHECKS == 1:
             await self._lag()
-        await records.beat(self.redis, self.settings, self.guard.gaps_filled)
+        reread = self.guard.gaps_filled - self._reread_reported
+        await records.beat(self.redis, self.settings, reread)
+        self._reread_reported += reread
 
     async def _camera(
         self, camera_id: str, minutes: dict[int, dict[str, Any]], now_ms: int, ttl: int
