@@ -1,4 +1,4 @@
-"""`lfr demo` as `make demo` runs it: its own stack, the four services as processes, a clean stop.
+"""`lfr demo` as `make demo` runs it: its own stack, the five services as processes, a clean stop.
 
 While the demo runs, every service answers on its health port (found through the run files each one
 writes in the data dir): /healthz, /readyz and /metrics. After ``--duration`` the demo stops what it
@@ -21,7 +21,7 @@ from lfr.core.observability import find_services
 
 pytestmark = pytest.mark.integration
 
-SERVICES = {"api", "ingest", "embedder", "alerting"}
+SERVICES = {"api", "ingest", "embedder", "alerting", "monitor"}
 
 
 def _check_endpoints(data_dir: Path, deadline: float) -> set[str]:
@@ -75,4 +75,7 @@ def test_demo_runs_every_service_and_stops_cleanly(tmp_path: Path, models_dir: P
     # arrives, and the summary counts it.
     assert re.search(r"^ALERT .* subject=obama ", out, re.M), out[-3000:]
     assert re.search(r"^alerts\s+[1-9]", summary, re.M), summary
+    # The monitor stage (faust) counted the demo camera's frames from ingest's camera reports.
+    monitored = re.search(r"^monitor\s+demo-cam-1: (\d+) frames, (\d+) faces", summary, re.M)
+    assert monitored and int(monitored.group(1)) > 0 and int(monitored.group(2)) > 0, summary
     assert not find_services(data_dir), "every service removed its run file"

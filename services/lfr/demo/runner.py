@@ -23,7 +23,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from lfr.core import stats, topics
-from lfr.core.bus import make_consumer
+from lfr.core.bus import ensure_topics, make_consumer
 from lfr.core.config import Settings, load_settings
 from lfr.core.redis_client import make_redis
 from lfr.core.serde import decode
@@ -49,6 +49,7 @@ class DemoSummary:
     deployment_id: str = ""
     alerts: dict[str, Alert] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+    cameras: list[dict[str, object]] = field(default_factory=list)
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -111,6 +112,8 @@ class DemoRunner:
         from lfr.watchlist.deployment_service import start_deployment_now
 
         actor = f"demo:{getpass.getuser()}"
+        # A stack started by an older version lacks newer topics (the monitor's, for one).
+        await ensure_topics(settings)
         async with open_services(settings) as svc:
             held = await replace_watchlist(svc.subjects, DEMO_WATCHLIST, inputs.enrol_dir, actor)
             _print(held.describe(DEMO_WATCHLIST))
@@ -146,6 +149,7 @@ class DemoRunner:
                 summary.exit_codes = group.stop()
             if summary.deployment_id:
                 summary.counters = asyncio.run(self._counters(settings, summary.deployment_id))
+                summary.cameras = asyncio.run(self._monitor_figures(settings))
             if started_stack:
                 stack.down()
             summary.seconds = time.monotonic() - t0
@@ -175,7 +179,7 @@ class DemoRunner:
             {
                 "name": "demo-operator",
                 "key": operator_key,
-                "roles": ["operator", "auditor", "watchlist-admin"],
+                "roles": ["operator", "auditor", "watchlist-admin", "operations"],
             }
         ]
         env = {
@@ -193,12 +197,14 @@ class DemoRunner:
         for name, args in (
             ("embedder", ["embed"]),
             ("alerting", ["alert"]),
+            ("monitor", ["monitor"]),
             ("api", ["api"]),
             ("ingest", ["ingest"]),
         ):
             group.start(name, *args)
         _print(f"running {inputs.description} on deployment {deployment_id}")
         _print(f"operator console: http://127.0.0.1:{api_port}/console/  (token: {operator_key})")
+        _print("operations view: `lfr status` in another terminal, or the console's operations page")
         _print("alerts as they arrive (Ctrl-C to stop):")
         return group
 
@@ -252,6 +258,22 @@ class DemoRunner:
         finally:
             store.close()
 
+    async def _monitor_figures(self, settings: Settings) -> list[dict[str, object]]:
+        """Per camera, the monitor's per-minute figures summed (its windows over lfr.camera-stats.v1)."""
+        from lfr.monitor import records
+
+        redis = make_redis(settings)
+        try:
+            docs = await records.read_docs(redis, records.camera_key(settings, ""))
+        finally:
+            await redis.aclose()
+        out: list[dict[str, object]] = []
+        for doc in sorted(docs, key=lambda d: str(d.get("camera_id"))):
+            minutes = doc.get("minutes") or []
+            totals = {n: sum(int(m.get(n, 0)) for m in minutes) for n in ("frames", "faces", "crops")}
+            out.append({"camera_id": doc.get("camera_id"), "minutes": len(minutes), **totals})
+        return out
+
     async def _counters(self, settings: Settings, deployment_id: str) -> dict[str, int]:
         redis = make_redis(settings)
         try:
@@ -273,6 +295,11 @@ class DemoRunner:
             subjects[a.subject.subject_id] = subjects.get(a.subject.subject_id, 0) + a.hit_count
         for sid, hits in sorted(subjects.items()):
             _print(f"  {s.names.get(sid, sid)}: {hits} hit(s)")
+        for cam in s.cameras:
+            _print(
+                f"monitor           {cam['camera_id']}: {cam['frames']} frames, {cam['faces']} faces, "
+                f"{cam['crops']} crops in {cam['minutes']} one-minute window(s)"
+            )
         for name, code in s.exit_codes.items():
             _print(f"{name:17s} exit {code}")
 
