@@ -27,6 +27,7 @@ from lfr.core import stats
 from lfr.core.audit import read_all
 from lfr.core.config import Settings
 from lfr.core.redis_client import make_redis
+from lfr.ingest.status import write_status
 
 from .roles_support import NAMES, Api, Watched, full_api, headers, role_settings, unlabelled_inputs
 
@@ -500,105 +501,31 @@ async def test_auditor_verifies_searches_exports_and_plots_a_report(
 # ---- operations -----------------------------------------------------------------------------------------
 
 
-def _sample_status() -> dict[str, Any]:
-    """An operations status document in the shape lfr.monitor.schema.OpsStatus defines (validated below)."""
-    from lfr.monitor.schema import OpsStatus
-
-    doc = {
-        "generated_at": datetime.now(UTC).isoformat(),
-        "healthy": False,
-        "stack": [
-            {"name": "kafka", "reachable": True, "detail": "127.0.0.1:9092"},
-            {"name": "redis", "reachable": True, "detail": ""},
-            {"name": "keystore", "reachable": True, "detail": ""},
-            {"name": "milvus", "reachable": True, "detail": ""},
-        ],
-        "groups": [
-            {
-                "group": "lfr-embedder",
-                "role": "embedder",
-                "topics": ["lfr.crops.v1"],
-                "state": "Stable",
-                "members": [{"member_id": "m1", "client_id": "embedder-0", "host": "/10.0.0.5"}],
-                "lag": 37,
-                "partitions": [
-                    {"topic": "lfr.crops.v1", "partition": 0, "committed": 1200, "end": 1237, "lag": 37},
-                    {"topic": "lfr.crops.v1", "partition": 1, "committed": 990, "end": 990, "lag": 0},
-                ],
-            }
-        ],
-        "throughput": [{"topic": "lfr.crops.v1", "end_offset_total": 2227, "records_per_s": 41.5}],
-        "cameras": [
-            {
-                "camera_id": "cam-gate-1",
-                "deployment_id": "dep-1",
-                "health": "ok",
-                "state": "connected",
-                "connected": True,
-                "input_fps": 25.0,
-                "analysed_fps": 5.0,
-                "last_frame_age_s": 0.1,
-            },
-            {
-                "camera_id": "cam-gate-2",
-                "deployment_id": "dep-1",
-                "health": "silent",
-                "state": "reconnecting",
-                "input_fps": 0.0,
-                "analysed_fps": 0.0,
-                "last_frame_age_s": 95.0,
-                "reconnects": 3,
-            },
-        ],
-        "deployments": [
-            {
-                "deployment_id": "dep-1",
-                "status": "running",
-                "alerts_last_minute": 2,
-                "alerts_baseline_per_min": 0.5,
-            }
-        ],
-        "keys": {
-            "crop_keys": 3,
-            "crop_key_ttl_s": [40, 85, 110],
-            "alert_keys": [{"deployment_id": "dep-1", "ttl_s": 2_592_000}],
-        },
-        "events": [{"kind": "camera_silent", "subject": "cam-gate-2", "at": datetime.now(UTC).isoformat()}],
-        "monitor": {"running": True, "updated_at": datetime.now(UTC).isoformat(), "host": "monitor-0"},
-    }
-    return OpsStatus.model_validate(doc).model_dump(mode="json")
-
-
-def _has_ops_route(app: Any) -> bool:
-    return any(getattr(r, "path", "") == "/api/v1/ops/status" for r in app.routes) or any(
-        p == "/api/v1/ops/status" for p in app.openapi().get("paths", {})
-    )
-
-
 async def test_operations_page_shows_cameras_lag_workers_throughput_and_keys(
-    settings_for, browser: Any
+    settings_for, models_dir, browser: Any
 ) -> None:
     settings = role_settings(settings_for)
-    stand_in = {"used": False}
+    async with full_api(settings) as api, alerting_running(settings), HitProducer(settings) as producer:
+        dep = await _deployment(api, [f"wl-{uuid.uuid4().hex[:6]}"], start=True, location="East Gate")
+        cams = [f"cam-ok-{dep[-4:]}", f"cam-down-{dep[-4:]}"]
+        async with api.client("watchlist-admin") as admin:
+            for cam in cams:
+                body = {"camera_id": cam, "deployment_id": dep, "url": f"rtsp://cams.example/{cam}"}
+                assert (await admin.post("/api/v1/cameras", json=body)).status_code == 201
+        # What an ingest replica reports for its cameras (lfr.ingest.status): one streaming, one not.
+        redis = make_redis(settings)
+        try:
+            up = {"camera_id": cams[0], "deployment_id": dep, "state": "connected", "connected": True}
+            up |= {"input_fps": 25.0, "analysed_fps": 5.0, "last_frame_age_s": 0.2, "reconnects": 0}
+            down = {"camera_id": cams[1], "deployment_id": dep, "state": "reconnecting", "connected": False}
+            down |= {"input_fps": 0.0, "analysed_fps": 0.0, "last_frame_age_s": 95.0, "reconnects": 4}
+            await write_status(redis, settings, [up, down], replica=0)
+        finally:
+            await redis.aclose()
+        maker = HitMaker(settings)  # sealing a probe creates the deployment's alert key (its TTL is shown)
+        maker.registered.add(dep)
+        await producer.send([await maker.hit(dep, "s-ops", "crop-ops-1", camera_id=cams[0])])
 
-    def add_stand_in(app: Any) -> None:
-        # Until the monitor's route is registered in lfr.api.app, the page is tested against a document of
-        # the shape that route serves (lfr.monitor.schema.OpsStatus), behind the same role check.
-        if _has_ops_route(app):
-            return
-        from fastapi import Depends
-
-        from lfr.api.auth import require
-
-        stand_in["used"] = True
-
-        @app.get("/api/v1/ops/status", dependencies=[Depends(require("operations"))])
-        async def ops_status() -> dict[str, Any]:
-            return _sample_status()
-
-    async with full_api(settings, add_stand_in) as api:
-        if stand_in["used"]:
-            print("\nNOTE: /api/v1/ops/status is not registered yet: the page is tested on a sample document")
         page = Watched(await browser.new_page(viewport=DESKTOP))
         await page.refused_sign_in(f"{api.base_url}/console/ops.html", "auditor", "operations")
         await page.sign_in(f"{api.base_url}/console/ops.html", "operations")
@@ -606,23 +533,30 @@ async def test_operations_page_shows_cameras_lag_workers_throughput_and_keys(
         await expect(p.locator("#ops-status")).to_have_attribute(
             "data-healthy", re.compile("^(true|false)$"), timeout=30_000
         )
-        status = await (
-            await p.request.get(f"{api.base_url}/api/v1/ops/status", headers=headers("operations"))
-        ).json()
-        await expect(p.locator("#cameras tbody tr")).to_have_count(len(status["cameras"]))
-        parts = sum(len(g["partitions"]) for g in status["groups"])
-        await expect(p.locator("#lag tbody tr")).to_have_count(parts)
-        await expect(p.locator("#workers tbody tr")).to_have_count(len(status["groups"]))
+        async with api.client("operations") as c:
+            status = (await c.get("/api/v1/ops/status")).json()
+        health = {c["camera_id"]: c["health"] for c in status["cameras"]}
+        assert health[cams[0]] == "ok" and health[cams[1]] != "ok", health
+        ok_row = p.locator(f'#cameras tr[data-camera-id="{cams[0]}"]')
+        await expect(ok_row).to_have_attribute("data-health", "ok")
+        await expect(ok_row).to_contain_text("25.0")
+        await expect(p.locator(f'#cameras tr[data-camera-id="{cams[1]}"]')).to_have_attribute(
+            "data-health", health[cams[1]]
+        )
+        await expect(p.locator("#ops-status")).to_contain_text(f"{cams[1]} ({health[cams[1]]})")
+
+        group = settings.alerting.group_id
+        mine = next(g for g in status["groups"] if g["group"] == group)
+        assert mine["members"] and mine["partitions"]
+        await expect(p.locator("#lag tbody tr", has_text=group)).to_have_count(len(mine["partitions"]))
+        await expect(p.locator("#workers tbody tr", has_text=group)).to_contain_text(
+            str(len(mine["members"]))
+        )
         await expect(p.locator("#throughput tbody tr")).to_have_count(len(status["throughput"]))
-        await expect(p.locator("#keys tbody tr")).to_have_count(len(status["keys"]["alert_keys"]))
-        await expect(p.locator("#stack li")).to_have_count(len(status["stack"]))
-        if stand_in["used"]:
-            await expect(p.locator("#ops-status")).to_contain_text("cam-gate-2 (silent)")
-            await expect(p.locator('#cameras tr[data-camera-id="cam-gate-1"]')).to_contain_text("25.0")
-            await expect(p.locator("#lag tbody tr.lagging")).to_have_count(1)
-            await expect(p.locator("#crop-keys")).to_have_text(
-                "3 crop key(s) alive; shortest TTL 40 s, longest 110 s"
-            )
+        assert status["keys"]["alert_keys"], status["keys"]
+        await expect(p.locator("#keys tbody tr", has_text=dep)).to_have_count(1)
+        await expect(p.locator("#deployments tbody tr", has_text=dep)).to_contain_text("running")
+        await expect(p.locator("#stack li")).to_have_count(4)
         await page.screenshot("operations")
         page.assert_clean()
         for role in ("watchlist-admin", "operator", "auditor", "authorising-officer"):

@@ -15,7 +15,8 @@
     if (s === null || s === undefined) return "–";
     if (s < 120) return `${Math.round(s)} s`;
     if (s < 7200) return `${Math.round(s / 60)} min`;
-    return `${(s / 3600).toFixed(1)} h`;
+    if (s < 172800) return `${(s / 3600).toFixed(1)} h`;
+    return `${(s / 86400).toFixed(1)} days`;
   }
 
   function rows(tableId, list, make) {
