@@ -56,16 +56,17 @@ class Adjudicator:
 
     def __init__(
         self,
+        store: AlertStore,
         settings: Settings,
         redis: aioredis.Redis,
         producer: Callable[[], AIOKafkaProducer],
         audit: AuditLog,
     ) -> None:
+        self.store = store
         self.settings = settings
         self.redis = redis
         self.producer = producer
         self.audit = audit
-        self.store = AlertStore(settings, redis)
 
     async def decide(self, alert_id: str, outcome: Outcome, officer: str, note: str) -> Decision:
         """Record ``outcome`` (AlertNotFound, AlreadyAdjudicated when decided differently) and finish every

@@ -20,6 +20,7 @@ from fastapi import Depends, Request
 
 from lfr.alerting.adjudication import Adjudicator
 from lfr.alerting.purge import make_purge_alerts
+from lfr.alerting.store import AlertStore
 from lfr.alerting.stream import AlertHub
 from lfr.core.audit import AuditLog
 from lfr.core.bus import make_producer
@@ -27,6 +28,8 @@ from lfr.core.config import Settings
 from lfr.core.crypto import DeploymentAlertKeys
 from lfr.core.milvus import MilvusConnection
 from lfr.core.redis_client import make_redis
+from lfr.ingest.registry import CameraRegistry
+from lfr.retro.cases import CaseStore
 from lfr.watchlist.audit_trail import AuditTrail
 from lfr.watchlist.card_stores import CardStores
 from lfr.watchlist.compose import build_services
@@ -94,8 +97,11 @@ class ApiContext:
     deployments: DeploymentService
     audit_trail: AuditTrail
     subject_lookup: SubjectLookup
+    alerts: AlertStore
     alert_hub: AlertHub
     adjudicator: Adjudicator
+    cases: CaseStore
+    cameras: CameraRegistry
     probe_keys: Lazy[DeploymentAlertKeys] = field(init=False)
     retro: Lazy[RetroSearcher] = field(init=False)
     redaction: Lazy[JobRegistry] = field(init=False)
@@ -115,6 +121,7 @@ class ApiContext:
         wl = build_services(
             settings, redis, audit, purge_alerts=make_purge_alerts(settings, redis), milvus=milvus
         )
+        alerts = AlertStore(settings, redis)
         return cls(
             settings=settings,
             redis=redis,
@@ -126,8 +133,11 @@ class ApiContext:
             deployments=wl.deployments,
             audit_trail=wl.audit_trail,
             subject_lookup=watchlist_lookup(wl.subjects),
+            alerts=alerts,
             alert_hub=AlertHub(settings, redis),
-            adjudicator=Adjudicator(settings, redis, lambda: producer, audit),
+            adjudicator=Adjudicator(alerts, settings, redis, lambda: producer, audit),
+            cases=CaseStore(settings, redis),
+            cameras=CameraRegistry(settings, redis),
         )
 
     async def _probe_keys(self) -> DeploymentAlertKeys:
@@ -135,13 +145,11 @@ class ApiContext:
 
     async def _retro_searcher(self) -> RetroSearcher:
         """The face models load in a worker thread, not on the event loop serving the live alert streams."""
-        from lfr.retro.cases import CaseStore
         from lfr.retro.search import RetroSearcher
         from lfr.vision import FaceAnalyzer
 
         analyzer = await asyncio.to_thread(FaceAnalyzer, self.settings)
-        cases = CaseStore(self.settings, self.redis)
-        return RetroSearcher(self.settings, analyzer, self.audit, cases, milvus=self.milvus)
+        return RetroSearcher(self.settings, analyzer, self.audit, self.cases, milvus=self.milvus)
 
     async def _redaction_jobs(self) -> JobRegistry:
         from lfr.redact.engine import FaceFinder

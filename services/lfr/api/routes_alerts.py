@@ -30,7 +30,7 @@ from lfr.alerting.schemas import (
     AlertOut,
     DashboardOut,
 )
-from lfr.alerting.store import AlertState, AlertStore
+from lfr.alerting.store import AlertState
 from lfr.alerting.stream import CLOSED, RESYNC
 from lfr.api.auth import Principal, require
 from lfr.api.context import ApiContext, Ctx
@@ -54,12 +54,8 @@ NO_STORE = {
 }
 
 
-def _store(ctx: ApiContext) -> AlertStore:
-    return AlertStore(ctx.settings, ctx.redis)
-
-
 async def _require_alert(ctx: ApiContext, alert_id: str) -> AlertState:
-    state = await _store(ctx).get(alert_id)
+    state = await ctx.alerts.get(alert_id)
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert (or purged under retention)")
     return state
@@ -85,7 +81,7 @@ async def alert_stream(deployment_id: str, ctx: Ctx, _: Operator) -> StreamingRe
     hub = ctx.alert_hub
     with domain_errors():
         sub = await hub.subscribe(deployment_id)
-    store = _store(ctx)
+    store = ctx.alerts
 
     async def snapshot() -> str:
         alerts = await store.list(deployment_id, limit=STREAM_SNAPSHOT)
@@ -133,7 +129,7 @@ async def list_alerts(
     before_ms: Annotated[int | None, Query(description="page: alerts last seen before this time")] = None,
 ) -> AlertListOut:
     """Newest first (by last sighting)."""
-    alerts = await _store(ctx).list(deployment, limit=limit, status=status_, before_ms=before_ms)
+    alerts = await ctx.alerts.list(deployment, limit=limit, status=status_, before_ms=before_ms)
     return AlertListOut(deployment_id=deployment, alerts=[AlertOut.from_state(a) for a in alerts])
 
 
@@ -156,7 +152,7 @@ async def probe_image(alert_id: str, ctx: Ctx, who: Operator) -> Response:
     Every view is audited before the image is handed out (who looked at which person's face, and when, is
     what an auditor asks first); a view that cannot be recorded is refused.
     """
-    found = await _store(ctx).probe(alert_id)
+    found = await ctx.alerts.probe(alert_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no probe image for this alert")
     blob, crop_id, deployment_id = found

@@ -17,7 +17,6 @@ from lfr.api.auth import Principal, require
 from lfr.api.context import Ctx
 from lfr.api.errors import domain_errors
 from lfr.ingest.cameras import Camera, load_cameras
-from lfr.ingest.registry import CameraRegistry
 from lfr.ingest.status import read_status
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
@@ -64,7 +63,7 @@ def _out(cam: Camera, defined_in: Literal["cameras file", "api"], status: dict[s
 )
 async def list_cameras(who: Reader, ctx: Ctx) -> list[CameraOut]:
     file_cams = load_cameras(ctx.settings) if ctx.settings.ingest.cameras_file else []
-    api_cams = await CameraRegistry(ctx.settings, ctx.redis).list()
+    api_cams = await ctx.cameras.list()
     known = {c.camera_id for c in file_cams}
     entries: list[tuple[Camera, Literal["cameras file", "api"]]] = [(c, "cameras file") for c in file_cams]
     entries += [(c, "api") for c in api_cams if c.camera_id not in known]
@@ -78,11 +77,11 @@ async def add_camera(body: CameraIn, who: Admin, ctx: Ctx) -> CameraOut:
     if await ctx.deployments.store.get(camera.deployment_id) is None:
         raise HTTPException(404, f"deployment {camera.deployment_id} does not exist")
     with domain_errors():
-        await CameraRegistry(ctx.settings, ctx.redis).add(camera, who.name, ctx.audit, body.reason)
+        await ctx.cameras.add(camera, who.name, ctx.audit, body.reason)
     return _out(camera, "api", None)
 
 
 @router.delete("/{camera_id}", status_code=204, summary="Remove a camera added through the API")
 async def remove_camera(camera_id: str, who: Admin, ctx: Ctx, reason: str = "") -> None:
-    if not await CameraRegistry(ctx.settings, ctx.redis).remove(camera_id, who.name, ctx.audit, reason):
+    if not await ctx.cameras.remove(camera_id, who.name, ctx.audit, reason):
         raise HTTPException(404, f"camera {camera_id} is not registered through the API")

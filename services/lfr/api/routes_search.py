@@ -27,7 +27,7 @@ from lfr.api.auth import Principal, require
 from lfr.api.context import ApiContext, get_ctx
 from lfr.api.errors import domain_errors
 from lfr.core.images import IMAGE_SUFFIXES
-from lfr.retro.cases import CaseRetentionError, CaseStore, check_retention_days
+from lfr.retro.cases import CaseRetentionError, check_retention_days
 from lfr.retro.schemas import (
     CaseSearches,
     MissingJustificationError,
@@ -182,7 +182,7 @@ async def case_searches(
     ctx: ApiContext = Depends(get_ctx),
 ) -> CaseSearches:
     """The case's stored search results (until its retention period ends), oldest first."""
-    store = CaseStore(ctx.settings, ctx.redis)
+    store = ctx.cases
     try:
         results = await store.list(case_ref)
         days = await store.retention_days(case_ref)

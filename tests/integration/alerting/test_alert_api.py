@@ -367,12 +367,12 @@ async def test_a_decision_interrupted_after_recording_is_finished_by_the_same_de
     aid = tail.alerts({dep})[0][1].alert_id
     working = ctx.adjudicator
     flaky = FailsFirstSend(ctx.producer)
-    ctx.adjudicator = Adjudicator(settings, ctx.redis, lambda: flaky, ctx.audit)
+    ctx.adjudicator = Adjudicator(ctx.alerts, settings, ctx.redis, lambda: flaky, ctx.audit)
     try:
         async with live.api.client() as op:
             first = await op.post(f"/api/v1/alerts/{aid}/adjudication", json={"outcome": "no_match"})
             assert first.status_code == 503 and "send the same decision again" in first.json()["detail"]
-            state = await AlertStore(settings, ctx.redis).get(aid)
+            state = await ctx.alerts.get(aid)
             assert state is not None and state.adj_outcome == "no_match" and not state.adj_steps
             # A different decision is still refused: the first one was recorded.
             assert (
