@@ -30,7 +30,7 @@ MILVUS_OUTAGE_S = 30.0
 
 @pytest.mark.parametrize(
     ("service", "bound_s"),
-    [("embedder", 75.0), ("alerting", 60.0), ("ingest", 30.0)],
+    [("embedder", 45.0), ("alerting", 45.0), ("ingest", 30.0)],
 )
 async def test_service_sigkilled_and_restarted(pipeline: Pipeline, service: str, bound_s: float) -> None:
     restarted_ms = 0
@@ -57,7 +57,7 @@ async def test_service_sigkilled_and_restarted(pipeline: Pipeline, service: str,
             ms_from_ts(h.captured_at) >= restarted_ms
             for h in pipeline.ledger.hits[pipeline.camera_deployment]
         ):
-            assert time.monotonic() - t0 < 90, "no hit from footage captured after ingest restarted"
+            assert time.monotonic() - t0 < 60, "no hit from footage captured after ingest restarted"
             pipeline.assert_services_alive()
             await asyncio.sleep(0.5)
         outcome.extra["footage_hit_after_restart_s"] = round((now_ms() - restarted_ms) / 1000, 1)
@@ -66,6 +66,7 @@ async def test_service_sigkilled_and_restarted(pipeline: Pipeline, service: str,
 
 async def test_broker_killed_and_restarted(pipeline: Pipeline) -> None:
     async def fault(sc: Scenario) -> dict[str, Any]:
+        await pipeline.first_output(sc, "embedder")  # mid-stream: some crops searched, others not yet
         pipeline.kill_component("kafka")
         # Crops produced while the broker is down wait in the producer and are delivered after it returns.
         feeding = asyncio.create_task(pipeline.inject_during(sc, 5.0))
@@ -75,11 +76,12 @@ async def test_broker_killed_and_restarted(pipeline: Pipeline) -> None:
         await asyncio.wait_for(feeding, 120)
         return {"broker_answered_s": round(answer_s, 1)}
 
-    await pipeline.run("broker", fault, bound_s=90.0)
+    await pipeline.run("broker", fault, bound_s=60.0)
 
 
 async def test_redis_killed_and_restarted(pipeline: Pipeline) -> None:
     async def fault(sc: Scenario) -> dict[str, Any]:
+        await pipeline.first_output(sc, "alerting")  # the alerts exist: their dedupe state must survive
         before = await pipeline.redis.dbsize()
         pipeline.kill_component("redis")
         feeding = asyncio.create_task(pipeline.inject_during(sc, 5.0))
@@ -92,12 +94,12 @@ async def test_redis_killed_and_restarted(pipeline: Pipeline) -> None:
         assert after >= before * 0.9, (before, after)
         return {"redis_answered_s": round(answer_s, 1), "keys_before": before, "keys_after": after}
 
-    await pipeline.run("redis", fault, bound_s=60.0)
+    await pipeline.run("redis", fault, bound_s=45.0)
 
 
 async def test_milvus_unavailable_for_30s(pipeline: Pipeline) -> None:
     async def fault(sc: Scenario) -> dict[str, Any]:
-        await asyncio.sleep(3.0)  # the crops injected before the outage are searched
+        await pipeline.first_output(sc, "embedder")
         pipeline.kill_component("milvus", signal.SIGTERM)
         assert pipeline.ledger is not None
         hits_at_outage = len(pipeline.ledger.hits[sc.deployment_id])
@@ -108,13 +110,15 @@ async def test_milvus_unavailable_for_30s(pipeline: Pipeline) -> None:
         answer_s = await asyncio.to_thread(pipeline.restart_component, "milvus")
         return {"milvus_answered_s": round(answer_s, 1)}
 
-    await pipeline.run("milvus", fault, bound_s=75.0)
+    # The stage retries every 10 s at most once a failure has lasted (docs/stream-processing.md).
+    await pipeline.run("milvus", fault, bound_s=25.0)
 
 
 async def test_worker_frozen_past_its_session_timeout(pipeline: Pipeline) -> None:
     frozen_s = SESSION_TIMEOUT_S + 4.0
 
     async def fault(sc: Scenario) -> dict[str, Any]:
+        await pipeline.first_output(sc, "embedder")
         pipeline.signal_service("embedder", signal.SIGSTOP)
         try:
             await pipeline.inject_during(sc, frozen_s)
@@ -123,7 +127,7 @@ async def test_worker_frozen_past_its_session_timeout(pipeline: Pipeline) -> Non
             sc.ended()
         return {"frozen_s": frozen_s}
 
-    await pipeline.run("sigstop", fault, bound_s=60.0)
+    await pipeline.run("sigstop", fault, bound_s=45.0)
 
 
 async def test_crops_topic_flooded(pipeline: Pipeline) -> None:
@@ -137,7 +141,8 @@ async def test_crops_topic_flooded(pipeline: Pipeline) -> None:
         assert backlog > sc.total() // 2, "the embedder kept up: the flood did not build a backlog"
         return {"flood": sc.total(), "produced_in_s": round(produce_s, 1), "backlog": backlog}
 
-    outcome = await pipeline.run("flood", fault, bound_s=80.0, before=0, after=0)
+    # Drained well inside the crop keys' TTL (KEY_TTL_S), or matching crops would expire unread.
+    outcome = await pipeline.run("flood", fault, bound_s=60.0, before=0, after=0)
     outcome.extra["drain_crops_per_s"] = round(outcome.injected / outcome.recovery_s, 1)
     print(outcome.line(), flush=True)
 
