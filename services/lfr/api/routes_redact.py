@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse
 
 from lfr.api.auth import Principal, Role, require
 from lfr.api.context import ApiContext, get_ctx
+from lfr.api.errors import domain_errors
 from lfr.api.routes_search import _one, parse_multipart, read_limited
 from lfr.core.images import IMAGE_SUFFIXES
 from lfr.redact.engine import RedactError
@@ -31,7 +32,6 @@ from lfr.redact.jobs import Job, JobRegistry
 from lfr.redact.masks import STYLES
 from lfr.redact.media import VIDEO_SUFFIXES
 from lfr.redact.service import (
-    MissingJustificationError,
     RedactRequest,
     check_justification,
     check_request,
@@ -54,10 +54,8 @@ async def create_redaction(
     """Start redacting an uploaded video or still for a case; poll the job for progress and the result."""
     body = await read_limited(request, ctx.settings.api.max_upload_bytes)
     fields, files = parse_multipart(request.headers.get("content-type", ""), body)
-    try:
+    with domain_errors():
         case_ref, reason = check_justification(_one(fields, "case_ref"), _one(fields, "reason"))
-    except MissingJustificationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     uploads = [f for name, f in files if name == "file"]
     if len(uploads) != 1 or not uploads[0].data:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "send exactly one non-empty file field")

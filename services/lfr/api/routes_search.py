@@ -182,10 +182,7 @@ async def case_searches(
     ctx: ApiContext = Depends(get_ctx),
 ) -> CaseSearches:
     """The case's stored search results (until its retention period ends), oldest first."""
-    store = ctx.cases
-    try:
-        results = await store.list(case_ref)
-        days = await store.retention_days(case_ref)
-    except MissingJustificationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    with domain_errors():
+        results = await ctx.cases.list(case_ref)
+        days = await ctx.cases.retention_days(case_ref)
     return CaseSearches(case_ref=case_ref, searches=results, retention_days=days)
