@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer, TopicPartition
+from prometheus_client import Counter
 
 from lfr.core import topics
 from lfr.core.bus import make_consumer
@@ -31,6 +32,12 @@ from lfr.v1.audit_pb2 import AuditEvent
 
 log = logging.getLogger(__name__)
 GENESIS = "0" * 64
+APPENDED = Counter("lfr_audit_appends_total", "Audit events appended to the chain")
+APPEND_FAILURES = Counter(
+    "lfr_audit_append_failures_total",
+    "Audit events that could not be appended (the action was refused)",
+    ["error"],
+)
 
 
 def canonical(event: AuditEvent) -> bytes:
@@ -69,6 +76,17 @@ class AuditLog:
     ) -> AuditEvent:
         if not actor:
             raise ValueError("audit events need an actor")
+        try:
+            event = await self._append(actor, action, target, reason, details)
+        except Exception as exc:
+            APPEND_FAILURES.labels(type(exc).__name__).inc()
+            raise
+        APPENDED.inc()
+        return event
+
+    async def _append(
+        self, actor: str, action: str, target: str, reason: str, details: Mapping[str, str] | None
+    ) -> AuditEvent:
         token = new_id().encode()
         for _ in range(200):
             if await self.redis.set(self._lock_key, token, nx=True, px=self.LOCK_MS):

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from prometheus_client import Counter
+from redis.exceptions import RedisError
 
 from lfr.core.config import Settings
 from lfr.core.ids import new_id
@@ -29,6 +31,9 @@ from lfr.core.redis_client import make_keystore_redis
 from lfr.v1.common_pb2 import EncryptedBlob
 
 NONCE_BYTES = 12
+KEYSTORE_ERRORS = Counter(
+    "lfr_keystore_errors_total", "Crop key store calls that failed (the key store unreachable)", ["operation"]
+)
 KEY_CHECK_S = 1.0  # how often an encrypting keyring checks that the key store still holds its key
 
 
@@ -86,6 +91,13 @@ class CropKeyring:
         return rkey(self.settings, "cropkey", key_id)
 
     async def current(self) -> tuple[str, bytes]:
+        try:
+            return await self._current_key()
+        except (RedisError, OSError):
+            KEYSTORE_ERRORS.labels("current").inc()
+            raise
+
+    async def _current_key(self) -> tuple[str, bytes]:
         """The key to encrypt with now; a new one every ``key_rotation_s``, or as soon as the store lost it.
 
         The key store keeps nothing on disk, so a restart of it empties it. Checking once a second that the
@@ -109,6 +121,13 @@ class CropKeyring:
         return seal(key_id, key, plaintext, aad)
 
     async def lookup(self, key_id: str) -> bytes:
+        try:
+            return await self._lookup(key_id)
+        except (RedisError, OSError):
+            KEYSTORE_ERRORS.labels("lookup").inc()
+            raise
+
+    async def _lookup(self, key_id: str) -> bytes:
         now = time.monotonic()
         cached = self._cache.get(key_id)
         if cached and cached.expires_at > now:
