@@ -98,6 +98,13 @@ window.LFR = (() => {
     return url;
   }
 
+  // A chosen file (a photo to enrol) shown from a blob: URL, released with the others.
+  function fileUrl(file) {
+    const url = URL.createObjectURL(file);
+    objectUrls.add(url);
+    return url;
+  }
+
   function releaseUrls() {
     for (const url of objectUrls) URL.revokeObjectURL(url);
     objectUrls.clear();
@@ -202,6 +209,7 @@ window.LFR = (() => {
     fmtTime,
     fmtNum,
     b64Url,
+    fileUrl,
     releaseUrls,
     download,
     page,

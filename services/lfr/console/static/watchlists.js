@@ -5,7 +5,7 @@
 "use strict";
 
 (() => {
-  const { $, api, json, sendJson, el, fmtTime, b64Url } = window.LFR;
+  const { $, json, sendJson, el, fmtTime, b64Url, fileUrl, releaseUrls } = window.LFR;
   const state = { watchlist: "", previews: [] };
   const CSV_COLUMNS = ["subject_id", "display_name", "image_path", "category", "source", "image_date", "expires_at"];
 
@@ -65,6 +65,7 @@
 
   async function loadSubjects() {
     const body = await json(`${wlPath(state.watchlist)}/subjects?thumbnails=true`);
+    if (!state.previews.length) releaseUrls(); // thumbnails of the previous table (previews keep theirs)
     const rows = body.subjects.map((s) =>
       el(
         "tr",
@@ -121,7 +122,7 @@
   }
 
   function previewCard(file, result) {
-    const photo = el("div", { className: "photo" }, el("img", { src: URL.createObjectURL(file), alt: `Photo ${file.name}` }));
+    const photo = el("div", { className: "photo" }, el("img", { src: fileUrl(file), alt: `Photo ${file.name}` }));
     for (const f of result.faces || []) photo.append(faceBox(f, result));
     const first = (result.faces || [])[0];
     const facts = first
