@@ -1,11 +1,15 @@
 """What the role-page browser tests share: the whole `lfr api` app on a loopback port, one token per role,
-Chromium pages that fail the test on any console error, and screenshots for docs/img.
+Chromium pages that fail the test on any console error, and screenshots of each page.
+
+Screenshots go to test-artifacts/; with LFR_DOCS_SCREENSHOTS=1 they replace the ones in docs/img/ (so an
+ordinary test run leaves the working tree as it found it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 import uuid
@@ -23,6 +27,7 @@ from lfr.core.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_IMG = REPO / "docs" / "img"
+SHOTS = DOCS_IMG if os.environ.get("LFR_DOCS_SCREENSHOTS") == "1" else REPO / "test-artifacts"
 
 TOKENS = {
     "watchlist-admin": "t-admin-for-browser-tests",
@@ -134,8 +139,8 @@ class Watched:
         assert await self.page.locator("#workspace").is_hidden()
 
     async def screenshot(self, name: str) -> Path:
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        path = DOCS_IMG / f"console-{name}.png"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / f"console-{name}.png"
         await self.page.screenshot(path=str(path), full_page=True)
         return path
 

@@ -2,7 +2,8 @@
 
 Each test signs in with the role's token (and is turned away with another role's), does the role's job in
 the page, checks what the API recorded (the audit log, the watchlist store, the deployment), checks that
-the API refuses the action to other roles (403), and saves a screenshot of the page to docs/img/.
+the API refuses the action to other roles (403), and saves a screenshot of the page (test-artifacts/, or
+docs/img/ with LFR_DOCS_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
