@@ -11,7 +11,7 @@ MODELS_STAMP := .lfr/models/.built
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-fast test-slow faults lint format settings-table bench browser-deps proto models clean stack-up stack-down \
-	sbom sbom-file fuzz
+	sbom sbom-file sbom-image fuzz
 
 setup: $(STAMP) $(PROTO_OUT) $(MODELS_STAMP)
 
@@ -110,6 +110,18 @@ sbom-file:
 	@mkdir -p $(dir $(SBOM))
 	$(BIN)/cyclonedx-py environment --pyproject pyproject.toml --mc-type application --output-reproducible \
 	  --of JSON -o $(SBOM) $(BIN)/python
+
+# The image's SBOM as docker/Dockerfile makes it (docker/image_sbom.py), made here from this machine's
+# environment, Debian packages and built models: the same offline steps, checkable without a container build.
+IMAGE_SBOM ?= .lfr/image-sbom.cdx.json
+
+sbom-image: setup
+	@mkdir -p $(dir $(IMAGE_SBOM))
+	$(BIN)/cyclonedx-py environment --pyproject pyproject.toml --mc-type application --output-reproducible \
+	  --of JSON -o $(IMAGE_SBOM).python.json $(BIN)/python
+	$(BIN)/python docker/image_sbom.py --python-sbom $(IMAGE_SBOM).python.json --models $(dir $(MODELS_STAMP)) \
+	  --version $$($(BIN)/python -c 'import lfr; print(lfr.__version__)') -o $(IMAGE_SBOM)
+	rm -f $(IMAGE_SBOM).python.json
 
 fuzz: setup
 	$(BIN)/python tests/fuzz/run_fuzz.py --seconds $(FUZZ_SECONDS)

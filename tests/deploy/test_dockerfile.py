@@ -86,5 +86,6 @@ def test_dockerignore_sends_only_sources() -> None:
     ]
     assert rules[0] == "*", "allow-list: everything is excluded unless re-included"
     included = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
-    assert included == {"pyproject.toml", "README.md", "proto", "services"}
+    # docker/image_sbom.py: the image's SBOM is made in the runtime stage (docs/security.md, supply chain)
+    assert included == {"pyproject.toml", "README.md", "proto", "services", "docker/image_sbom.py"}
     assert "services/lfr/v1/*_pb2.py" in rules, "generated protobuf modules are rebuilt in the image"
