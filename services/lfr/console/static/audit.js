@@ -103,7 +103,13 @@
       const y = PAD.t + ih * (1 - f);
       root.append(svg("line", { x1: PAD.l, x2: W - PAD.r, y1: y, y2: y, class: "grid" }));
       const v = top * f;
-      root.append(svg("text", { x: PAD.l - 4, y: y + 4, "text-anchor": "end", class: "tick" }, Number.isInteger(v) ? String(v) : v.toPrecision(2)));
+      root.append(
+        svg(
+          "text",
+          { x: PAD.l - 4, y: y + 4, "text-anchor": "end", class: "tick" },
+          Number.isInteger(v) ? String(v) : v.toPrecision(2),
+        ),
+      );
     }
     const n = labels.length;
     const iw = W - PAD.l - PAD.r;
@@ -111,7 +117,13 @@
       if (i < 0) continue;
       const x = PAD.l + (iw * (i + 0.5)) / n;
       const t = new Date(labels[i]);
-      root.append(svg("text", { x, y: H - 8, "text-anchor": "middle", class: "tick" }, t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
+      root.append(
+        svg(
+          "text",
+          { x, y: H - 8, "text-anchor": "middle", class: "tick" },
+          t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
+        ),
+      );
     }
     return root;
   }
@@ -131,8 +143,14 @@
         const v = sr.values[i];
         if (v > 0) {
           const h = (ih * v) / top;
-          const y = PAD.t + ih - ((ih * base) / top) - h;
-          root.append(svg("rect", { x: PAD.l + (iw * i) / n + (iw / n - bw) / 2, y, width: bw, height: h, class: sr.cls }, svg("title", {}, `${sr.name}: ${v}`)));
+          const y = PAD.t + ih - (ih * base) / top - h;
+          root.append(
+            svg(
+              "rect",
+              { x: PAD.l + (iw * i) / n + (iw / n - bw) / 2, y, width: bw, height: h, class: sr.cls },
+              svg("title", {}, `${sr.name}: ${v}`),
+            ),
+          );
         }
         base += v;
       }
@@ -153,7 +171,10 @@
       pts.push(`${(PAD.l + (iw * (i + 0.5)) / n).toFixed(1)},${(PAD.t + ih - (ih * v) / top).toFixed(1)}`);
     });
     if (pts.length) root.append(svg("polyline", { points: pts.join(" "), class: "series-line" }));
-    if (!pts.length) root.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "tick" }, "no faces analysed yet"));
+    if (!pts.length)
+      root.append(
+        svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "tick" }, "no faces analysed yet"),
+      );
     container.replaceChildren(root);
   }
 
@@ -178,11 +199,23 @@
       $("t-rejected").textContent = fmtNum(r.rejected);
       $("t-unable").textContent = fmtNum(r.unable);
       $("t-pending").textContent = fmtNum(r.pending);
-      $("t-far").textContent = r.faces_analysed ? ((1000 * r.rejected) / r.faces_analysed).toPrecision(3) : "–";
+      $("t-far").textContent = r.faces_analysed
+        ? ((1000 * r.rejected) / r.faces_analysed).toPrecision(3)
+        : "–";
       const tl = out.timeline;
       const labels = tl.map((b) => b.start);
-      bars($("c-faces"), labels, [{ name: "faces", values: tl.map((b) => b.faces_analysed), cls: "s-faces" }], "Faces analysed per interval");
-      bars($("c-alerts"), labels, [{ name: "alerts", values: tl.map((b) => b.alerts), cls: "s-alerts" }], "Alerts per interval");
+      bars(
+        $("c-faces"),
+        labels,
+        [{ name: "faces", values: tl.map((b) => b.faces_analysed), cls: "s-faces" }],
+        "Faces analysed per interval",
+      );
+      bars(
+        $("c-alerts"),
+        labels,
+        [{ name: "alerts", values: tl.map((b) => b.alerts), cls: "s-alerts" }],
+        "Alerts per interval",
+      );
       bars(
         $("c-outcomes"),
         labels,
@@ -202,7 +235,8 @@
       });
       line($("c-far"), labels, far, "False alerts per 1,000 faces, running total");
       show("report-body", true);
-      $("report-status").textContent = `${out.report.deployment_id}: ${fmtTime(out.window_start)} to ${fmtTime(out.window_end)}.`;
+      $("report-status").textContent =
+        `${out.report.deployment_id}: ${fmtTime(out.window_start)} to ${fmtTime(out.window_end)}.`;
     } catch (err) {
       $("report-status").textContent = `Report unavailable: ${err.message}`;
     }
@@ -212,7 +246,10 @@
     const id = $("r-deployment").value;
     if (!id) return;
     try {
-      const name = await download(`/api/v1/deployments/${encodeURIComponent(id)}/report/export?format=${format}`, `lfr-report.${format}`);
+      const name = await download(
+        `/api/v1/deployments/${encodeURIComponent(id)}/report/export?format=${format}`,
+        `lfr-report.${format}`,
+      );
       $("report-status").textContent = `Exported ${name} (recorded in the audit log).`;
     } catch (err) {
       $("report-status").textContent = `Export failed: ${err.message}`;

@@ -25,7 +25,8 @@
         {
           type: "button",
           className: "linklike",
-          "aria-current": state.selected && state.selected.deployment_id === d.deployment_id ? "true" : "false",
+          "aria-current":
+            state.selected && state.selected.deployment_id === d.deployment_id ? "true" : "false",
           onclick: () => select(d.deployment_id),
         },
         `${d.name} · ${d.location} · ${d.status}`,
@@ -35,8 +36,12 @@
 
   async function loadList() {
     state.deployments = await json("/api/v1/deployments");
-    const mine = state.deployments.filter((d) => d.status === "draft" && same(d.authorising_officer, state.me));
-    $("mine").replaceChildren(...(mine.length ? mine.map(item) : [el("li", { className: "muted" }, "Nothing awaits your decision.")]));
+    const mine = state.deployments.filter(
+      (d) => d.status === "draft" && same(d.authorising_officer, state.me),
+    );
+    $("mine").replaceChildren(
+      ...(mine.length ? mine.map(item) : [el("li", { className: "muted" }, "Nothing awaits your decision.")]),
+    );
     $("others").replaceChildren(...state.deployments.filter((d) => !mine.includes(d)).map(item));
   }
 
@@ -58,31 +63,41 @@
     $("r-officer").textContent = d.authorising_officer;
     $("r-creator").textContent = d.created_by;
     $("r-cameras").textContent = cameras.length
-      ? cameras.map((c) => `${c.camera_id}${c.status && c.status.state ? ` (${c.status.state})` : ""}`).join(", ")
+      ? cameras
+          .map((c) => `${c.camera_id}${c.status && c.status.state ? ` (${c.status.state})` : ""}`)
+          .join(", ")
       : "none registered yet";
     $("r-watchlists").textContent = d.watchlist_ids.join(", ");
     const rate = d.expected_rate;
-    $("r-size").textContent = rate ? `${fmtNum(rate.watchlist_size)} images` : "unknown (watchlist store unavailable)";
+    $("r-size").textContent = rate
+      ? `${fmtNum(rate.watchlist_size)} images`
+      : "unknown (watchlist store unavailable)";
     $("r-threshold").textContent = thresholdText(d);
-    $("r-source").textContent = SOURCE[d.threshold_source] + (d.threshold_reason ? `: ${d.threshold_reason}` : "");
+    $("r-source").textContent =
+      SOURCE[d.threshold_source] + (d.threshold_reason ? `: ${d.threshold_reason}` : "");
     $("r-card").textContent = `${d.card_threshold} / ${d.card_threshold_floor}`;
     $("r-far").textContent =
       rate && rate.false_alerts_per_1000 !== null
         ? `${Number(rate.false_alerts_per_1000.toPrecision(3))} per 1,000 faces passing the cameras`
         : "unknown: the model card records no usable false match rate";
     $("r-tpir").textContent =
-      rate && rate.tpir !== null ? `${(100 * rate.tpir).toFixed(1)}% of watchlist people who pass are expected to be found` : "not calibrated";
+      rate && rate.tpir !== null
+        ? `${(100 * rate.tpir).toFixed(1)}% of watchlist people who pass are expected to be found`
+        : "not calibrated";
     $("r-basis").textContent = rate ? [rate.basis, rate.tpir_basis].filter(Boolean).join("; ") : "–";
 
     const mayDecide = d.status === "draft" && same(d.authorising_officer, state.me);
     show("decide", mayDecide);
-    const mayPublish = ["authorised", "running", "stopped"].includes(d.status) && same(d.authorised_by, state.me);
+    const mayPublish =
+      ["authorised", "running", "stopped"].includes(d.status) && same(d.authorised_by, state.me);
     show("publish", mayPublish);
     if (mayPublish) {
       $("publish-state").textContent = d.published
         ? "Published: its figures appear on the public page once it is over."
         : "Not published.";
-      $("publish-button").textContent = d.published ? "Withdraw from the public page" : "Publish on the public page";
+      $("publish-button").textContent = d.published
+        ? "Withdraw from the public page"
+        : "Publish on the public page";
     }
   }
 

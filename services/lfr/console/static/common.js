@@ -53,7 +53,11 @@ window.LFR = (() => {
   }
 
   function sendJson(path, method, body) {
-    return json(path, { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    return json(path, {
+      method,
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
   }
 
   // el("td", {className: "x", dataset: {id: 1}}, "text", child) — text is always set as text, never HTML.

@@ -18,7 +18,9 @@
 
   async function loadDeployments() {
     const deps = await json("/api/v1/deployments");
-    const live = deps.filter((d) => d.status === "running").concat(deps.filter((d) => d.status !== "running"));
+    const live = deps
+      .filter((d) => d.status === "running")
+      .concat(deps.filter((d) => d.status !== "running"));
     $("f-deployment").replaceChildren(
       ...live.map((d) => el("option", { value: d.deployment_id }, `${d.location} · ${d.name} (${d.status})`)),
     );
@@ -46,7 +48,9 @@
     state.current = a;
     show("current", true);
     $("current").dataset.alertId = a.alert_id;
-    $("a-subject").textContent = a.subject_display_name ? `${a.subject_display_name} (${a.subject_id})` : a.subject_id;
+    $("a-subject").textContent = a.subject_display_name
+      ? `${a.subject_display_name} (${a.subject_id})`
+      : a.subject_id;
     $("a-category").textContent = a.category || "–";
     $("a-camera").textContent = a.camera_ids.join(", ");
     $("a-seen").textContent = fmtTime(a.last_seen_ms);
@@ -78,13 +82,23 @@
         { dataset: { alertId: a.alert_id, status: a.status } },
         el(
           "button",
-          { type: "button", onclick: () => showAlert(a), "aria-current": state.current && state.current.alert_id === a.alert_id ? "true" : "false" },
+          {
+            type: "button",
+            onclick: () => showAlert(a),
+            "aria-current": state.current && state.current.alert_id === a.alert_id ? "true" : "false",
+          },
           el("span", { className: "line1" }, `${a.category || "subject"} · ${a.subject_id}`),
-          el("span", { className: "line2" }, `${a.camera_ids.join(", ")} · ${fmtTime(a.last_seen_ms)} · ${STATUS[a.status] || a.status}`),
+          el(
+            "span",
+            { className: "line2" },
+            `${a.camera_ids.join(", ")} · ${fmtTime(a.last_seen_ms)} · ${STATUS[a.status] || a.status}`,
+          ),
         ),
       ),
     );
-    $("today").replaceChildren(...(items.length ? items : [el("li", { className: "muted" }, "No alerts today.")]));
+    $("today").replaceChildren(
+      ...(items.length ? items : [el("li", { className: "muted" }, "No alerts today.")]),
+    );
   }
 
   async function poll() {
@@ -95,12 +109,18 @@
       const today = startOfToday();
       const alerts = body.alerts.filter((a) => a.last_seen_ms >= today);
       // Pending first (newest first), then the decided ones.
-      const pending = alerts.filter((a) => a.status === "pending").sort((a, b) => b.last_seen_ms - a.last_seen_ms);
-      const decided = alerts.filter((a) => a.status !== "pending").sort((a, b) => b.last_seen_ms - a.last_seen_ms);
+      const pending = alerts
+        .filter((a) => a.status === "pending")
+        .sort((a, b) => b.last_seen_ms - a.last_seen_ms);
+      const decided = alerts
+        .filter((a) => a.status !== "pending")
+        .sort((a, b) => b.last_seen_ms - a.last_seen_ms);
       state.alerts = pending.concat(decided);
-      $("field-status").textContent = `${pending.length} pending of ${state.alerts.length} today · ${new Date().toLocaleTimeString()}`;
+      $("field-status").textContent =
+        `${pending.length} pending of ${state.alerts.length} today · ${new Date().toLocaleTimeString()}`;
       const keep = state.current && state.alerts.find((a) => a.alert_id === state.current.alert_id);
-      if (keep) await showAlert(Object.assign(keep, { subject_display_name: state.current.subject_display_name }));
+      if (keep)
+        await showAlert(Object.assign(keep, { subject_display_name: state.current.subject_display_name }));
       else if (pending.length) await showAlert(pending[0]);
       renderToday();
     } catch (err) {
@@ -114,14 +134,18 @@
     for (const b of document.querySelectorAll("#current .decision button")) b.disabled = true;
     $("decision-status").textContent = "Recording…";
     try {
-      const out = await sendJson(`/api/v1/alerts/${encodeURIComponent(a.alert_id)}/adjudication`, "POST", { outcome, note: "field view" });
+      const out = await sendJson(`/api/v1/alerts/${encodeURIComponent(a.alert_id)}/adjudication`, "POST", {
+        outcome,
+        note: "field view",
+      });
       Object.assign(a, out.alert);
       await showAlert(a);
       $("decision-status").textContent = `Recorded: ${STATUS[out.alert.status] || out.alert.status}.`;
       await poll();
     } catch (err) {
       $("decision-status").textContent = `Not recorded: ${err.message}`;
-      if (a.status === "pending") for (const b of document.querySelectorAll("#current .decision button")) b.disabled = false;
+      if (a.status === "pending")
+        for (const b of document.querySelectorAll("#current .decision button")) b.disabled = false;
     }
   }
 

@@ -39,7 +39,12 @@
 
     $("stack").replaceChildren(
       ...st.stack.map((p) =>
-        el("li", { dataset: { ok: String(p.reachable) } }, `${p.reachable ? "✔" : "✘"} ${p.name}`, p.detail ? ` · ${p.detail}` : ""),
+        el(
+          "li",
+          { dataset: { ok: String(p.reachable) } },
+          `${p.reachable ? "✔" : "✘"} ${p.name}`,
+          p.detail ? ` · ${p.detail}` : "",
+        ),
       ),
     );
     const m = st.monitor;
@@ -53,7 +58,11 @@
         { dataset: { health: c.health, cameraId: c.camera_id } },
         cell(c.camera_id),
         cell(c.deployment_id || "–"),
-        el("td", { className: `health ${c.health.replace(" ", "-")}` }, c.health + (c.state ? ` (${c.state})` : "")),
+        el(
+          "td",
+          { className: `health ${c.health.replace(" ", "-")}` },
+          c.health + (c.state ? ` (${c.state})` : ""),
+        ),
         cell(fps(c.input_fps)),
         cell(fps(c.analysed_fps)),
         cell(c.last_frame_age_s === null ? "–" : `${duration(c.last_frame_age_s)} ago`),
@@ -79,13 +88,23 @@
       el("tr", {}, cell(g.group), cell(g.role), cell(g.state), cell(g.members.length), cell(fmtNum(g.lag))),
     );
     rows("throughput", st.throughput, (t) =>
-      el("tr", {}, cell(t.topic), cell(t.records_per_s === null ? "–" : t.records_per_s.toFixed(1)), cell(fmtNum(t.end_offset_total))),
+      el(
+        "tr",
+        {},
+        cell(t.topic),
+        cell(t.records_per_s === null ? "–" : t.records_per_s.toFixed(1)),
+        cell(fmtNum(t.end_offset_total)),
+      ),
     );
     const k = st.keys;
     $("crop-keys").textContent =
       `${fmtNum(k.crop_keys)} crop key(s) alive` +
-      (k.crop_key_ttl_s.length ? `; shortest TTL ${duration(k.crop_key_ttl_s[0])}, longest ${duration(k.crop_key_ttl_s[k.crop_key_ttl_s.length - 1])}` : "");
-    rows("keys", k.alert_keys, (a) => el("tr", {}, cell(a.deployment_id), cell(a.ttl_s === null ? "no expiry" : duration(a.ttl_s))));
+      (k.crop_key_ttl_s.length
+        ? `; shortest TTL ${duration(k.crop_key_ttl_s[0])}, longest ${duration(k.crop_key_ttl_s[k.crop_key_ttl_s.length - 1])}`
+        : "");
+    rows("keys", k.alert_keys, (a) =>
+      el("tr", {}, cell(a.deployment_id), cell(a.ttl_s === null ? "no expiry" : duration(a.ttl_s))),
+    );
     rows("deployments", st.deployments, (d) =>
       el(
         "tr",
@@ -98,7 +117,13 @@
     );
     $("events").replaceChildren(
       ...(st.events.length
-        ? st.events.map((e) => el("li", {}, `${new Date(e.at).toLocaleTimeString()} · ${e.kind.replace(/_/g, " ")} · ${e.subject}`))
+        ? st.events.map((e) =>
+            el(
+              "li",
+              {},
+              `${new Date(e.at).toLocaleTimeString()} · ${e.kind.replace(/_/g, " ")} · ${e.subject}`,
+            ),
+          )
         : [el("li", { className: "muted" }, "No operations events.")]),
     );
   }

@@ -7,7 +7,15 @@
 (() => {
   const { $, json, sendJson, el, fmtTime, b64Url, fileUrl, releaseUrls } = window.LFR;
   const state = { watchlist: "", previews: [] };
-  const CSV_COLUMNS = ["subject_id", "display_name", "image_path", "category", "source", "image_date", "expires_at"];
+  const CSV_COLUMNS = [
+    "subject_id",
+    "display_name",
+    "image_path",
+    "category",
+    "source",
+    "image_date",
+    "expires_at",
+  ];
 
   const wlPath = (id) => `/api/v1/watchlists/${encodeURIComponent(id)}`;
 
@@ -31,7 +39,9 @@
         ),
       ),
     );
-    $("watchlists").replaceChildren(...(items.length ? items : [el("li", { className: "muted" }, "No watchlists yet.")]));
+    $("watchlists").replaceChildren(
+      ...(items.length ? items : [el("li", { className: "muted" }, "No watchlists yet.")]),
+    );
   }
 
   async function openWatchlist(id) {
@@ -44,7 +54,12 @@
 
   function thumb(s) {
     if (!s.thumbnail) return el("span", { className: "muted" }, "–");
-    return el("img", { src: b64Url(s.thumbnail), alt: `Enrolled face of ${s.subject_id}`, width: 48, height: 48 });
+    return el("img", {
+      src: b64Url(s.thumbnail),
+      alt: `Enrolled face of ${s.subject_id}`,
+      width: 48,
+      height: 48,
+    });
   }
 
   function changeCell(s) {
@@ -71,7 +86,13 @@
         "tr",
         { dataset: { subjectId: s.subject_id } },
         el("td", {}, thumb(s)),
-        el("td", {}, el("strong", {}, s.display_name || s.subject_id), el("br"), el("small", {}, s.subject_id)),
+        el(
+          "td",
+          {},
+          el("strong", {}, s.display_name || s.subject_id),
+          el("br"),
+          el("small", {}, s.subject_id),
+        ),
         el("td", {}, s.category),
         el("td", {}, s.images),
         el("td", { className: "expires" }, s.expires_at ? fmtTime(s.expires_at_iso) : "never"),
@@ -122,7 +143,11 @@
   }
 
   function previewCard(file, result) {
-    const photo = el("div", { className: "photo" }, el("img", { src: fileUrl(file), alt: `Photo ${file.name}` }));
+    const photo = el(
+      "div",
+      { className: "photo" },
+      el("img", { src: fileUrl(file), alt: `Photo ${file.name}` }),
+    );
     for (const f of result.faces || []) photo.append(faceBox(f, result));
     const first = (result.faces || [])[0];
     const facts = first
@@ -143,13 +168,21 @@
           el("dd", {}, first.quality_score.toFixed(2)),
         )
       : el("p", { className: "muted" }, "No face found.");
-    const chip = first && first.chip ? el("img", { className: "chip", src: b64Url(first.chip), alt: "The face as the system sees it" }) : null;
+    const chip =
+      first && first.chip
+        ? el("img", { className: "chip", src: b64Url(first.chip), alt: "The face as the system sees it" })
+        : null;
     return el(
       "article",
       { className: `preview ${result.accepted ? "accepted" : "refused"}`, dataset: { file: file.name } },
       el("h3", {}, file.name),
       el("div", { className: "preview-body" }, photo, chip),
-      el("p", { className: "verdict" }, result.accepted ? "Accepted: " : `Refused (${result.code}): `, result.verdict),
+      el(
+        "p",
+        { className: "verdict" },
+        result.accepted ? "Accepted: " : `Refused (${result.code}): `,
+        result.verdict,
+      ),
       facts,
     );
   }
@@ -168,7 +201,14 @@
         cards.push(previewCard(file, result));
       } catch (err) {
         state.previews.push({ file, result: { accepted: false } });
-        cards.push(el("article", { className: "preview refused", dataset: { file: file.name } }, el("h3", {}, file.name), el("p", { className: "verdict" }, `Refused: ${err.message}`)));
+        cards.push(
+          el(
+            "article",
+            { className: "preview refused", dataset: { file: file.name } },
+            el("h3", {}, file.name),
+            el("p", { className: "verdict" }, `Refused: ${err.message}`),
+          ),
+        );
       }
     }
     $("previews").replaceChildren(...cards);
@@ -205,14 +245,18 @@
     const problems = [];
     for (const { file } of accepted) {
       try {
-        await json(`${wlPath(state.watchlist)}/subjects`, { method: "POST", body: subjectForm(fields, file) });
+        await json(`${wlPath(state.watchlist)}/subjects`, {
+          method: "POST",
+          body: subjectForm(fields, file),
+        });
         done += 1;
       } catch (err) {
         problems.push(`${file.name}: ${err.message}`);
       }
     }
     $("enrol-status").textContent =
-      `Enrolled ${done} photo(s) of ${fields.subject_id}.` + (problems.length ? ` Not enrolled: ${problems.join("; ")}` : "");
+      `Enrolled ${done} photo(s) of ${fields.subject_id}.` +
+      (problems.length ? ` Not enrolled: ${problems.join("; ")}` : "");
     if (done) {
       $("e-photos").value = "";
       $("previews").replaceChildren();
@@ -258,7 +302,9 @@
   }
 
   function importError(line, subject, reason) {
-    $("import-errors").tBodies[0].append(el("tr", {}, el("td", {}, line), el("td", {}, subject || "–"), el("td", {}, reason)));
+    $("import-errors").tBodies[0].append(
+      el("tr", {}, el("td", {}, line), el("td", {}, subject || "–"), el("td", {}, reason)),
+    );
     $("import-errors").hidden = false;
   }
 
@@ -300,7 +346,8 @@
       const line = `${csvFile.name}:${i + 2}`;
       $("import-status").textContent = `Importing row ${i + 1} of ${rows.length}…`;
       const row = Object.fromEntries(header.map((h, j) => [h, (cells[j] || "").trim()]));
-      if (cells.length > header.length) reject(line, row.subject_id, "invalid", `row has more cells than the ${header.length} columns`);
+      if (cells.length > header.length)
+        reject(line, row.subject_id, "invalid", `row has more cells than the ${header.length} columns`);
       else if (!row.image_path) reject(line, row.subject_id, "invalid", "image_path is empty");
       else {
         const name = row.image_path.split(/[\\/]/).pop();
@@ -309,17 +356,26 @@
         else {
           const { image_path: _unused, ...fields } = row;
           try {
-            await json(`${wlPath(state.watchlist)}/subjects`, { method: "POST", body: subjectForm({ ...fields, reason }, file) });
+            await json(`${wlPath(state.watchlist)}/subjects`, {
+              method: "POST",
+              body: subjectForm({ ...fields, reason }, file),
+            });
             accepted += 1;
           } catch (err) {
-            reject(line, row.subject_id, err.code || (err.status === 422 ? "invalid" : `http_${err.status}`), err.message);
+            reject(
+              line,
+              row.subject_id,
+              err.code || (err.status === 422 ? "invalid" : `http_${err.status}`),
+              err.message,
+            );
           }
         }
       }
       progress.value = i + 1;
     }
     const refused = rows.length - accepted;
-    $("import-status").textContent = `Imported ${accepted} of ${rows.length} row(s); ${refused} not imported.`;
+    $("import-status").textContent =
+      `Imported ${accepted} of ${rows.length} row(s); ${refused} not imported.`;
     try {
       await sendJson(`${wlPath(state.watchlist)}/imports`, "POST", {
         total: rows.length,
