@@ -31,6 +31,7 @@ CRD_KINDS = frozenset(
         ("keda.sh/v1alpha1", "ScaledObject"),
         ("keda.sh/v1alpha1", "TriggerAuthentication"),
         ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
         ("kafka.strimzi.io/v1beta2", "KafkaTopic"),
         ("kafka.strimzi.io/v1", "KafkaTopic"),
     }

@@ -18,8 +18,8 @@ import yaml
 
 from .conftest import CHART, KUBE_VERSION, Profile
 
-CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "KafkaTopic"}
-SERVICES = ("ingest", "embedder", "alerting", "api")
+CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule", "KafkaTopic"}
+SERVICES = ("ingest", "embedder", "alerting", "api", "monitor")
 CONSUMERS = {  # component -> (topic, consumer group, partitions value key)
     "embedder": ("lfr.crops.v1", "lfr-embedder", "crops"),
     "alerting": ("lfr.hits.v1", "lfr-alerting", "hits"),
@@ -449,10 +449,10 @@ def test_production_takes_tls_and_sasl_from_secrets(rc: ModuleType, production: 
             assert mounted_file(rc, w, c, milvus_ca) == (v["milvus"]["tls"]["existingSecret"], "ca.crt")
         else:
             assert "LFR_MILVUS__TOKEN" not in env, "least privilege: only embedder and api talk to Milvus"
-        if component(w) != "ingest":
+        if component(w) not in ("ingest", "monitor"):
             assert secret_ref(env["LFR_CRYPTO__ALERT_KEY"]) == (v["crypto"]["existingSecret"], "alert-key")
         else:
-            assert "LFR_CRYPTO__ALERT_KEY" not in env
+            assert "LFR_CRYPTO__ALERT_KEY" not in env, "least privilege: counts need no alert key"
     api_env = env_of(main_container(rc, production.named("Deployment", "lfr-api")))
     assert secret_ref(api_env["LFR_API__JWT_PUBLIC_KEYS"]) == ("lfr-api-auth", "jwt-public-keys")
     ingest = production.named("StatefulSet", "lfr-ingest")

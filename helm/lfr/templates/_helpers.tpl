@@ -91,10 +91,17 @@ api:
   models: true
   alertKey: true
   egress: [kafka, redis, milvus]
+monitor:
+  command: monitor
+  redis: true
+  milvus: false
+  models: false
+  alertKey: false
+  egress: [kafka, redis]
 {{- end -}}
 
 {{- define "lfr.components" -}}
-[ingest, embedder, alerting, api]
+[ingest, embedder, alerting, api, monitor]
 {{- end -}}
 
 {{/* Image ------------------------------------------------------------------------------------------------ */}}
@@ -320,6 +327,10 @@ seccompProfile:
   value: {{ .jwtIssuer | quote }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- if eq $name "monitor" }}
+- name: LFR_MONITOR__APP_ID
+  value: {{ $c.appId | quote }}
 {{- end }}
 {{- with $c.extraEnv }}
 {{ toYaml . }}
