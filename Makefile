@@ -10,7 +10,7 @@ PROTO_OUT := $(patsubst proto/%.proto,services/%_pb2.py,$(PROTO_SRC))
 MODELS_STAMP := .lfr/models/.built
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast test-slow faults lint format settings-table bench browser-deps proto models clean stack-up stack-down \
+.PHONY: setup demo test test-fast test-slow faults lint format settings-table bench browser-deps promtool-deps proto models clean stack-up stack-down \
 	sbom sbom-file sbom-image fuzz
 
 setup: $(STAMP) $(PROTO_OUT) $(MODELS_STAMP)
@@ -39,6 +39,7 @@ demo: setup
 # The default suite: unit, integration (real broker, Redis, Milvus Lite), deploy and browser tests.
 test: setup
 	-@$(MAKE) --no-print-directory browser-deps
+	-@$(MAKE) --no-print-directory promtool-deps
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-fast: setup
@@ -75,6 +76,14 @@ browser-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "chromium could not be installed: the browser test will be skipped"; \
 	else echo "chromium not installed and not root: the browser test will be skipped"; fi
+
+# Debian's prometheus package for promtool (checks the chart's alert rules); needs root. Skips say why.
+promtool-deps:
+	@if command -v promtool >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+	  || echo "prometheus could not be installed: the promtool tests will be skipped"; \
+	else echo "promtool not installed and not root: the promtool tests will be skipped"; fi
 
 lint: setup
 	$(BIN)/ruff check services tests load-tests
