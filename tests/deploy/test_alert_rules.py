@@ -71,7 +71,7 @@ def _promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
         pytest.skip(
-            "promtool not installed (Debian: apt-get install prometheus; `make promtool-deps` does it as root)"
+            "promtool not installed (Debian package prometheus; `make promtool-deps` installs it as root)"
         )
     return path
 

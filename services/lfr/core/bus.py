@@ -162,8 +162,9 @@ async def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
 def make_faust_app(settings: Settings, app_id: str, **overrides: Any) -> Any:
     """A faust-streaming App configured from the same settings as the aiokafka clients.
 
-    Used for non-critical aggregation only: faust 0.15.3 was measured skipping offsets after restarts
-    (docs/stream-processing.md), so crop and hit stages run on :class:`lfr.core.stage.Stage` instead.
+    The operations monitor (:mod:`lfr.monitor.stage`) runs on it behind an offset guard, because faust
+    0.15.3 was measured skipping offsets after restarts (docs/stream-processing.md); the crop and hit
+    stages run on :class:`lfr.core.stage.Stage` instead.
     """
     import faust
 
