@@ -13,7 +13,8 @@ The document's shape is ``lfr.monitor.schema.OpsStatus`` (also printed by ``lfr 
   crops);
 - ``deployments``: alerts in the last minute, the baseline per minute, ``alert_rate_jump``, adjudication
   ``outcomes``;
-- ``keys``: crop keys alive and their TTLs, alert keys per deployment and their TTLs (never key material);
+- ``keys``: crop keys alive and their TTLs (``crop_keys_visible`` false where this process has no crop
+  key store configured, as the chart's api), alert keys per deployment and their TTLs (never key material);
 - ``events``: the monitor's latest operations events (camera_silent, camera_recovered, alert_rate_jump,
   alert_rate_normal), newest first;
 - ``monitor``: whether the monitor stage is running.

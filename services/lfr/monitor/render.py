@@ -53,7 +53,8 @@ def render(s: OpsStatus) -> str:
         )
     k = s.keys
     ttl = f", TTL {k.crop_key_ttl_s[0]}-{k.crop_key_ttl_s[-1]} s" if k.crop_key_ttl_s else ""
-    lines += ["", "keys", f"  crop keys alive: {k.crop_keys}{ttl}"]
+    crop = f"{k.crop_keys}{ttl}" if k.crop_keys_visible else "not visible from here (no key store configured)"
+    lines += ["", "keys", f"  crop keys alive: {crop}"]
     for a in k.alert_keys:
         lines.append(f"  alert key {a.deployment_id}: TTL {a.ttl_s if a.ttl_s is not None else '-'} s")
     if s.events:

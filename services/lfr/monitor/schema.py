@@ -90,6 +90,11 @@ class AlertKeyTtl(BaseModel):
 
 
 class KeyTtls(BaseModel):
+    crop_keys_visible: bool = Field(
+        True,
+        description="false where no crop key store is configured for this process (the chart lets only "
+        "ingest and the embedder reach it): crop_keys is then not counted",
+    )
     crop_keys: int = Field(description="crop data keys alive in the key store now")
     crop_key_ttl_s: list[int] = Field(description="their remaining lifetimes, shortest first")
     alert_keys: list[AlertKeyTtl] = Field(description="per-deployment alert keys and their remaining TTL")

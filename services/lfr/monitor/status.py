@@ -311,9 +311,14 @@ async def collect(
         throughput = await _guard(_throughput(redis, settings, offsets), []) if redis_up and offsets else []
         cameras = await _guard(_cameras(settings, redis), []) if redis_up else []
         deployments = await _guard(_deployments(settings, redis), []) if redis_up else []
-        keys = KeyTtls(crop_keys=0, crop_key_ttl_s=[], alert_keys=[])
+        visible = settings.keystore_redis_url != settings.redis_url
+        keys = KeyTtls(crop_keys_visible=visible, crop_keys=0, crop_key_ttl_s=[], alert_keys=[])
         if redis_up and keystore_up:
             keys = await _guard(_keys(settings, redis, ks), keys)
+            if not visible:
+                keys = keys.model_copy(
+                    update={"crop_keys_visible": False, "crop_keys": 0, "crop_key_ttl_s": []}
+                )
         events = [e for e in (_event(d) for d in await _guard(records.read_events(redis, settings), [])) if e]
         monitor = (
             await _guard(_monitor(redis, settings), MonitorState(running=False))

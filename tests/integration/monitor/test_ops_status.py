@@ -140,3 +140,19 @@ async def test_lag_cameras_and_keys_come_from_the_real_parts(api) -> None:  # ty
     again = (await client.get("/api/v1/ops/status", headers=_h("ops"))).json()
     rates = {t["topic"]: t["records_per_s"] for t in again["throughput"]}
     assert rates[topics.CAMERA_STATS] is not None
+
+
+async def test_crop_keys_are_not_counted_where_no_key_store_is_configured(settings_for) -> None:  # type: ignore[no-untyped-def]
+    from lfr.core.redis_client import make_redis
+    from lfr.monitor.status import collect
+
+    settings: Settings = settings_for(redis={"keystore_url": ""})
+    assert settings.keystore_redis_url == settings.redis_url
+    redis = make_redis(settings)
+    try:
+        await redis.set(rkey(settings, "cropkey", "in-the-main-redis"), b"x", ex=60)
+        status = await collect(settings, redis, redis)
+    finally:
+        await redis.aclose()
+    assert status.keys.crop_keys_visible is False
+    assert status.keys.crop_keys == 0 and status.keys.crop_key_ttl_s == []
