@@ -166,3 +166,17 @@ def test_monitor_runs_once_with_kafka_and_redis_only(rc: ModuleType, production:
         assert absent not in env, absent
     (policy,) = [p for p in production.of_kind("NetworkPolicy") if p["metadata"]["name"].endswith("-monitor")]
     assert len(policy["spec"]["egress"]) == 3  # DNS, Kafka, Redis
+
+
+def test_the_topics_job_creates_the_changelogs_of_the_configured_monitor(rc: ModuleType) -> None:
+    rendered = rc.render({"monitor": {"appId": "force-monitor"}}, release="lfr", namespace="lfr")
+    (job,) = [o for o in rc.objects(rendered) if o["kind"] == "Job"]
+    env = {e["name"]: e.get("value") for e in rc.pod_template(job)["spec"]["containers"][0]["env"]}
+    assert env["LFR_MONITOR__APP_ID"] == "force-monitor"
+    (deploy,) = [
+        o
+        for o in rc.objects(rendered)
+        if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-monitor")
+    ]
+    monitor_env = {e["name"]: e.get("value") for e in rc.pod_template(deploy)["spec"]["containers"][0]["env"]}
+    assert monitor_env["LFR_MONITOR__APP_ID"] == "force-monitor"
