@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import httpx
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -55,7 +56,7 @@ REPO = Path(__file__).resolve().parents[2]
 KEY_TTL_S = 90  # crop keys: long enough for the longest outage here (Milvus, 30 s) plus the catch-up
 KEY_ROTATION_S = 10
 WINDOW_S = 3600  # one dedupe window per scenario: its crops share one capture time
-SERVICES = {"ingest": "ingest", "embedder": "embed", "alerting": "alert"}
+SERVICES = {"ingest": "ingest", "embedder": "embed", "embedder-2": "embed", "alerting": "alert"}
 PEOPLE = {"obama": ("obama", "obama.jpg", "obama2.jpg"), "biden": ("biden", "biden.jpg", "biden2.jpg")}
 STRANGERS = {"rose": ("rose_leslie", "img1.jpg"), "kit": ("kit_harington", "john1.jpeg")}
 
@@ -287,6 +288,45 @@ class Pipeline:
         if sig == signal.SIGKILL:
             self.procs[name].wait(timeout=20)
 
+    def stop_service(self, name: str) -> int | None:
+        """SIGTERM (a clean leave of its group), and forget the process."""
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            return proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return proc.wait(timeout=10)
+
+    async def assigned(self, name: str) -> int:
+        """Partitions the service's stage holds now, from its /metrics (0 while it cannot say)."""
+        runfile = next((self.settings.data_dir / "run").glob(f"*-{self.procs[name].pid}.json"), None)
+        if runfile is None:
+            return 0
+        try:
+            url = json.loads(runfile.read_text())["health_url"]
+            async with httpx.AsyncClient(timeout=3) as client:
+                text = (await client.get(f"{url}/metrics")).text
+        except (OSError, ValueError, KeyError, httpx.HTTPError):
+            return 0
+        for line in text.splitlines():
+            if line.startswith("lfr_stage_assigned_partitions{"):
+                return int(float(line.rsplit(" ", 1)[1]))
+        return 0
+
+    async def wait_assigned(self, names: tuple[str, ...], partitions: int, timeout_s: float = 90.0) -> float:
+        """Until the ``partitions`` are shared out among all of ``names``, the same on two looks 1 s apart
+        (a group of several members has settled; during a rebalance two members can both claim some)."""
+        t0 = time.monotonic()
+        settled = 0
+        while settled < 2:
+            held = [await self.assigned(n) for n in names]
+            settled = settled + 1 if sum(held) == partitions and min(held) > 0 else 0
+            assert time.monotonic() - t0 < timeout_s, f"{names} hold {held} of {partitions} partitions"
+            self.assert_services_alive()
+            await asyncio.sleep(1.0)
+        return time.monotonic() - t0
+
     def assert_services_alive(self) -> None:
         dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
         assert not dead, f"services exited: {dead}\n" + "\n".join(
@@ -419,7 +459,7 @@ class Pipeline:
             probe = self.probes[person]
             for _ in range(each):
                 crop_id = f"{sc.name}-{person}-{uuid.uuid4().hex[:12]}"
-                camera = f"cam-{len(sc.crops[person]) % 3}"
+                camera = f"cam-{sc.total() % 8}"  # 8 keys: every crop partition gets crops
                 chip = await self.keyring.encrypt(probe.jpeg, crop_aad(crop_id, camera, sc.deployment_id))
                 x, y, w, h = probe.bbox
                 crop = FaceCrop(

@@ -24,7 +24,6 @@ from lfr.core.timeutil import ms_from_ts, now_ms
 
 pytestmark = [pytest.mark.faults, pytest.mark.shared_data, pytest.mark.timeout(420)]
 
-SESSION_TIMEOUT_S = 6.0  # kafka.session_timeout_ms (docs/stream-processing.md)
 MILVUS_OUTAGE_S = 30.0
 
 
@@ -115,19 +114,36 @@ async def test_milvus_unavailable_for_30s(pipeline: Pipeline) -> None:
 
 
 async def test_worker_frozen_past_its_session_timeout(pipeline: Pipeline) -> None:
-    frozen_s = SESSION_TIMEOUT_S + 4.0
+    """Two embedders; one is frozen long past its session timeout while it holds partitions: the other
+    takes them over while it is stopped, and the frozen one, continued, rejoins the group."""
+    frozen_s = 25.0  # session timeout 6 s, then the embedded broker's rebalance (stream-processing.md)
+    partitions = pipeline.settings.kafka.crops_partitions
+    pipeline.start_service("embedder-2")
+    try:
+        await pipeline.wait_assigned(("embedder", "embedder-2"), partitions)
 
-    async def fault(sc: Scenario) -> dict[str, Any]:
-        await pipeline.first_output(sc, "embedder")
-        pipeline.signal_service("embedder", signal.SIGSTOP)
-        try:
-            await pipeline.inject_during(sc, frozen_s)
-        finally:
-            pipeline.signal_service("embedder", signal.SIGCONT)
-            sc.ended()
-        return {"frozen_s": frozen_s}
+        async def fault(sc: Scenario) -> dict[str, Any]:
+            await pipeline.first_output(sc, "embedder")
+            held = await pipeline.assigned("embedder")
+            assert 0 < held < partitions, f"the worker to freeze holds {held} of {partitions} partitions"
+            t0 = time.monotonic()
+            pipeline.signal_service("embedder", signal.SIGSTOP)
+            taken_over_s = None
+            try:
+                while time.monotonic() - t0 < frozen_s:
+                    await pipeline.inject(sc, 1)
+                    if taken_over_s is None and await pipeline.assigned("embedder-2") == partitions:
+                        taken_over_s = round(time.monotonic() - t0, 1)  # the survivor holds every partition
+                    await asyncio.sleep(1.0)
+            finally:
+                pipeline.signal_service("embedder", signal.SIGCONT)
+                sc.ended()
+            assert taken_over_s is not None, "the frozen worker's crops waited for it: nobody took over"
+            return {"frozen_s": frozen_s, "frozen_held": held, "taken_over_after_s": taken_over_s}
 
-    await pipeline.run("sigstop", fault, bound_s=45.0)
+        await pipeline.run("sigstop", fault, bound_s=45.0)
+    finally:
+        assert pipeline.stop_service("embedder-2") == 0, pipeline.log_tail("embedder-2")
 
 
 async def test_crops_topic_flooded(pipeline: Pipeline) -> None:
