@@ -8,6 +8,7 @@ and ids only: nothing about any face. A report that cannot be sent keeps its cou
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -35,6 +36,17 @@ class CameraReporter:
         self._found: dict[str, list[int]] = {}  # camera -> [faces, crops] since the last report sent
         self._sent_frames: dict[str, tuple[int, int]] = {}  # camera -> (frames_in, analysed) last reported
         self._warned = False
+        self._task: asyncio.Task[bool] | None = None
+
+    def submit(self, docs: list[dict[str, Any]], replica: int) -> None:
+        """Send in the background: the status loop must keep writing Redis while the broker is away.
+
+        A report still in flight (a broker that does not answer) makes this one skip; its counts stay
+        in the tally and go with the next report that is sent.
+        """
+        if self._task is not None and not self._task.done():
+            return
+        self._task = asyncio.create_task(self.send(docs, replica), name="camera-reports")
 
     def note(self, camera_id: str, faces: int, crops: int) -> None:
         tally = self._found.setdefault(camera_id, [0, 0])
@@ -116,6 +128,12 @@ class CameraReporter:
         return True
 
     async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None

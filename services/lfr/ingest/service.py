@@ -343,7 +343,7 @@ class IngestWorker:
                         log.warning("camera status not written to Redis: %s", type(exc).__name__)
                         warned = True
             if self.reporter is not None and docs:
-                await self.reporter.send(docs, self.replica)
+                self.reporter.submit(docs, self.replica)
             await wait_or_timeout(stopping, STATUS_INTERVAL_S)
 
 
