@@ -39,7 +39,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from lfr.core import audit, stats, topics
-from lfr.core.bus import make_consumer, make_producer
+from lfr.core.bus import client_kwargs, make_consumer, make_producer
 from lfr.core.config import STACK_STATE_FILE, Settings, load_settings
 from lfr.core.crypto import CropKeyring, crop_aad
 from lfr.core.redis_client import make_redis
@@ -504,6 +504,23 @@ class Pipeline:
             s in by_subject and by_subject[s] in raised and finals[by_subject[s]] >= n
             for s, n in per_subject.items()
         )
+
+    async def committed(self, group_id: str, topic: str) -> dict[int, int]:
+        """The group's committed offset per partition of ``topic`` (what a restarted member resumes from).
+
+        Read by a consumer of the group that never joins it (manual assignment, no commits): Tansu answers
+        the consumer's offset fetch, not the admin client's.
+        """
+        consumer = AIOKafkaConsumer(
+            **client_kwargs(self.settings, "faults-offsets"), group_id=group_id, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(tps)
+            return {tp.partition: await consumer.committed(tp) or 0 for tp in tps}
+        finally:
+            await consumer.stop()
 
     async def decided(self, deployment_id: str) -> int:
         counts = await stats.totals(self.redis, self.settings, deployment_id)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from faults_harness import KEY_TTL_S, Pipeline, Scenario
 
+from lfr.core import topics
 from lfr.core.crypto import CropKeyring, KeyExpired
 from lfr.core.redis_client import key as rkey
 from lfr.core.timeutil import ms_from_ts, now_ms
@@ -97,20 +98,33 @@ async def test_redis_killed_and_restarted(pipeline: Pipeline) -> None:
 
 
 async def test_milvus_unavailable_for_30s(pipeline: Pipeline) -> None:
+    group = pipeline.settings.embedder.group_id
+    committed: dict[int, int] = {}
+
     async def fault(sc: Scenario) -> dict[str, Any]:
+        nonlocal committed
         await pipeline.first_output(sc, "embedder")
         pipeline.kill_component("milvus", signal.SIGTERM)
         assert pipeline.ledger is not None
         hits_at_outage = len(pipeline.ledger.hits[sc.deployment_id])
-        await pipeline.inject_during(sc, MILVUS_OUTAGE_S, every_s=3.0)
+        await pipeline.inject_during(sc, 3.0, every_s=3.0)  # a batch past its search may still commit
+        committed = await pipeline.committed(group, topics.CROPS)
+        await pipeline.inject_during(sc, MILVUS_OUTAGE_S - 3.0, every_s=3.0)
         # No search ran while Milvus was away: no hit appeared for the crops injected during the outage
-        # (a batch already past its search when the server went could still land, hence the margin).
+        # (a batch already past its search when the server went could still land, hence the margin), and
+        # the embedder committed nothing, so a restart meanwhile would have lost nothing either.
         assert len(pipeline.ledger.hits[sc.deployment_id]) <= hits_at_outage + 2
+        assert await pipeline.committed(group, topics.CROPS) == committed, "committed while Milvus was away"
         answer_s = await asyncio.to_thread(pipeline.restart_component, "milvus")
         return {"milvus_answered_s": round(answer_s, 1)}
 
     # The stage retries every 10 s at most once a failure has lasted (docs/stream-processing.md).
-    await pipeline.run("milvus", fault, bound_s=25.0)
+    outcome = await pipeline.run("milvus", fault, bound_s=25.0)
+    after = await pipeline.committed(group, topics.CROPS)
+    assert sum(after.values()) > sum(committed.values()), "the embedder did not commit again"
+    outcome.extra["committed_during_outage"] = sum(committed.values())
+    outcome.extra["committed_after"] = sum(after.values())
+    print(outcome.line(), flush=True)
 
 
 async def test_worker_frozen_past_its_session_timeout(pipeline: Pipeline) -> None:
