@@ -19,14 +19,17 @@ The document's shape is ``lfr.monitor.schema.OpsStatus`` (also printed by ``lfr 
   alert_rate_normal), newest first;
 - ``monitor``: whether the monitor stage is running.
 
+Each API replica gathers it at most every two seconds, however many consoles poll.
+
 Counts, rates, ids and TTLs only: nothing biometric, so the operations role needs no clearance for faces.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from lfr.api.auth import Principal, require
 from lfr.api.context import ApiContext, get_ctx
@@ -35,6 +38,10 @@ from lfr.monitor.schema import OpsStatus
 from lfr.monitor.status import collect
 
 router = APIRouter(prefix="/api/v1/ops", tags=["operations"])
+
+# Consoles poll this page: one status per replica every CACHE_S at most, whatever the number of viewers,
+# keeps the broker from answering the same offset and group requests for each of them.
+CACHE_S = 2.0
 
 Operations = Annotated[Principal, Depends(require("operations"))]
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
@@ -45,12 +52,18 @@ Ctx = Annotated[ApiContext, Depends(get_ctx)]
     response_model=OpsStatus,
     summary="Lag per group and partition, members, throughput, camera health, key TTLs, stack parts",
 )
-async def ops_status(who: Operations, ctx: Ctx) -> OpsStatus:
+async def ops_status(who: Operations, ctx: Ctx, request: Request) -> OpsStatus:
+    cached: tuple[float, OpsStatus] | None = getattr(request.app.state, "ops_status", None)
+    if cached is not None and time.monotonic() - cached[0] < CACHE_S:
+        return cached[1]
     settings = ctx.settings
     if settings.keystore_redis_url == settings.redis_url:
-        return await collect(settings, ctx.redis, ctx.redis)
-    keystore = make_keystore_redis(settings)
-    try:
-        return await collect(settings, ctx.redis, keystore)
-    finally:
-        await keystore.aclose()
+        status = await collect(settings, ctx.redis, ctx.redis)
+    else:
+        keystore = make_keystore_redis(settings)
+        try:
+            status = await collect(settings, ctx.redis, keystore)
+        finally:
+            await keystore.aclose()
+    request.app.state.ops_status = (time.monotonic(), status)
+    return status

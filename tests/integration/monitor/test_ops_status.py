@@ -66,8 +66,17 @@ async def test_only_the_operations_role_reads_the_status(api) -> None:  # type: 
     }  # fmt: skip
 
 
-async def test_lag_cameras_and_keys_come_from_the_real_parts(api) -> None:  # type: ignore[no-untyped-def]
+async def test_lag_cameras_and_keys_come_from_the_real_parts(api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     client, settings, ctx = api
+    gathered: list[str] = []
+    real_collect = routes_ops.collect
+
+    async def counting_collect(*args, **kwargs):  # type: ignore[no-untyped-def]
+        status = await real_collect(*args, **kwargs)
+        gathered.append(status.generated_at)
+        return status
+
+    monkeypatch.setattr(routes_ops, "collect", counting_collect)
     # 10 camera reports on one partition; the monitor's group commits after the first 4.
     producer = make_producer(settings, "test")
     await producer.start()
@@ -133,11 +142,14 @@ async def test_lag_cameras_and_keys_come_from_the_real_parts(api) -> None:  # ty
     assert 4000 < dep["ttl_s"] <= 5000
     assert "wrapped" not in json.dumps(doc)
 
-    # A second call rates each topic against the first call's sample.
+    # Within two seconds a replica answers from its last status; later, rates use the previous sample.
     import asyncio
 
-    await asyncio.sleep(1.1)
+    cached = (await client.get("/api/v1/ops/status", headers=_h("ops"))).json()
+    assert cached == doc and len(gathered) == 1
+    await asyncio.sleep(2.1)
     again = (await client.get("/api/v1/ops/status", headers=_h("ops"))).json()
+    assert len(gathered) == 2
     rates = {t["topic"]: t["records_per_s"] for t in again["throughput"]}
     assert rates[topics.CAMERA_STATS] is not None
 
