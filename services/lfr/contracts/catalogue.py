@@ -189,6 +189,19 @@ CONTRACTS: tuple[TopicContract, ...] = (
         consumer_group="lfr-monitor",
         opaque=True,
     ),
+    TopicContract(
+        topics.GALLERY_IMPORT,
+        "galleryImport",
+        "lfr.v1.GalleryImportItem",
+        PROTOBUF,
+        "internal",
+        "seq",
+        f"{AT_LEAST_ONCE} Internal: one record per image of a custody gallery import job (`lfr gallery "
+        "submit`), read by the import workers (`lfr gallery worker`). Records name an image path below a "
+        "shared import root and never carry image bytes; a redelivered record enrols nothing twice (a "
+        "done-bitmap per job in Redis, indexed by seq, and a gallery row id derived from gallery and item).",
+        consumer_group="lfr-gallery-import",
+    ),
 )
 
 CHANGELOG_SEMANTICS = (

@@ -22,6 +22,9 @@ AUDIT = "lfr.audit.v1"
 DEADLETTER = "lfr.deadletter.v1"
 CAMERA_STATS = "lfr.camera-stats.v1"
 OPS_EVENTS = "lfr.ops-events.v1"
+GALLERY_IMPORT = "lfr.gallery-import.v1"
+# Partitions of the gallery import topic: the most import workers that can share one job.
+GALLERY_IMPORT_PARTITIONS = 24
 
 # The operations monitor's faust tables (lfr.monitor.stage): name -> the topic each one aggregates. faust
 # names a table's changelog "<app id>-<table>-changelog" and needs it partitioned like its source topic.
@@ -122,6 +125,14 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             "camera_id or deployment_id",
             14 * DAY_MS,
             description="operations events from the monitor (JSON; camera silent, alert rate jump)",
+        ),
+        TopicSpec(
+            GALLERY_IMPORT,
+            GALLERY_IMPORT_PARTITIONS,
+            "item (image path below the import root)",
+            7 * DAY_MS,
+            description="custody gallery import jobs, one record per image path (no image bytes), read by "
+            "`lfr gallery worker`",
         ),
     ]
     return specs + monitor_changelog_specs(settings, specs)

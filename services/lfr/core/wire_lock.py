@@ -15,9 +15,27 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from lfr.v1 import adjudication_pb2, alert_pb2, audit_pb2, common_pb2, crop_pb2, dead_letter_pb2, hit_pb2
+from lfr.v1 import (
+    adjudication_pb2,
+    alert_pb2,
+    audit_pb2,
+    common_pb2,
+    crop_pb2,
+    dead_letter_pb2,
+    gallery_import_pb2,
+    hit_pb2,
+)
 
-MODULES = (common_pb2, crop_pb2, hit_pb2, alert_pb2, adjudication_pb2, audit_pb2, dead_letter_pb2)
+MODULES = (
+    common_pb2,
+    crop_pb2,
+    hit_pb2,
+    alert_pb2,
+    adjudication_pb2,
+    audit_pb2,
+    dead_letter_pb2,
+    gallery_import_pb2,
+)
 LOCK = Path(__file__).resolve().parents[3] / "proto" / "lfr" / "v1" / "fields.lock.json"
 
 
