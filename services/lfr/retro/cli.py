@@ -148,3 +148,102 @@ def gallery_info(
     except GalleryError as exc:
         raise _fail(str(exc)) from None
     typer.echo(json.dumps(info) if as_json else "\n".join(f"{k:14s} {v}" for k, v in info.items()))
+
+
+@gallery_app.command("submit")
+def gallery_submit(
+    folder: Annotated[
+        Path,
+        typer.Argument(help="DIR/<record id>/<image> on storage every import worker mounts at this path"),
+    ],
+    gallery: Annotated[str, typer.Option("--gallery", help="gallery name (a-z, 0-9, _)")],
+    job: Annotated[
+        str | None, typer.Option("--job", help="resume the submission of this job (default: a new job)")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="show progress until the workers finish")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Split a custody-image import into one record per image for `lfr gallery worker` processes."""
+    from lfr.retro.gallery import GalleryError
+    from lfr.retro.import_jobs import ImportJobError
+    from lfr.retro.import_submit import submit_import
+    from lfr.vision import find_card
+
+    s = cli_settings()
+
+    def shown(n: int, total: int) -> None:
+        if not as_json:
+            typer.echo(f"submitted {n}/{total}", err=True)
+
+    try:
+        status = asyncio.run(
+            submit_import(
+                s, folder, gallery, find_card(s.models_dir, s.models.embedder), job_id=job, on_chunk=shown
+            )
+        )
+    except (GalleryError, ImportJobError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise _fail("submission interrupted: run it again with --job JOB to continue", 130) from None
+    job_id = status.spec.job_id
+    if not as_json:
+        typer.echo(f"job {job_id}: {status.spec.total} images for gallery {gallery}")
+        typer.echo(f"progress: lfr gallery import-status {job_id}")
+    if wait:
+        _watch(job_id, as_json)
+    elif as_json:
+        typer.echo(json.dumps(status.as_dict()))
+
+
+def _watch(job_id: str, as_json: bool, interval_s: float = 2.0) -> None:
+    import time
+
+    from lfr.retro.import_submit import job_status
+
+    s = cli_settings()
+    while True:
+        st = asyncio.run(job_status(s, job_id))
+        d = st.as_dict()
+        if not as_json:
+            typer.echo(
+                f"{d['done']}/{d['total']} done ({d['enrolled']} enrolled, {d['failed']} failed), "
+                f"{d['images_per_s'] or '-'} images/s, eta {d['eta_s'] if d['eta_s'] is not None else '-'} s",
+                err=True,
+            )
+        if st.finished:
+            typer.echo(json.dumps(d) if as_json else "\n".join(f"{k:20s} {v}" for k, v in d.items()))
+            return
+        time.sleep(interval_s)
+
+
+@gallery_app.command("import-status")
+def gallery_import_status(
+    job: Annotated[str, typer.Argument(help="job id printed by `lfr gallery submit`")],
+    watch: Annotated[bool, typer.Option("--watch", help="refresh until the job finishes")] = False,
+    failed: Annotated[int, typer.Option("--failed", min=0, help="also list up to N failed items")] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Progress of a distributed import: counters the workers keep in Redis, rate and time left."""
+    from lfr.retro.import_jobs import ImportJobError
+    from lfr.retro.import_submit import failed_items, job_status
+
+    s = cli_settings()
+    try:
+        if watch:
+            _watch(job, as_json)
+            return
+        d = asyncio.run(job_status(s, job)).as_dict()
+        if failed:
+            d["failed_items"] = asyncio.run(failed_items(s, job, failed))
+    except ImportJobError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(json.dumps(d) if as_json else "\n".join(f"{k:20s} {v}" for k, v in d.items()))
+
+
+@gallery_app.command("worker")
+def gallery_worker() -> None:
+    """Run a gallery import worker: records of lfr.gallery-import.v1 -> embeddings -> gallery rows."""
+    from lfr.core.service import run_service
+    from lfr.retro.import_worker import main
+
+    run_service(cli_settings(), "gallery-import", main)
