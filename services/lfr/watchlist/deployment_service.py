@@ -16,12 +16,14 @@ import redis.asyncio as aioredis
 
 from lfr.core.audit import AuditLog
 from lfr.core.config import Settings
+from lfr.vision.cards import CardError
 from lfr.watchlist.card_stores import CardStores
 from lfr.watchlist.deployments import (
     Deployment,
     DeploymentSpec,
     DeploymentStatus,
     DeploymentStore,
+    GovernanceError,
     PurgeAlerts,
     ThresholdCard,
     effective_threshold,
@@ -109,7 +111,19 @@ class DeploymentService:
         return await self.describe(await self.store.require(deployment_id))
 
     async def list_deployments(self) -> list[DeploymentOut]:
-        return [await self.describe(d, with_rate=False) for d in await self.store.list()]
+        """Every deployment; one whose model card this host cannot read is listed with ``card_problem``.
+
+        Why not fail the whole list: a record naming a card that was removed or never built here (an old
+        model, a test fixture) would otherwise hide every other deployment from the console and the CLI.
+        """
+        return [await self._describe_listed(d) for d in await self.store.list()]
+
+    async def _describe_listed(self, dep: Deployment) -> DeploymentOut:
+        try:
+            return await self.describe(dep, with_rate=False)
+        except (CardError, GovernanceError) as exc:
+            log.warning("deployment %s listed without its card: %s", dep.deployment_id, exc)
+            return DeploymentOut(**dep.model_dump(), live=is_live(dep), card_problem=str(exc))
 
     async def authorise(self, deployment_id: str, officer: str, actor: str) -> DeploymentOut:
         dep = await self.store.require(deployment_id)

@@ -139,11 +139,16 @@ class StopIn(BaseModel):
 
 class DeploymentOut(Deployment):
     live: bool
-    metric: str
-    card_threshold: float
-    card_threshold_floor: float
-    effective_threshold: float
+    metric: str | None = Field(None, description="the card's metric; None when the card cannot be loaded")
+    card_threshold: float | None = None
+    card_threshold_floor: float | None = None
+    effective_threshold: float | None = None
     expected_rate: ExpectedRateOut | None = None
+    card_problem: str | None = Field(
+        None,
+        description="why the deployment's model card could not be read (missing or broken on this host); "
+        "the record is still listed so one bad deployment never hides the others",
+    )
 
 
 class AuditCheckOut(BaseModel):

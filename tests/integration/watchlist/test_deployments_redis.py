@@ -204,3 +204,25 @@ async def test_watchlist_size_rule_sets_and_audits_the_threshold(parts, models_d
         assert again.threshold == pytest.approx(strict)
     finally:
         await stores.aclose()
+
+
+async def test_a_deployment_with_a_missing_card_is_listed_with_the_problem(parts, models_dir) -> None:
+    """One record naming a card this host cannot read must not hide the other deployments."""
+    settings, redis, audit = parts
+    stores = CardStores(settings)
+    svc = DeploymentService(settings, redis, audit, stores)
+    try:
+        good = await svc.create_deployment(_spec(watchlist_ids=["wl-listed"]), "pc.smith")
+        orphan = await DeploymentStore(settings, redis, audit).create(
+            _spec(watchlist_ids=["wl-orphan"]), "pc.smith", VectorCard(name="model-not-built-here")
+        )
+        listed = {d.deployment_id: d for d in await svc.list_deployments()}
+        assert listed[good.deployment_id].card_problem is None
+        assert listed[good.deployment_id].effective_threshold == good.effective_threshold
+        bad = listed[orphan.deployment_id]
+        assert bad.card_problem and "model-not-built-here" in bad.card_problem
+        assert bad.metric is None and bad.effective_threshold is None
+        with pytest.raises(Exception, match="model-not-built-here"):
+            await svc.get_deployment(orphan.deployment_id)
+    finally:
+        await stores.aclose()
