@@ -78,6 +78,7 @@ def run_one(settings: Settings, finder: FaceFinder, path: Path, work: Path) -> d
         "render_ms_per_frame": round((t2 - t1) * 1000 / analysis.frames, 1),
         "detection_stride": analysis.stride,
         "frames_detected": analysis.detected_frames,
+        "frames_seeded": analysis.seed_frames,
         "tracks": len(analysis.tracks),
         "frames_touched": stats.frames_touched,
     }
@@ -91,7 +92,10 @@ def run_redact_bench(settings: Settings, video: Path | None) -> dict[str, Any]:
         )
     cpu = pin_one_core()
     finder = FaceFinder(settings)
-    finder.detector.detect(np.zeros((1080, 1920, 3), np.uint8))  # load and warm the sessions
+    blank = np.zeros((1080, 1920, 3), np.uint8)
+    finder.detector.detect(blank)  # load and warm the sessions
+    if finder.seed is not None:
+        finder.seed.detect(blank)
     r = settings.redact
     result: dict[str, Any] = {
         "source": Path(video).name,
@@ -101,6 +105,8 @@ def run_redact_bench(settings: Settings, video: Path | None) -> dict[str, Any]:
         "detect_interval_s": r.detect_interval_s,
         "x264_preset": r.x264_preset,
         "detector": finder.detector.model_id,
+        "seed_detector": finder.seed.model_id if finder.seed is not None else None,
+        "seed_interval_s": r.seed_interval_s if finder.seed is not None else None,
     }
     with tempfile.TemporaryDirectory(prefix="lfr-bench-redact-") as tmp:
         work = Path(tmp)

@@ -454,6 +454,15 @@ class RedactSettings(BaseModel):
         "detector on every output frame it leaked no face on the shared footage, where YuNet left some "
         "small background faces (docs/redaction.md); YuNet is 2.5x faster",
     )
+    seed_detector: str | None = Field(
+        None,
+        description="a second, slower detector card run every redact.seed_interval_s beside redact.detector "
+        "(e.g. yunet + mtcnn): faces only it finds are followed between its runs with a longer hold "
+        "(docs/redaction.md, Speed)",
+    )
+    seed_interval_s: float = Field(
+        1.0, gt=0, description="how often the seed detector runs (rounded to whole detection strides)"
+    )
     min_face_px: int = Field(20, ge=12, description="smallest face covered (box width in pixels)")
     thresholds: tuple[float, float, float] = Field(
         (0.4, 0.5, 0.5),

@@ -27,6 +27,7 @@ from lfr.redact.plan import CoverRules, clip, frame_plan, grow, restore_plan
 from lfr.redact.schedule import detection_stride, refine
 from lfr.redact.tracks import Track, Tracker
 from lfr.vision import Detection, Detector, FaceAnalyzer, load_detector
+from lfr.vision.boxes import iou_matrix
 
 Progress = Callable[[str, float], None]
 THUMB_PX = 96
@@ -51,11 +52,15 @@ class RedactError(ValueError):
 YUNET_SCORE = 0.3
 
 
-def redaction_settings(settings: Settings) -> Settings:
+def redaction_settings(settings: Settings, landmarks: bool = True) -> Settings:
     """A copy of ``settings`` whose detector looks for faces down to redact.min_face_px at redaction's lower
     thresholds: MTCNN's stage thresholds (redact.thresholds, the reference cascade: no stricter finest
     level, small faces are what matters) and YuNet's score threshold (YUNET_SCORE), whichever card is
-    configured."""
+    configured.
+
+    ``landmarks=False`` when no face will be embedded (no kept subjects to recognise): YuNet then keeps its
+    own points instead of running O-Net on every face it finds, since covering a face needs only its box.
+    """
     r = settings.redact
     update: dict[str, object] = {
         "min_face_px": r.min_face_px,
@@ -66,12 +71,43 @@ def redaction_settings(settings: Settings) -> Settings:
     if yunet is not None:
         update["yunet"] = yunet.model_copy(
             update={"score_threshold": min(yunet.score_threshold, YUNET_SCORE)}
+            | ({} if landmarks else {"landmarks": "yunet"})
         )
     det = settings.detector.model_copy(update=update)
     models = settings.models
     if r.detector:
         models = models.model_copy(update={"detector": r.detector})
     return settings.model_copy(update={"detector": det, "models": models})
+
+
+def seed_settings(settings: Settings) -> Settings | None:
+    """Redaction settings whose detector card is redact.seed_detector (None when no seed detector is set)."""
+    card = settings.redact.seed_detector
+    if not card:
+        return None
+    return redaction_settings(
+        settings.model_copy(update={"redact": settings.redact.model_copy(update={"detector": card})})
+    )
+
+
+def seed_stride(fps: float, interval_s: float, stride: int) -> int:
+    """Frames between seed detections: redact.seed_interval_s in whole detection strides (at least one), so
+    every seed run falls on a scheduled detection."""
+    return stride * max(1, round(fps * interval_s / stride))
+
+
+# A seed detection overlapping a detection of the main detector this much is the same face.
+SEED_SAME_FACE_IOU = 0.3
+
+
+def seed_only(seeded: Sequence[Detection], main: Sequence[Detection]) -> list[Detection]:
+    """The seed detector's faces that the main detector did not find on the same frame."""
+    if not seeded or not main:
+        return list(seeded)
+    ious = iou_matrix(
+        np.asarray([d.xyxy for d in seeded], np.float64), np.asarray([d.xyxy for d in main], np.float64)
+    )
+    return [d for d, row in zip(seeded, ious, strict=True) if float(row.max()) < SEED_SAME_FACE_IOU]
 
 
 def refine_score(settings: Settings, detector: Detector) -> float:
@@ -101,6 +137,8 @@ class Analysis:
     audio: str | None = None
     cuts: list[int] = field(default_factory=list)  # first frame of each shot after the first
     refine_score: float | None = None
+    seed_every: int = 0  # frames between seed detections (0: no seed detector)
+    seed_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -123,7 +161,11 @@ class FaceFinder:
     ) -> None:
         self.settings = settings
         self.cfg = settings.redact
-        self.detector = detector or load_detector(redaction_settings(settings))
+        self.detector = detector or load_detector(
+            redaction_settings(settings, landmarks=analyzer is not None)
+        )
+        seeding = seed_settings(settings)
+        self.seed: Detector | None = load_detector(seeding) if seeding is not None else None
         self.analyzer = analyzer  # set when kept subjects must be recognised
         self._refine_score = refine_score(settings, self.detector)
         self.want_thumbnails = want_thumbnails
@@ -170,11 +212,19 @@ class FaceFinder:
                 f"{self.cfg.max_video_s:g} s is refused (redact.max_video_s): split it and redact each part"
             )
         stride = detection_stride(info.fps, self.cfg.detect_interval_s)
-        tracker = Tracker(max_gap=2 * stride + self.cfg.hold_frames)
+        seed_every = seed_stride(info.fps, self.cfg.seed_interval_s, stride) if self.seed is not None else 0
+        # A face only the seed detector finds is seen once per seed_every frames: its track must survive
+        # that gap, and it is covered that much longer before its first and after its last sighting.
+        seed_reach = seed_every + self.cfg.hold_frames if seed_every else 0
+        tracker = Tracker(max_gap=max(2 * stride, seed_every) + self.cfg.hold_frames)
         window: dict[int, VideoFrame] = {}
         images: dict[int, np.ndarray] = {}
         found: dict[int, list[Detection]] = {}
+        # Seed-only faces per frame: fed to the tracker but not to the refinement, whose in-between
+        # detections use the main detector only and so could never confirm them.
+        extra: dict[int, list[Detection]] = {}
         detected = 0
+        seeded = 0
         last_key = -1
 
         def detect_at(i: int) -> list[Detection]:
@@ -183,15 +233,21 @@ class FaceFinder:
             detected += 1
             return self.detector.detect(images[i])
 
-        def settle(key: int) -> None:
+        def settle(key: int, seed: bool = False) -> None:
             """Detect ``key``, fill in the frames since the last key as needed, feed the tracker in order."""
-            nonlocal last_key
+            nonlocal last_key, seeded
             found[key] = detect_at(key)
+            if seed and self.seed is not None:
+                seeded += 1
+                extra[key] = seed_only(self.seed.detect(images[key]), found[key])
             if last_key >= 0:
                 refine(last_key, key, found, detect_at, self._refine_score, tracker.expected(key))
             for f in sorted(k for k in found if k > last_key):
-                dets = found[f]
+                main, more = found[f], extra.pop(f, [])
+                dets = [*main, *more]
                 owners = tracker.update(f, [d.bbox for d in dets], [d.score for d in dets])
+                for t in owners[len(main) :]:
+                    t.reach = max(t.reach, seed_reach)
                 self._observe(images[f], dets, owners)
             for f in [k for k in found if k < key]:
                 del found[f]
@@ -213,9 +269,9 @@ class FaceFinder:
                 if i - 1 > last_key:
                     settle(i - 1)
                 tracker.cut()
-                settle(i)
+                settle(i, seed=True)
             elif i % stride == 0:
-                settle(i)
+                settle(i, seed=seed_every > 0 and i % seed_every == 0)
             previous = sig
             if progress is not None and info.frames and i % stride == 0:
                 progress("analyse", min(i / info.frames, 1.0))
@@ -233,10 +289,14 @@ class FaceFinder:
             stride,
             detected,
             tracker.tracks,
-            self.detector.model_id,
+            self.detector.model_id
+            if self.seed is None
+            else f"{self.detector.model_id} seed:{self.seed.model_id}",
             info.audio_codec,
             cuts,
             self._refine_score,
+            seed_every,
+            seeded,
         )
 
 

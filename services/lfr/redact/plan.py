@@ -6,8 +6,9 @@ The safety rules, per track:
   plus ``motion_margin`` per frame of distance to the nearest detection (the further from a measured
   position, the less certain the face's place);
 * before its first and after its last detection the track is covered for ``extend`` more frames (the
-  detection stride plus a hold), moving at its measured velocity (capped) and growing the same way, so a
-  face that enters, leaves, turns away or is missed between detections is still covered;
+  detection stride plus a hold; longer for a track whose ``reach`` says so), moving at its measured
+  velocity (capped) and growing the same way, so a face that enters, leaves, turns away or is missed
+  between detections is still covered;
 * boxes are clipped to the frame; a face that leaves the frame simply stops being drawn;
 * nothing is carried across a shot cut: the hold ends at the last frame of the track's shot.
 
@@ -101,8 +102,9 @@ def track_boxes(
     v_in = _velocity(obs[0], obs[1]) if len(obs) > 1 else (0.0, 0.0)
     v_out = _velocity(obs[-2], obs[-1]) if len(obs) > 1 else (0.0, 0.0)
     shot_start, shot_end = shot_of(obs[0].frame, obs[-1].frame, n_frames, cuts)
-    start = max(shot_start, obs[0].frame - rules.extend)
-    end = min(shot_end, obs[-1].frame + rules.extend)
+    extend = max(rules.extend, track.reach)
+    start = max(shot_start, obs[0].frame - extend)
+    end = min(shot_end, obs[-1].frame + extend)
     i = 0
     for f in range(start, end + 1):
         if f <= obs[0].frame:

@@ -160,10 +160,14 @@ class Redactor:
             self._finder.want_thumbnails = thumbnails
             return self._finder
         if self._recogniser is None:
-            from lfr.vision import FaceAnalyzer
+            from lfr.vision import FaceAnalyzer, load_detector
 
-            analyzer = FaceAnalyzer(redaction_settings(self.settings), detector=self._finder.detector)
-            self._recogniser = FaceFinder(self.settings, detector=self._finder.detector, analyzer=analyzer)
+            # Its own detector: the plain finder's may skip landmarks (boxes only), which embedding needs.
+            # Boxes and scores are the same either way, so both number the same tracks the same way.
+            settings = redaction_settings(self.settings)
+            detector = load_detector(settings)
+            analyzer = FaceAnalyzer(settings, detector=detector)
+            self._recogniser = FaceFinder(self.settings, detector=detector, analyzer=analyzer)
         self._recogniser.want_thumbnails = thumbnails
         return self._recogniser
 

@@ -41,6 +41,9 @@ class Track:
     thumbnail: np.ndarray | None = None  # BGR crop of the track's best view (only when a preview is wanted)
     thumbnail_rank: float = -1.0
     embeddings: list[np.ndarray] = field(default_factory=list)  # only when kept subjects are wanted
+    # Frames covered beyond the first and last detection at least (0 = the plan's usual extension): a
+    # face found only by a detector that runs seldom may have been there since just after its last run.
+    reach: int = 0
 
     @property
     def first_frame(self) -> int:

@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lfr.redact.engine import seed_only, seed_stride
 from lfr.redact.keep import by_number, recognise
 from lfr.redact.masks import PIXEL_BLOCKS, mask_image, mask_planes
 from lfr.redact.plan import MAX_SPEED, CoverRules, frame_plan, track_boxes
 from lfr.redact.schedule import detection_stride, needs_detail, refine
 from lfr.redact.service import MissingJustificationError, RedactError, RedactRequest, check_request
 from lfr.redact.tracks import Observation, Track, Tracker
+from lfr.vision import Detection
 
 
 # ---- tracking ----------------------------------------------------------------------------------------
@@ -141,6 +143,32 @@ def test_plan_hold_stops_at_a_shot_cut() -> None:
     rules = CoverRules(margin=0.0, motion_margin=0.0, extend=5)
     plan = frame_plan([_track((10, 100.0), (12, 100.0))], rules, 100, 1000, 1000, cuts=[8, 14])
     assert sorted(plan) == [8, 9, 10, 11, 12, 13]
+
+
+def test_plan_covers_a_track_with_reach_that_much_longer() -> None:
+    rules = CoverRules(margin=0.0, motion_margin=0.0, extend=5)
+    track = _track((30, 100.0))
+    assert sorted(dict(track_boxes(track, rules, 100, 1000, 1000))) == list(range(25, 36))
+    track.reach = 29  # seen only by a detector that runs every 25 frames (+ a hold of 4)
+    assert sorted(dict(track_boxes(track, rules, 100, 1000, 1000))) == list(range(1, 60))
+
+
+# ---- seed detector -------------------------------------------------------------------------------------
+def test_seed_runs_fall_on_scheduled_detections() -> None:
+    assert seed_stride(25.0, 1.0, 4) == 24
+    assert seed_stride(30.0, 1.0, 4) == 32  # 7.5 strides, rounded
+    assert seed_stride(25.0, 0.01, 4) == 4  # never more often than the main detector
+
+
+def _det(x: float, w: float = 30.0) -> Detection:
+    return Detection(bbox=(x, 50.0, w, w), landmarks=np.zeros((5, 2), np.float32), score=0.95)
+
+
+def test_seed_only_keeps_the_faces_the_main_detector_missed() -> None:
+    main = [_det(100.0, 60.0), _det(400.0)]
+    seeded = [_det(105.0, 56.0), _det(250.0), _det(402.0)]
+    assert [d.bbox[0] for d in seed_only(seeded, main)] == [250.0]
+    assert seed_only(seeded, []) == seeded and seed_only([], main) == []
 
 
 # ---- masks ---------------------------------------------------------------------------------------------
