@@ -28,7 +28,7 @@ _load_harness()
 
 
 @pytest.fixture(scope="session")
-async def pipeline(models_dir: Path, shared_faces: Path) -> AsyncIterator[Any]:
+async def pipeline(models_dir: Path, face_data: Path) -> AsyncIterator[Any]:
     harness = _load_harness()
-    async with harness.running_pipeline(models_dir, shared_faces) as pipe:
+    async with harness.running_pipeline(models_dir, face_data) as pipe:
         yield pipe

@@ -23,7 +23,7 @@ from lfr.core.crypto import CropKeyring, KeyExpired
 from lfr.core.redis_client import key as rkey
 from lfr.core.timeutil import ms_from_ts, now_ms
 
-pytestmark = [pytest.mark.faults, pytest.mark.shared_data, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 
 MILVUS_OUTAGE_S = 30.0
 
