@@ -51,14 +51,16 @@ test-slow: setup
 # The suite as a fresh clone without ../shared runs it: the shared face data hidden ($LFR_SHARED_FACES set
 # to a missing folder), then .ci/check_fresh_skips.py reads the junit XML and fails unless exactly the tests
 # of tests/fresh_clone_skips.txt skipped. FRESH_BASELINE (the junit XML of a run with the data) excuses
-# skips that have nothing to do with it, such as no Chromium.
+# skips that have nothing to do with it, such as no Chromium. The selection is pyproject's default (not slow,
+# not the fault suite).
 FRESH_JUNIT ?= test-artifacts/junit-fresh.xml
 FRESH_BASELINE ?=
 .PHONY: test-fresh
 test-fresh: setup
 	-@$(MAKE) --no-print-directory browser-deps
+	-@$(MAKE) --no-print-directory promtool-deps
 	@mkdir -p $(dir $(FRESH_JUNIT))
-	LFR_SHARED_FACES=$(CURDIR)/.lfr/no-shared-data $(BIN)/python -m pytest -m "not slow" -p no:cacheprovider \
+	LFR_SHARED_FACES=$(CURDIR)/.lfr/no-shared-data $(BIN)/python -m pytest -p no:cacheprovider \
 	  --junitxml=$(FRESH_JUNIT) $(PYTEST_ARGS); tests=$$?; \
 	$(BIN)/python .ci/check_fresh_skips.py $(FRESH_JUNIT) $(if $(FRESH_BASELINE),--baseline $(FRESH_BASELINE)) \
 	  $(if $(PYTEST_ARGS),--partial); skips=$$?; \
