@@ -10,7 +10,7 @@ PROTO_OUT := $(patsubst proto/%.proto,services/%_pb2.py,$(PROTO_SRC))
 MODELS_STAMP := .lfr/models/.built
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast test-slow faults lint format settings-table bench browser-deps promtool-deps proto models clean stack-up stack-down \
+.PHONY: setup demo test test-fast test-slow faults load lint format settings-table bench browser-deps promtool-deps proto models clean stack-up stack-down \
 	sbom sbom-file sbom-image fuzz
 
 setup: $(STAMP) $(PROTO_OUT) $(MODELS_STAMP)
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (python3.11 or newer on PATH)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
-	$(BIN)/python -m pip install --quiet -e '.[stack,models,eval,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[stack,models,eval,dev,load]'
 	touch $@
 
 proto: $(PROTO_OUT)
@@ -101,6 +101,12 @@ format: setup
 # fails when it is stale).
 settings-table: setup
 	$(BIN)/python -m lfr.core.config_doc README.md
+
+# The load generator (load-tests/README.md): a short run by default (about 9 minutes; it refuses a plan over
+# 30); LOAD_ARGS for longer or other steps, e.g. LOAD_ARGS="--cameras 1,2,3 --seconds 120 --stop-on-fail".
+LOAD_ARGS ?= --cameras 1,2 --crop-rates 10,20,40 --seconds 45
+load: setup
+	timeout 1800 $(BIN)/python load-tests/loadgen.py $(LOAD_ARGS) --out test-artifacts/load
 
 bench: setup
 	$(BIN)/lfr bench models --json
