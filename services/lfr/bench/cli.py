@@ -190,3 +190,29 @@ def bench_pipeline_command(
 
     result = bench_pipeline(cli_settings(), crops=crops, subjects=subjects)
     typer.echo(json.dumps(result) if as_json else "\n".join(f"{k:22s} {v}" for k, v in result.items()))
+
+
+@bench_app.command("gallery-import")
+def bench_gallery_import_command(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    images: Annotated[int, typer.Option(min=10, help="images imported per run (the first N, sorted)")] = 2000,
+    workers: Annotated[str, typer.Option(help="worker counts to run, comma-separated")] = "1,2",
+    source: Annotated[Path | None, typer.Option(help="image folder (default: the shared CFP images)")] = None,
+    cpus: Annotated[
+        str | None, typer.Option(help="pin worker i to CPU cpus[i % len], e.g. 0,1 (taskset)")
+    ] = None,
+) -> None:
+    """Distributed gallery import: steady images/s with 1, 2, ... `lfr gallery worker` processes."""
+    from lfr.bench.gallery_import import bench_gallery_import
+
+    try:
+        counts = tuple(int(w) for w in workers.split(","))
+        pinned = [int(c) for c in cpus.split(",")] if cpus else None
+    except ValueError:
+        raise _fail(
+            f"--workers and --cpus take comma-separated integers, not {workers!r} / {cpus!r}"
+        ) from None
+    if not counts or min(counts) < 1:
+        raise _fail("--workers needs counts of at least 1")
+    result = bench_gallery_import(cli_settings(), images=images, workers=counts, source=source, cpus=pinned)
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
