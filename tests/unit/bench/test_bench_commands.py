@@ -14,7 +14,15 @@ def _names(app: typer.Typer) -> set[str]:
 
 
 def test_bench_commands() -> None:
-    assert _names(bench_app) == {"models", "ingest", "search", "gallery", "redact", "pipeline"}
+    assert _names(bench_app) == {
+        "models",
+        "ingest",
+        "search",
+        "gallery",
+        "redact",
+        "pipeline",
+        "gallery-import",
+    }
 
 
 def test_models_commands() -> None:
