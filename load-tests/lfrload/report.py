@@ -145,6 +145,21 @@ def write_report(run: dict[str, Any], out: Path, command: str, notes: list[str],
             f"{_fmt(r.get('camera_analysed_fps_min'))} ({_fmt(r.get('camera_fps_ratio_min'))}) | "
             f"{'yes' if r['sustained'] else 'no'} |"
         )
+    lines += [
+        "",
+        "Work per CPU second (what a step got of the shared cores: faces per embedder core-second, cameras "
+        "at the analysed rate per ingest core, cores used by every process of the run):",
+        "",
+        "| step | embedder cores | faces per embedder core-s | ingest cores | cameras per ingest core | "
+        "all processes, cores |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['step']} | {_fmt(r['embedder_cores'])} | {_fmt(r['faces_per_embedder_core_s'])} | "
+            f"{_fmt(r.get('ingest_cores'))} | {_fmt(r.get('cameras_per_ingest_core'))} | "
+            f"{_fmt(r['pipeline_cores'])} |"
+        )
     lines += ["", "CPU (% of one core, mean) and memory (RSS MiB, max) per process:", ""]
     procs = sorted({p for r in results for p in r["cpu_percent"]})
     lines.append("| step | " + " | ".join(procs) + " |")

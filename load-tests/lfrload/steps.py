@@ -117,6 +117,16 @@ def summarise(
             if any(f"rss:{p}" in r for r in win)
         },
     }
+    # Work per CPU second: on a shared machine a process gets only its share of the cores, so these hold
+    # where the rates above depend on what else runs.
+    cpu = out["cpu_percent"]
+    emb_cores = sum(v for k, v in cpu.items() if k.startswith("embedder")) / 100
+    all_cores = sum(cpu.values()) / 100
+    out["embedder_cores"] = round(emb_cores, 2)
+    out["pipeline_cores"] = round(all_cores, 2)
+    out["faces_per_embedder_core_s"] = (
+        round(out["faces_analysed_per_s"] / emb_cores, 1) if emb_cores > 0.01 else None
+    )
     if step.kind == "cameras":
         analysed, decoded = _per_camera(win, "cam:analysed", dur), _per_camera(win, "cam:in", dur)
         # Frames the camera delivered sampled at ``fps``: a looping file reopened loses a little time.
@@ -128,6 +138,11 @@ def summarise(
         )
         out["cameras_reporting"] = len(analysed)
         out["frames_dropped"] = int(_delta(win, "cam:dropped"))
+        ingest_cores = cpu.get("ingest", 0.0) / 100
+        out["ingest_cores"] = round(ingest_cores, 2)
+        out["cameras_per_ingest_core"] = (
+            round(sum(analysed.values()) / fps / ingest_cores, 2) if ingest_cores > 0.01 else None
+        )
         keeps_up = len(analysed) == step.cameras and out["camera_fps_ratio_min"] >= 0.9
     else:
         keeps_up = out["faces_analysed_per_s"] >= 0.95 * step.rate
