@@ -463,6 +463,11 @@ class RedactSettings(BaseModel):
     seed_interval_s: float = Field(
         1.0, gt=0, description="how often the seed detector runs (rounded to whole detection strides)"
     )
+    seed_thresholds: tuple[float, float, float] | None = Field(
+        None,
+        description="MTCNN stage thresholds of the seed detector (None = redact.thresholds); the finest "
+        "pyramid level keeps them too (small faces are what the seed is for)",
+    )
     min_face_px: int = Field(20, ge=12, description="smallest face covered (box width in pixels)")
     thresholds: tuple[float, float, float] = Field(
         (0.4, 0.5, 0.5),

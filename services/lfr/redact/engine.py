@@ -82,12 +82,13 @@ def redaction_settings(settings: Settings, landmarks: bool = True) -> Settings:
 
 def seed_settings(settings: Settings) -> Settings | None:
     """Redaction settings whose detector card is redact.seed_detector (None when no seed detector is set)."""
-    card = settings.redact.seed_detector
-    if not card:
+    r = settings.redact
+    if not r.seed_detector:
         return None
-    return redaction_settings(
-        settings.model_copy(update={"redact": settings.redact.model_copy(update={"detector": card})})
-    )
+    update: dict[str, object] = {"detector": r.seed_detector}
+    if r.seed_thresholds is not None:
+        update["thresholds"] = r.seed_thresholds
+    return redaction_settings(settings.model_copy(update={"redact": r.model_copy(update=update)}))
 
 
 def seed_stride(fps: float, interval_s: float, stride: int) -> int:
