@@ -58,6 +58,19 @@ def steady_rate(samples: list[tuple[float, int]], total: int) -> float | None:
     return (hi[1] - lo[1]) / (hi[0] - lo[0])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (all its threads), from /proc; 0.0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(p) for p in pids)
+
+
 def _worker_env(settings: Settings) -> dict[str, str]:
     return {
         **os.environ,
@@ -128,7 +141,7 @@ async def _follow(settings: Settings, job: str, total: int, t_submit: float) -> 
 
 
 def _one_run(
-    settings: Settings, tree: Path, total: int, workers: int, cpus: list[int] | None
+    settings: Settings, tree: Path, total: int, workers: int, cpus: list[int] | None, shared_pids: list[int]
 ) -> dict[str, Any]:
     card = find_card(settings.models_dir, settings.models.embedder)
     gallery = f"bench_{uuid.uuid4().hex[:8]}"
@@ -146,10 +159,13 @@ def _one_run(
         )
     try:
         join_s = _wait_group(procs, settings.data_dir, 180)
+        worker_pids = [p.pid for p in procs]
+        cpu0 = (_cpu(worker_pids), _cpu(shared_pids))
         t_submit = time.monotonic()
         status = asyncio.run(submit_import(settings, tree, gallery, card))
         submitted_s = time.monotonic() - t_submit
         samples = asyncio.run(_follow(settings, status.spec.job_id, total, t_submit))
+        worker_cpu, shared_cpu = _cpu(worker_pids) - cpu0[0], _cpu(shared_pids) - cpu0[1]
         final = asyncio.run(job_status(settings, status.spec.job_id))
     finally:
         _stop(procs)
@@ -171,6 +187,9 @@ def _one_run(
         "submit_s": round(submitted_s, 2),
         "job_wall_s": round(samples[-1][0], 1),
         "steady_images_per_s": round(rate, 2) if rate else None,
+        # CPU spent on the job, whatever else the machine ran: the load-independent cost per image.
+        "worker_cpu_ms_per_image": round(1000 * worker_cpu / total, 1),
+        "stack_cpu_ms_per_image": round(1000 * shared_cpu / total, 1),
     }
 
 
@@ -197,7 +216,8 @@ def bench_gallery_import(
         stack = LocalStack(stack_settings)
         stack.up()
         try:
-            runs = [_one_run(stack_settings, tree, total, w, cpus) for w in workers]
+            shared = [int(c["pid"]) for c in stack.state().values() if isinstance(c, dict) and c.get("pid")]
+            runs = [_one_run(stack_settings, tree, total, w, cpus, shared) for w in workers]
         finally:
             stack.down()
     base = next((r["steady_images_per_s"] for r in runs if r["workers"] == 1), None)
