@@ -450,21 +450,22 @@ class RedactSettings(BaseModel):
 
     detector: str | None = Field(
         "mtcnn",
-        description="detector card for redaction (None = models.detector). MTCNN by default: checked by "
-        "detector on every output frame it leaked no face on the shared footage, where YuNet left some "
-        "small background faces (docs/redaction.md); YuNet is 2.5x faster",
+        description="detector card for redaction (None = models.detector), run on every scheduled frame. "
+        "MTCNN by default: checked by detector on every output frame it leaked no face on the shared "
+        "footage, where YuNet alone left some small background faces; YuNet with redact.seed_detector "
+        "mtcnn leaked none either and is about twice as fast (docs/redaction.md, Speed)",
     )
     seed_detector: str | None = Field(
         None,
-        description="a second, slower detector card run every redact.seed_interval_s beside redact.detector "
-        "(e.g. yunet + mtcnn): faces only it finds are followed between its runs with a longer hold "
-        "(docs/redaction.md, Speed)",
+        description="a second, slower detector card run every redact.seed_interval_s beside "
+        "redact.detector (e.g. mtcnn beside yunet); faces only it finds are followed between its runs "
+        "with a longer hold",
     )
     seed_interval_s: float = Field(
         1.0, gt=0, description="how often the seed detector runs (rounded to whole detection strides)"
     )
     seed_thresholds: tuple[float, float, float] | None = Field(
-        None,
+        (0.6, 0.7, 0.7),
         description="MTCNN stage thresholds of the seed detector (None = redact.thresholds); the finest "
         "pyramid level keeps them too (small faces are what the seed is for)",
     )
