@@ -27,7 +27,7 @@ from lfr.vision import FaceAnalyzer
 from lfr.vision.boxes import iou_matrix
 
 from .checks import OVERLAP, Checker, centre_in, check_output, frames_with_times, xyxy
-from .conftest import REDACT_DETECTOR, read
+from .conftest import MODES, REDACT, SEEDED, read, with_redact
 from .footage import cut_clip
 
 pytestmark = [pytest.mark.integration]
@@ -44,7 +44,7 @@ def settings(stack_settings: Settings, models_dir: Path) -> Settings:
     data = stack_settings.model_dump()
     data["redis"]["key_prefix"] = f"lfr-redact-{uuid.uuid4().hex[:8]}:"
     data["models"]["dir"] = models_dir
-    data["models"]["detector"] = REDACT_DETECTOR
+    data["redact"].update(REDACT)
     return Settings(**data)
 
 
@@ -82,7 +82,9 @@ async def _redact(settings: Settings, src: Path, out: Path, **kw) -> dict:  # ty
     return await redact_file(settings, req)
 
 
+@pytest.mark.parametrize("mode", list(MODES))
 async def test_hamilton_keep_subject_everyone_else_covered_audited(
+    mode: str,
     settings: Settings,
     analyzer: FaceAnalyzer,
     checker: Checker,
@@ -91,6 +93,9 @@ async def test_hamilton_keep_subject_everyone_else_covered_audited(
     tmp_path: Path,
     record_property,  # type: ignore[no-untyped-def]
 ) -> None:
+    # With YuNet alone the checker found 11 small background faces beside the kept subject in these frames
+    # (docs/redaction.md): the seeded mode must cover them as MTCNN alone does.
+    settings = with_redact(settings, MODES[mode])
     src = face_data / HAMILTON
     out = tmp_path / "hamilton.mp4"
     report = await _redact(
@@ -122,7 +127,7 @@ async def test_hamilton_keep_subject_everyone_else_covered_audited(
     rep = check_output(
         checker, src, out, max_frames=frames, kept=lambda i, box, _n: centre_in(box, kept_plan.get(i, []))
     )
-    record_property("hamilton_keep_lin", json.dumps(rep.as_dict()))
+    record_property(f"hamilton_keep_lin_{mode}", json.dumps(rep.as_dict()))
     assert rep.frames_in == rep.frames_out == pi.frames and rep.times_equal
     assert rep.real_faces > 50 and rep.leaks == [], rep.as_dict()
     assert rep.kept_faces > 20 and rep.kept_found >= 0.9 * rep.kept_faces, rep.as_dict()
@@ -132,7 +137,7 @@ async def test_hamilton_keep_subject_everyone_else_covered_audited(
     lin_faces = [(i, b) for i, boxes in lin_in.items() for b in boxes]
     assert len(lin_faces) > 20 and all(centre_in(b, kept_plan.get(i, [])) for i, b in lin_faces)
     recognised = sum(near(b, lin_out.get(i, [])) for i, b in lin_faces)
-    record_property("hamilton_lin_recognised", f"{recognised}/{len(lin_faces)}")
+    record_property(f"hamilton_lin_recognised_{mode}", f"{recognised}/{len(lin_faces)}")
     assert recognised >= 0.9 * len(lin_faces)
     # Audited with who, case, reason and both hashes.
     events = [e for e in await read_all(settings) if e.action == AUDIT_ACTION]
@@ -162,13 +167,15 @@ def _street_check(
     return {**rep.as_dict(), "tracks": len(analysis.tracks), "frames_detected": analysis.detected_frames}
 
 
+@pytest.mark.parametrize("mode", list(MODES))
 def test_street_1080p_first_second_every_face_covered(
-    redact_settings: Settings, checker: Checker, face_data: Path, tmp_path: Path, record_property
+    mode: str, redact_settings: Settings, checker: Checker, face_data: Path, tmp_path: Path, record_property
 ) -> None:  # type: ignore[no-untyped-def]
     src = tmp_path / "street-30.mp4"
     cut_clip(face_data / STREET, src, 30)
+    settings = with_redact(redact_settings, MODES[mode])
     record_property(
-        "street_30_blur", json.dumps(_street_check(redact_settings, checker, src, tmp_path, "blur"))
+        f"street_30_blur_{mode}", json.dumps(_street_check(settings, checker, src, tmp_path, "blur"))
     )
 
 
@@ -187,6 +194,17 @@ def test_street_1080p_full_every_face_covered(
     )
     record_property(f"street_full_{style}", json.dumps(figures))
     print(f"street {style}: {json.dumps(figures)}")
+
+
+@pytest.mark.slow
+def test_street_1080p_full_seeded(
+    redact_settings: Settings, checker: Checker, face_data: Path, tmp_path: Path, record_property
+) -> None:  # type: ignore[no-untyped-def]
+    """The seeded mode (YuNet, MTCNN once a second) holds the same bound over the whole clip."""
+    settings = with_redact(redact_settings, SEEDED)
+    figures = _street_check(settings, checker, face_data / STREET, tmp_path, "blur", FULL_LENGTH_LEAK_SHARE)
+    record_property("street_full_seeded", json.dumps(figures))
+    print(f"street seeded: {json.dumps(figures)}")
 
 
 async def test_still_every_face_covered_and_kept_track_visible(
