@@ -72,6 +72,7 @@ def build_report(
         "frames_touched": render.frames_touched,
         "boxes_drawn": render.boxes_drawn,
         "frames_detected": analysis.detected_frames,
+        "frames_seeded": analysis.seed_frames,
         "shot_cuts": analysis.cuts,
         "audio": render.audio,
         "settings": {
@@ -80,6 +81,8 @@ def build_report(
             "min_face_px": r.min_face_px,
             "thresholds": list(r.thresholds),
             "detection_stride": analysis.stride,
+            "seed_stride": analysis.seed_every or None,
+            "seed_thresholds": list(r.seed_thresholds) if analysis.seed_every and r.seed_thresholds else None,
             "refine_score": analysis.refine_score,
             "margin": r.margin,
             "motion_margin": r.motion_margin,
