@@ -6,7 +6,9 @@ handed every partition of lfr.gallery-import.v1 to them (read from each worker's
 of the same real face photos into a fresh gallery and follows the job's counters in Redis until it
 finishes. The figure is the steady rate, images finished per second between 10 % and 90 % of the job:
 model loading and group joins happen before the job is submitted and the last partial batches after, so
-neither is counted. The whole job's wall time from submission is reported beside it.
+neither is counted. The whole job's wall time from submission is reported beside it, and so is the CPU
+the workers and the stack spent per image, which does not depend on how busy the machine was. Each worker
+runs in its own session (see ``_one_run``).
 """
 
 from __future__ import annotations
@@ -155,6 +157,10 @@ def _one_run(
                 env=_worker_env(settings),
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Its own session, as a pod would be its own container: with Linux autogroup scheduling
+                # (sched_autogroup_enabled) every process of one session shares one session's CPU share,
+                # so workers started in the bench's session could never use more than one share together.
+                start_new_session=True,
             )
         )
     try:
