@@ -171,6 +171,12 @@ class FaceFinder:
         self._refine_score = refine_score(settings, self.detector)
         self.want_thumbnails = want_thumbnails
 
+    def model_id(self) -> str:
+        """The detector's model id, and the seed detector's when one runs beside it."""
+        if self.seed is None:
+            return self.detector.model_id
+        return f"{self.detector.model_id} seed:{self.seed.model_id}"
+
     # ---- per detected frame ------------------------------------------------------------------------
 
     def _observe(self, image: np.ndarray, dets: Sequence[Detection], owners: Sequence[Track]) -> None:
@@ -196,12 +202,27 @@ class FaceFinder:
     # ---- stills ----------------------------------------------------------------------------------------
 
     def analyse_image(self, image: np.ndarray) -> Analysis:
-        dets = sorted(self.detector.detect(image), key=lambda d: (d.bbox[0], d.bbox[1]))
+        dets = self.detector.detect(image)
+        if self.seed is not None:  # one frame: both detectors, nothing to follow between seed runs
+            dets = [*dets, *seed_only(self.seed.detect(image), dets)]
+        dets = sorted(dets, key=lambda d: (d.bbox[0], d.bbox[1]))
         tracker = Tracker(max_gap=0)
         owners = tracker.update(0, [d.bbox for d in dets], [d.score for d in dets])
         self._observe(image, dets, owners)
         h, w = image.shape[:2]
-        return Analysis("image", w, h, 1, None, None, 1, 1, tracker.tracks, self.detector.model_id)
+        return Analysis(
+            "image",
+            w,
+            h,
+            1,
+            None,
+            None,
+            1,
+            1,
+            tracker.tracks,
+            self.model_id(),
+            seed_frames=int(bool(self.seed)),
+        )
 
     # ---- video -----------------------------------------------------------------------------------------
 
@@ -290,9 +311,7 @@ class FaceFinder:
             stride,
             detected,
             tracker.tracks,
-            self.detector.model_id
-            if self.seed is None
-            else f"{self.detector.model_id} seed:{self.seed.model_id}",
+            self.model_id(),
             info.audio_codec,
             cuts,
             self._refine_score,

@@ -207,9 +207,11 @@ def test_street_1080p_full_seeded(
     print(f"street seeded: {json.dumps(figures)}")
 
 
+@pytest.mark.parametrize("mode", list(MODES))
 async def test_still_every_face_covered_and_kept_track_visible(
-    settings: Settings, checker: Checker, face_data: Path, tmp_path: Path
+    mode: str, settings: Settings, checker: Checker, face_data: Path, tmp_path: Path
 ) -> None:
+    settings = with_redact(settings, MODES[mode])
     src = face_data / MULTI_FACE
     img = read(src)
     real = [d.bbox for d in checker.reference.detect(img) if d.score >= 0.9]
