@@ -33,17 +33,22 @@ def build_cmd(force: bool = typer.Option(False, "--force", help="rebuild even wh
 
 @app.command("quantize")
 def quantize_cmd(
-    images: list[Path] = typer.Argument(..., help="photos, or folders of photos, with faces to calibrate on"),
+    images: list[Path] = typer.Argument(
+        ..., help="photos, videos, or folders of them, with faces to calibrate on (every 2nd video frame)"
+    ),
     base: str = typer.Option("dlib-resnet-v1", "--from", help="the float embedder card to quantise"),
     name: str = typer.Option("dlib-resnet-v1-int8", "--name", help="card name of the int8 model"),
     max_chips: int = typer.Option(512, min=16, help="at most this many calibration faces"),
+    float_ends: bool = typer.Option(
+        False, "--float-ends", help="keep the first and the last layer in float (SFace: half the TAR loss)"
+    ),
 ) -> None:
     """Build an int8 copy of an embedder (opt-in; enrol watchlists with it and verify it before use)."""
     from lfr.modelbuild.quantize import quantize_embedder
 
     settings = cli_settings()
     try:
-        card = quantize_embedder(settings, base, name, images, max_chips=max_chips)
+        card = quantize_embedder(settings, base, name, images, max_chips=max_chips, float_ends=float_ends)
     except CardError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

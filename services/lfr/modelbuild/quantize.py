@@ -17,6 +17,15 @@ Why opt-in rather than the default model:
 
 The card keeps the base model's threshold and templates and drops its calibration figures (they were
 measured on the float model): run ``lfr eval verify`` with the new card before deploying it.
+
+Videos are calibration sources too (every ``VIDEO_FRAME_STEP``-th frame): the faces of a camera's own footage
+are small and soft, unlike portrait photos, and give the activation ranges live crops produce. ``float_ends``
+keeps the first convolution and the last layer in float: for SFace that halved the LFW dev TAR loss
+(docs/models.md, "SFace speed").
+
+Why QDQ and never QOperator: onnxruntime's QOperator writer folds a ``Relu`` into the quantised range of
+its input tensor even when another node also reads that tensor, so SFace's ``a*x + (1-a)*Relu(x)`` became
+``x`` (cosine to the float model 0.63 median); the QDQ graph keeps each node's own range.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import cv2
 import numpy as np
 
 from lfr.core.config import Settings
-from lfr.core.images import is_image_path, list_images, read_image
+from lfr.core.images import IMAGE_SUFFIXES, list_images, read_image
 from lfr.modelbuild.build import write_atomic
 from lfr.vision.cards import CARD_FILE, CardError, FileRef, ModelCard, find_card, sha256_file
 from lfr.vision.embedders.onnx_embedder import OnnxEmbedder
@@ -42,20 +51,27 @@ log = logging.getLogger(__name__)
 MIN_CHIPS = 16
 MAX_SIDE = 1600  # photos are shrunk to this longer side before detection, as in the evaluation commands
 CALIBRATION_BATCH = 16
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"})
+VIDEO_FRAME_STEP = 2
 
 
 class QuantizeError(CardError):
     """The quantised model cannot be built (wrong base card, too few usable faces)."""
 
 
+def _is_source(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES or path.suffix.lower() in VIDEO_SUFFIXES
+
+
 def calibration_images(paths: Sequence[Path]) -> list[Path]:
-    """Image files named directly or found under folders, de-duplicated and sorted for reproducibility."""
+    """Images found under folders, and image or video files named directly; de-duplicated and sorted for
+    reproducibility (a video is used only when named, so a folder of photos keeps meaning its photos)."""
     out: set[Path] = set()
     for p in paths:
         p = Path(p)
         if p.is_dir():
             out.update(q.resolve() for q in list_images(p))
-        elif p.is_file() and is_image_path(p):
+        elif p.is_file() and _is_source(p):
             out.add(p.resolve())
         elif not p.exists():
             raise QuantizeError(f"calibration path {p} does not exist")
@@ -69,11 +85,7 @@ def collect_chips(analyzer: FaceAnalyzer, images: Sequence[Path], max_chips: int
     what the embedder will see in service.
     """
     chips: list[np.ndarray] = []
-    for path in images:
-        image = read_image(path)
-        if image is None:
-            log.warning("calibration: %s is not a readable image; skipped", path.name)
-            continue
+    for image in _frames(images):
         side = max(image.shape[:2])
         if side > MAX_SIDE:
             f = MAX_SIDE / side
@@ -84,13 +96,52 @@ def collect_chips(analyzer: FaceAnalyzer, images: Sequence[Path], max_chips: int
     return chips
 
 
+def _frames(paths: Sequence[Path]) -> Iterator[np.ndarray]:
+    """Each photo, and every ``VIDEO_FRAME_STEP``-th frame of each video, in path order."""
+    for path in paths:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            cap = cv2.VideoCapture(str(path))
+            try:
+                index = 0
+                while True:
+                    ok, frame = cap.read()
+                    if not ok:
+                        break
+                    if index % VIDEO_FRAME_STEP == 0:
+                        yield frame
+                    index += 1
+            finally:
+                cap.release()
+            continue
+        image = read_image(path)
+        if image is None:
+            log.warning("calibration: %s is not a readable image; skipped", path.name)
+            continue
+        yield image
+
+
+def float_end_nodes(model_path: Path) -> list[str]:
+    """Names of the first and the last weighted node (Conv, Gemm or MatMul), which ``float_ends`` keeps."""
+    import onnx
+
+    weighted = [
+        n.name for n in onnx.load(str(model_path)).graph.node if n.op_type in ("Conv", "Gemm", "MatMul")
+    ]
+    if not weighted or any(not n for n in weighted[:1] + weighted[-1:]):
+        raise QuantizeError(f"{model_path}: no named Conv/Gemm/MatMul node to keep in float")
+    return sorted({weighted[0], weighted[-1]})
+
+
 def _batches(embedder_input: str, tensors: list[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
     for i in range(0, len(tensors), CALIBRATION_BATCH):
         yield {embedder_input: np.concatenate(tensors[i : i + CALIBRATION_BATCH])}
 
 
-def quantize_model(src: Path, dst: Path, input_name: str, inputs: list[np.ndarray]) -> None:
-    """Static QDQ quantisation of ``src`` into ``dst``, MinMax ranges over ``inputs`` (N-first tensors)."""
+def quantize_model(
+    src: Path, dst: Path, input_name: str, inputs: list[np.ndarray], keep_float: Sequence[str] = ()
+) -> None:
+    """Static QDQ quantisation of ``src`` into ``dst``, MinMax ranges over ``inputs`` (N-first tensors);
+    the nodes named in ``keep_float`` stay float."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -125,6 +176,7 @@ def quantize_model(src: Path, dst: Path, input_name: str, inputs: list[np.ndarra
             # 7-bit weights: without AVX-512 VNNI, onnxruntime's u8 x s8 kernels add pairs of products in
             # 16 bits, which saturates with full-range weights (median embedding error 0.23 on AVX2 vs 0.04).
             reduce_range=True,
+            nodes_to_exclude=list(keep_float),
         )
         write_atomic(dst, out.read_bytes())
 
@@ -142,6 +194,7 @@ def quantize_embedder(
     name: str,
     images: Sequence[Path],
     max_chips: int = 512,
+    float_ends: bool = False,
 ) -> ModelCard:
     """Build ``<models_dir>/<name>/`` (int8 model and card) from the float embedder card ``base``."""
     models_dir = settings.models_dir
@@ -167,18 +220,20 @@ def quantize_embedder(
     assert isinstance(embedder, OnnxEmbedder)  # the card type was checked above
     tensors = [embedder.prepare([c]) for c in chips]
     out_dir = models_dir / name
-    quantize_model(base_card.file("model"), out_dir / "model.onnx", embedder.input_name, tensors)
+    keep = float_end_nodes(base_card.file("model")) if float_ends else []
+    quantize_model(base_card.file("model"), out_dir / "model.onnx", embedder.input_name, tensors, keep)
     digest = _image_set_digest(files)
     card = base_card.model_copy(
         update={
             "name": name,
             "version": f"{base_card.version}+int8",
             "description": f"{base_card.name} quantised to int8 (static QDQ, per-channel weights, MinMax "
-            f"activation ranges) by lfr.modelbuild.quantize",
+            f"activation ranges{', first and last layer float' if float_ends else ''}) by "
+            "lfr.modelbuild.quantize",
             "files": (FileRef(path="model.onnx", sha256=sha256_file(out_dir / "model.onnx"), role="model"),),
             "calibration": (),
-            "source": f"{base_card.model_id}, calibrated on {len(chips)} face chips from {len(files)} images "
-            f"(image set sha256 {digest[:16]})",
+            "source": f"{base_card.model_id}, calibrated on {len(chips)} face chips from {len(files)} files "
+            f"(image and video set sha256 {digest[:16]})",
             "caveats": (
                 *base_card.caveats,
                 "int8 model: its embeddings differ from the float model's, so watchlists must be enrolled "
