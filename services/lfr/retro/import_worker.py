@@ -124,10 +124,10 @@ class ImportHandler:
             return
         outcomes = await asyncio.to_thread(self._embed, todo)
         rows = [(m, o) for m, o in zip(todo, outcomes, strict=True) if o.vector is not None]
-        gallery_name = todo[0].gallery
+        gallery = await asyncio.to_thread(self.gallery, todo[0].gallery)  # connects on first use
         if rows:
             await asyncio.to_thread(
-                self.gallery(gallery_name).upsert,
+                gallery.upsert,
                 [m.subject_id for m, _ in rows],
                 [m.item for m, _ in rows],
                 np.stack([o.vector for _, o in rows if o.vector is not None]),
@@ -143,7 +143,7 @@ class ImportHandler:
         new, done, job_finished = await self.jobs.mark_done(job_id, finished)
         if job_finished:
             # Flushing seals the growing segments so the index covers every row; once per job is enough.
-            await asyncio.to_thread(self.gallery(gallery_name).flush)
+            await asyncio.to_thread(gallery.flush)
             log.info("gallery import job %s finished: %d images", job_id, done)
         log.debug("gallery import job %s: %d newly done (%d done)", job_id, new, done)
 
