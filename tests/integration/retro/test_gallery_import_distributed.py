@@ -1,7 +1,8 @@
 """Distributed gallery import on the real embedded stack: `lfr gallery worker` processes in one consumer
 group, one of them SIGKILLed mid-import and restarted, and the gallery ends with one row per image.
 
-The import tree is the test face photos copied under many record folders (distinct paths, real faces), plus
+A submission interrupted after its first acknowledged chunk continues from there. The import tree is the
+test face photos copied under many record folders (distinct paths, real faces), plus
 two photos with no face in them, which must be counted as failed to enrol and never become rows.
 """
 
@@ -22,14 +23,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from lfr.core import topics
 from lfr.core.config import Settings
 from lfr.core.images import list_images
 from lfr.core.redis_client import make_redis
 from lfr.core.serde import decode, encode
-from lfr.retro.gallery import Gallery
+from lfr.retro.gallery import Gallery, GalleryError
 from lfr.retro.import_jobs import JobStore, records_for
 from lfr.retro.import_submit import job_status, list_items, submit_import
 from lfr.retro.import_worker import ImportHandler
@@ -267,3 +268,51 @@ async def test_handler_redelivery_and_forged_records(
     finally:
         handler.close()
         await redis.aclose()
+
+
+class _Interrupted(Exception):
+    pass
+
+
+async def _seqs_on_topic(settings: Settings, job: str) -> list[int]:
+    c = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await c.start()
+    try:
+        tps = [TopicPartition(topics.GALLERY_IMPORT, p) for p in range(topics.GALLERY_IMPORT_PARTITIONS)]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        seqs: list[int] = []
+        while batch := await c.getmany(timeout_ms=1500, max_records=5000):
+            for recs in batch.values():
+                seqs += [m.seq for m in (decode(GalleryImportItem, r.value) for r in recs) if m.job_id == job]
+        return seqs
+    finally:
+        await c.stop()
+
+
+async def test_interrupted_submission_resumes_where_the_broker_acknowledged(
+    settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, tree: Path
+) -> None:
+    """A submission stopped after its first acknowledged chunk continues from there with ``job_id``: every
+    image is published, none twice; a different listing under the same job id is refused."""
+    card = analyzer.embedder.card
+
+    def stop_after_first(n: int, total: int) -> None:
+        raise _Interrupted(n)
+
+    with pytest.raises(_Interrupted):
+        await submit_import(settings, tree, gallery.name, card, chunk=30, on_chunk=stop_after_first)
+    redis = make_redis(settings)
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"{settings.redis.key_prefix}gallery-import:*")]
+        jobs = {k.decode().split("{", 1)[1].split("}", 1)[0] for k in keys}
+    finally:
+        await redis.aclose()
+    (job,) = [j for j in jobs if (await job_status(settings, j)).spec.gallery == gallery.name]
+    assert (await job_status(settings, job)).counters["submitted"] == 30
+    status = await submit_import(settings, tree, gallery.name, card, job_id=job, chunk=30)
+    total = len(list_images(tree))
+    assert status.counters["submitted"] == total
+    assert sorted(await _seqs_on_topic(settings, job)) == list(range(total))
+    with pytest.raises(GalleryError, match="submit it as a new job"):
+        await submit_import(settings, tree / "empty0", gallery.name, card, job_id=job)
