@@ -20,6 +20,25 @@ VIDEO_LABELS = Path("tests") / "integration" / "vision" / "fixtures" / "video_fa
 PHOTO_LABELS = VIDEO_LABELS.with_name("photo_faces.json")
 
 
+INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_int8_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, bool]:
+    """Which of the instruction sets that decide int8 speed this CPU has (empty where /proc is absent).
+
+    Why in the output: an int8 card runs 2.4 times faster than float with AVX-512 VNNI and about as fast as
+    float with AVX2 alone (docs/models.md), so a latency figure means little without them.
+    """
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return {}
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []
+    )
+    return {f: f in flags for f in INT8_FLAGS}
+
+
 def _median_ms(fn: Callable[[], object], repeat: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
@@ -57,7 +76,11 @@ def run_model_bench(settings: Settings, repeat: int = 15, faces_dir: Path | None
     embedder = load_embedder(one)
     faces = faces_dir or shared_faces_dir()
     video = faces / "facenet_pytorch_samples" / "video" / "video.mp4"
-    result: dict[str, object] = {"detector": detector.model_id, "embedder": embedder.model_id}
+    result: dict[str, object] = {
+        "detector": detector.model_id,
+        "embedder": embedder.model_id,
+        "cpu_flags": cpu_int8_flags(),
+    }
     if video.is_file():
         frame = read_frames(video, [0])[0]
     else:

@@ -54,6 +54,10 @@ def test_bench_models_prints_figures(env_models: Path, faces_dir: Path) -> None:
     for key in ("detect_ms_640x480", "detect_ms_1920x1080", "embed_ms_per_face_b1", "embed_ms_per_face_b32"):
         assert isinstance(out[key], float) and out[key] > 0
     assert out["detect_recall_video"] >= 0.95
+    if Path("/proc/cpuinfo").is_file():
+        assert set(out["cpu_flags"]) >= {"avx2", "avx512_vnni"} and all(
+            type(v) is bool for v in out["cpu_flags"].values()
+        )
     assert out["detect_agreement_reference"] >= 0.95 and out["detect_agreement_reference_n"] >= 400
     assert out["detect_recall_small_faces"] >= 0.95 and out["detect_recall_small_faces_n"] >= 40
 
