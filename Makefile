@@ -40,7 +40,7 @@ demo: setup
 test: setup
 	-@$(MAKE) --no-print-directory browser-deps
 	-@$(MAKE) --no-print-directory promtool-deps
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not faults" $(PYTEST_ARGS)
 
 test-fast: setup
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -36,6 +36,11 @@ MODEL_TOOLING_BASENAMES = (
     "onnx_repair",
 )
 MODEL_TOOLING_PREFIXES = ("convert_",)
+# Plug-in settings leaves: a plug-in's settings live beside it (``vision/detectors/<name>_settings.py``) and
+# lfr.core.config composes them into the one settings tree. That is the one edge allowed to point up from
+# core, and only because a leaf imports nothing of lfr (checked below) and the packages it sits in load no
+# lfr module on import: the edge cannot close a cycle at run time, so it is left out of the cycle check.
+SETTINGS_LEAF_SUFFIX = "_settings"
 
 
 def _module_name(path: Path) -> str:
@@ -140,10 +145,91 @@ def test_production_code_never_imports_evaluation() -> None:
     assert not bad, "production code depends on evaluation tooling:\n" + "\n".join(bad)
 
 
+def is_settings_leaf(name: str) -> bool:
+    """A plug-in settings module (``lfr.<package>...<name>_settings``) outside core, or a name in one."""
+    parts = name.split(".")
+    for end in range(3, len(parts) + 1):
+        if parts[1] != "core" and parts[end - 1].endswith(SETTINGS_LEAF_SUFFIX):
+            return ".".join(parts[:end]) in modules()
+    return False
+
+
+def _parent_packages(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(2, len(parts))]
+
+
+def test_settings_leaves_import_nothing_of_lfr() -> None:
+    """What makes the core -> leaf edge safe: the leaf, and every package __init__ Python runs to reach it,
+    import no lfr module at load time that could lead back to core."""
+    leaves = [m for m in modules() if is_settings_leaf(m)]
+    assert leaves, "no plug-in settings leaves found: update SETTINGS_LEAF_SUFFIX"
+    bad = _violations(leaves, lambda name: name != "lfr" and not _in(name, list(GENERATED)))
+    assert not bad, "plug-in settings must need nothing but pydantic:\n" + "\n".join(bad)
+    bad = []
+    for leaf in leaves:
+        for module, line, name in _loaded_with(_parent_packages(leaf)):
+            if _in(name, ["core"]):
+                bad.append(f"loading {leaf}: {modules()[module]}:{line} imports {name}")
+    assert not bad, "loading a settings leaf's packages would import core:\n" + "\n".join(bad)
+
+
+def _module_of(name: str) -> str | None:
+    """The longest prefix of ``name`` that is a module of lfr (``a.b.Class`` -> ``a.b``)."""
+    parts = name.split(".")
+    for end in range(len(parts), 1, -1):
+        if ".".join(parts[:end]) in modules():
+            return ".".join(parts[:end])
+    return None
+
+
+def _loaded_with(start: list[str]) -> list[tuple[str, int, str]]:
+    """(module, line, imported name) for every lfr import Python runs when loading ``start``, transitively."""
+    seen: set[str] = set()
+    todo = list(start)
+    out = []
+    while todo:
+        module = todo.pop()
+        if module in seen or module not in modules():
+            continue
+        seen.add(module)
+        todo += _parent_packages(module)
+        for name, line in runtime_imports_of(module):
+            out.append((module, line, name))
+            target = _module_of(name)
+            if target:
+                todo.append(target)
+    return out
+
+
+def runtime_imports_of(module: str) -> list[tuple[str, int]]:
+    """The lfr names ``module`` imports at load time: top-level statements outside ``TYPE_CHECKING``."""
+    path = modules()[module]
+    tree = ast.parse(path.read_text(), filename=str(path))
+    is_package = path.name == "__init__.py"
+    out: list[tuple[str, int]] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names if a.name.split(".")[0] == "lfr"]
+        elif isinstance(node, ast.ImportFrom):
+            out += [(n, node.lineno) for n in _resolve(module, is_package, node) if n.split(".")[0] == "lfr"]
+    return out
+
+
 def test_core_imports_no_other_lfr_package() -> None:
     core = [m for m in modules() if _in(m, ["core"])]
-    bad = _violations(core, lambda name: name != "lfr" and not _in(name, ["core", *GENERATED]))
-    assert not bad, "lfr.core must sit at the bottom:\n" + "\n".join(bad)
+    bad = _violations(
+        core,
+        lambda name: (
+            name != "lfr"
+            and not _in(name, ["core", *GENERATED])
+            and not is_settings_leaf(name)
+            and not any(
+                name == p for leaf in modules() if is_settings_leaf(leaf) for p in _parent_packages(leaf)
+            )
+        ),
+    )
+    assert not bad, "lfr.core must sit at the bottom (plug-in settings leaves aside):\n" + "\n".join(bad)
 
 
 def test_subscriber_kit_stands_alone() -> None:
@@ -178,6 +264,8 @@ def package_graph() -> dict[str, set[str]]:
         if src is None:
             continue
         for name, _ in imports_of(m):
+            if is_settings_leaf(name):
+                continue  # cannot close a cycle: see SETTINGS_LEAF_SUFFIX
             dst = _top(name)
             exists = (LFR / dst).is_dir() or (LFR / f"{dst}.py").is_file() if dst else False
             if dst and dst != src and dst not in GENERATED and exists:
