@@ -25,12 +25,12 @@ def make_redis(settings: Settings) -> aioredis.Redis:
         "socket_timeout": r.socket_timeout_s,
         "socket_connect_timeout": r.socket_timeout_s,
     }
-    tls: dict[str, Any] = {}
-    if r.tls:
-        tls["ssl"] = True
-        if r.tls_ca_file:
-            tls["ssl_ca_certs"] = str(r.tls_ca_file)
     if r.sentinels:
+        tls: dict[str, Any] = {}
+        if r.tls:
+            tls["ssl"] = True
+            if r.tls_ca_file:
+                tls["ssl_ca_certs"] = str(r.tls_ca_file)
         sentinel = Sentinel(
             [(h, int(p)) for h, _, p in (e.rpartition(":") for e in r.sentinels)],
             sentinel_kwargs={
@@ -47,14 +47,30 @@ def make_redis(settings: Settings) -> aioredis.Redis:
             **common,
             **tls,
         )
+    url, tls_kwargs = _tls_url(settings, settings.redis_url)
     return aioredis.Redis.from_url(
-        settings.redis_url,
+        url,
         password=password,
         decode_responses=False,
         health_check_interval=30,
         **common,
-        **tls,
+        **tls_kwargs,
     )
+
+
+def _tls_url(settings: Settings, url: str) -> tuple[str, dict[str, Any]]:
+    """The URL to connect to and its TLS arguments: ``redis.tls`` turns a redis:// URL into rediss://.
+
+    redis-py picks the TLS connection class from the URL scheme alone; an ``ssl=True`` argument next to a
+    URL is handed on to the plain connection class, which refuses it (TypeError on the first command). The CA
+    bundle applies to every TLS URL, rediss:// ones included; without one the system's CAs verify the server.
+    """
+    r = settings.redis
+    if r.tls and url.startswith("redis://"):
+        url = "rediss://" + url.removeprefix("redis://")
+    if not url.startswith("rediss://"):
+        return url, {}
+    return url, {"ssl_ca_certs": str(r.tls_ca_file)} if r.tls_ca_file else {}
 
 
 def make_keystore_redis(settings: Settings) -> aioredis.Redis:
@@ -76,9 +92,7 @@ def make_keystore_redis(settings: Settings) -> aioredis.Redis:
         )
         return make_redis(settings)
     password = r.keystore_password or r.password
-    tls: dict[str, Any] = {}
-    if r.tls and r.tls_ca_file:
-        tls["ssl_ca_certs"] = str(r.tls_ca_file)
+    url, tls = _tls_url(settings, url)
     return aioredis.Redis.from_url(
         url,
         password=password.get_secret_value() if password else None,
