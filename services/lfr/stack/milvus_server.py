@@ -119,7 +119,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--metrics-port", required=True, type=int, help="healthz and metrics")
     p.add_argument("--other-ports", required=True, help="comma list of free ports for the internal services")
     p.add_argument("--auth", action="store_true", help="require a token (user:password) on every call")
+    p.add_argument("--tls-cert", type=Path, help="server certificate (PEM): clients must then use TLS")
+    p.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    p.add_argument("--tls-ca", type=Path, help="CA bundle (PEM) the server trusts for client certificates")
     args = p.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        p.error("--tls-cert and --tls-key go together")
 
     others = [int(x) for x in args.other_ports.split(",")]
     keys = [k for k in PORT_KEYS if k != "proxy_port"]
@@ -130,6 +135,12 @@ def main(argv: list[str] | None = None) -> None:
     config.set("authorization_enabled", bool(args.auth))
     for key, value in EXTRA.items():
         config.set(key, value)
+    if args.tls_cert is not None:
+        # common.security.tlsMode 1: one-way TLS on the proxy's port (2 also demands client certificates).
+        config.set("tls_mode", 1)
+        config.set("server_pem_path", str(args.tls_cert.resolve()))
+        config.set("server_key_path", str(args.tls_key.resolve()))
+        config.set("ca_pem_path", str((args.tls_ca or args.tls_cert).resolve()))
     config.resolve()  # writes <data-dir>/configs/milvus.yaml and the storage layout
     _pin_etcd_ports(args.data_dir, config.get("etcd_port"), others[len(keys)])
 
