@@ -1,7 +1,8 @@
 """TLS to the Redis and Milvus servers, with the project's own clients built from settings.
 
 The embedded Kafka broker cannot do TLS (docs/security.md), so transport security is tested here against the
-servers that can: a real redis-server that listens on a TLS port only (``--port 0``), and the Milvus
+servers that can: a real redis-server that listens on a TLS port only (``--port 0``; one test adds a
+Sentinel, also TLS only, in front of it), and the Milvus
 standalone server (PyPI ``milvus==2.3.5``) with ``common.security.tlsMode: 1``, both on 127.0.0.1 with a
 throwaway CA and server certificate made at test time. Each client must do real work with ``tls`` and the CA
 file set, and must be refused with TLS off, without the CA, or trusting another CA.
@@ -51,6 +52,7 @@ pytestmark = pytest.mark.integration
 
 ROOT_TOKEN = "root:Milvus"  # the Milvus server's built-in administrator, default password (test only)
 DIM = 16
+SENTINEL_MASTER = "lfr-tls"
 
 
 @dataclass(frozen=True)
@@ -337,6 +339,66 @@ async def test_crop_key_store_over_tls(tls_redis: TlsRedis, pki: Pki, tmp_path: 
                 await other.encrypt(b"chip bytes", b"aad")
         finally:
             await other.aclose()
+
+
+def _start_tls_sentinel(tls_redis: TlsRedis, pki: Pki, folder: Path) -> tuple[int, subprocess.Popen[bytes]]:
+    """A Sentinel (the same binary) on a TLS port only, watching the TLS Redis over TLS."""
+    port = free_port()
+    conf = folder / f"sentinel-{port}.conf"  # Sentinel rewrites its config file, so it must be writable
+    conf.write_text(
+        f"port 0\ntls-port {port}\nbind 127.0.0.1\ndir {folder}\n"
+        f"tls-cert-file {pki.cert}\ntls-key-file {pki.key}\ntls-ca-cert-file {pki.ca}\n"
+        "tls-auth-clients no\ntls-replication yes\n"
+        f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {tls_redis.port} 1\n"
+    )
+    with open(folder / f"sentinel-{port}.log", "wb") as out:
+        proc = subprocess.Popen(
+            [tls_redis.binary, str(conf), "--sentinel"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    probe = redis.Redis(port=port, ssl=True, ssl_ca_certs=str(pki.ca), socket_timeout=1)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if probe.sentinel_master(SENTINEL_MASTER):
+                    return port, proc
+            except redis.RedisError:
+                time.sleep(0.1)
+    finally:
+        probe.close()
+    _stop(proc)
+    pytest.fail(f"the TLS Sentinel did not answer (log beside {conf})")
+
+
+async def test_redis_through_a_tls_sentinel(
+    tls_redis: TlsRedis, pki: Pki, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``redis.sentinels`` with ``redis.tls``: the sentinel and the master it names, both over TLS."""
+    port, proc = _start_tls_sentinel(tls_redis, pki, tmp_path_factory.mktemp("sentinel-tls"))
+    try:
+        sentinel = {"sentinels": [f"127.0.0.1:{port}"], "sentinel_master": SENTINEL_MASTER}
+        settings = _redis_settings(tmp_path, tls=True, tls_ca_file=pki.ca, **sentinel)
+        client = make_redis(settings)
+        try:
+            assert await client.set(f"{settings.redis.key_prefix}probe", b"via sentinel", ex=60)
+            assert await client.get(f"{settings.redis.key_prefix}probe") == b"via sentinel"
+            assert await client.eval("return redis.call('INCR', KEYS[1])", 1, f"{settings.redis.key_prefix}n")
+            assert await _tls_only(client)
+        finally:
+            await client.aclose()
+        for refused in ({"tls": False}, {"tls": True}, {"tls": True, "tls_ca_file": pki.other_ca}):
+            other = make_redis(_redis_settings(tmp_path, **sentinel, **refused))
+            try:
+                with pytest.raises(RedisConnectionError):
+                    await other.ping()
+            finally:
+                await other.aclose()
+    finally:
+        _stop(proc)
 
 
 # --- Milvus -------------------------------------------------------------------------------------------------
