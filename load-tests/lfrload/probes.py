@@ -3,8 +3,10 @@
 Latency: every record on ``lfr.alerts.v1`` (a new alert) and ``lfr.alert-updates.v1`` (a later revision)
 and every hit on ``lfr.hits.v1`` is read as it is written; its latency is the record's timestamp (set by
 the producing service when it sends) minus the capture time the record carries: ``first_seen`` for a new
-alert, ``last_seen`` (the newest capture folded in) for a revision, ``captured_at`` for a hit. All clocks
-are this machine's. Lag, throughput and per-process CPU and memory are sampled every few seconds: topic
+alert, ``last_seen`` (the newest capture folded in) for a revision, ``captured_at`` for a hit and for a crop
+(the crop's share is ingest's: analysis, and best-shot selection holding a better face of a track for up to
+``ingest.best_shot_min_interval_s`` or sending a track's face when it ends). All clocks are this machine's.
+Lag, throughput and per-process CPU and memory are sampled every few seconds: topic
 end offsets and group committed offsets from the broker (read by consumers that never join a group),
 the embedder's counters from Redis, each camera's status from Redis, and /proc through psutil.
 """
@@ -28,6 +30,7 @@ from lfr.core.serde import SerdeError, decode
 from lfr.core.timeutil import ms_from_ts
 from lfr.ingest.status import read_status
 from lfr.v1.alert_pb2 import Alert
+from lfr.v1.crop_pb2 import FaceCrop
 from lfr.v1.hit_pb2 import Hit
 
 WATCHED = (topics.CROPS, topics.HITS, topics.ALERTS, topics.ALERT_UPDATES)
@@ -38,7 +41,7 @@ class Latency:
     """(record time ms, latency ms) per kind: "alert" (new and revised alerts), "new_alert", "hit"."""
 
     samples: dict[str, list[tuple[int, int]]] = field(
-        default_factory=lambda: {"alert": [], "new_alert": [], "hit": []}
+        default_factory=lambda: {"alert": [], "new_alert": [], "hit": [], "crop": []}
     )
 
     def window(self, kind: str, t0_ms: int, t1_ms: int) -> list[int]:
@@ -56,12 +59,18 @@ async def follow_latency(settings: Settings, deployment_id: str, out: Latency, s
     consumer = make_consumer(settings, group_id=None, client_suffix="loadgen-latency")
     await consumer.start()
     try:
-        await _assign_all(consumer, (topics.HITS, topics.ALERTS, topics.ALERT_UPDATES))
+        await _assign_all(consumer, (topics.CROPS, topics.HITS, topics.ALERTS, topics.ALERT_UPDATES))
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=200, max_records=2000)
             for tp, records in batch.items():
                 for r in records:
                     try:
+                        if tp.topic == topics.CROPS:
+                            crop = decode(FaceCrop, r.value)
+                            if crop.deployment_id == deployment_id:
+                                lat = r.timestamp - ms_from_ts(crop.captured_at)
+                                out.samples["crop"].append((r.timestamp, lat))
+                            continue
                         if tp.topic == topics.HITS:
                             hit = decode(Hit, r.value)
                             if hit.deployment_id == deployment_id:

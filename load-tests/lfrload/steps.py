@@ -83,6 +83,7 @@ def summarise(
     dur = (win[-1]["t"] - win[0]["t"]) if len(win) >= 2 else max(t1 - t0, 1e-9)
     alert = lat.window("alert", int(t0 * 1000), int(t1 * 1000))
     hits = lat.window("hit", int(t0 * 1000), int(t1 * 1000))
+    crops = lat.window("crop", int(t0 * 1000), int(t1 * 1000))
     procs = sorted({k.split(":", 1)[1] for r in win for k in r if k.startswith("cpu:")})
     out: dict[str, Any] = {
         "step": step.label,
@@ -105,6 +106,8 @@ def summarise(
         "alert_p99_ms": pct(alert, 99),
         "hit_p50_ms": pct(hits, 50),
         "hit_p99_ms": pct(hits, 99),
+        "crop_p50_ms": pct(crops, 50),
+        "crop_p99_ms": pct(crops, 99),
         "embedder_lag_max": max((r.get("lag:embedder", 0) for r in win), default=0),
         "embedder_lag_end": win[-1].get("lag:embedder", 0) if win else 0,
         "alerting_lag_max": max((r.get("lag:alerting", 0) for r in win), default=0),
@@ -143,7 +146,9 @@ def summarise(
         out["cameras_per_ingest_core"] = (
             round(sum(analysed.values()) / fps / ingest_cores, 2) if ingest_cores > 0.01 else None
         )
-        keeps_up = len(analysed) == step.cameras and out["camera_fps_ratio_min"] >= 0.9
+        # A camera decoded slower than real time is falling behind too (a live stream would drop frames),
+        # so the bar is the analysed rate itself, not the share of frames the decoder delivered.
+        keeps_up = len(analysed) == step.cameras and out["camera_analysed_fps_min"] >= 0.9 * fps
     else:
         keeps_up = out["faces_analysed_per_s"] >= 0.95 * step.rate
     # A backlog still growing at the end means the step was not sustained, whatever the latency so far.
