@@ -40,7 +40,9 @@ def quantize_cmd(
     name: str = typer.Option("dlib-resnet-v1-int8", "--name", help="card name of the int8 model"),
     max_chips: int = typer.Option(512, min=16, help="at most this many calibration faces"),
     float_ends: bool = typer.Option(
-        False, "--float-ends", help="keep the first and the last layer in float (SFace: half the TAR loss)"
+        False,
+        "--float-ends",
+        help="keep the first and the last layer in float (less accuracy lost; docs/models.md)",
     ),
 ) -> None:
     """Build an int8 copy of an embedder (opt-in; enrol watchlists with it and verify it before use)."""
