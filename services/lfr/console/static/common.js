@@ -16,7 +16,7 @@ window.LFR = (() => {
     { href: "ops.html", text: "Operations", role: "operations" },
     { href: "transparency.html", text: "Public record", role: null },
   ];
-  const state = { token: sessionStorage.getItem(TOKEN_KEY) || "", session: null };
+  const state = { token: sessionStorage.getItem(TOKEN_KEY) || "", session: null, signedOut: null };
 
   const $ = (id) => document.getElementById(id);
 
@@ -140,6 +140,7 @@ window.LFR = (() => {
   }
 
   function signOut(message) {
+    if (state.signedOut) state.signedOut();
     releaseUrls();
     sessionStorage.removeItem(TOKEN_KEY);
     state.token = "";
@@ -147,7 +148,7 @@ window.LFR = (() => {
     show("workspace", false);
     show("login-panel", true);
     show("signout", false);
-    $("who").textContent = "Signed out";
+    if ($("who")) $("who").textContent = "Signed out";
     if ($("nav")) $("nav").hidden = true;
     $("login-error").textContent = message || "";
     $("token").focus();
@@ -163,23 +164,31 @@ window.LFR = (() => {
     return resp.json();
   }
 
-  // page({role, init}): wires sign-in; ``init(session, first)`` runs each time a token is known to hold
-  // ``role`` (``first`` the first time in this page, to bind its event handlers once).
-  function page({ role, init }) {
+  // page({role, init, signedOut, refused}): wires sign-in. ``role`` is the role a token must hold, or a list
+  // of roles of which it must hold one (``refused`` is then the message for a token without any).
+  // ``init(session, first, restored)`` runs each time a token is known to qualify: ``first`` the first time
+  // in this page, to bind its event handlers once; ``restored`` when the tab already held the token as the
+  // page loaded. ``signedOut()``, if given, runs when the page signs out (the button, or a token the API no
+  // longer accepts).
+  function page({ role, init, signedOut, refused }) {
     let entered = 0;
-    const enter = async (token) => {
+    const roles = Array.isArray(role) ? role : [role];
+    state.signedOut = signedOut || null;
+    const enter = async (token, restored) => {
       const session = await fetchSession(token);
-      if (!session.roles.includes(role)) throw new Error(`That token does not hold the ${role} role.`);
+      if (!session.roles.some((r) => roles.includes(r))) {
+        throw new Error(refused || `That token does not hold the ${role} role.`);
+      }
       state.token = token;
       state.session = session;
       sessionStorage.setItem(TOKEN_KEY, token);
       show("login-panel", false);
       show("workspace", true);
       show("signout", true);
-      $("who").textContent = `Signed in as ${session.name}`;
+      if ($("who")) $("who").textContent = `Signed in as ${session.name}`;
       renderNav(session.roles);
       entered += 1;
-      await init(session, entered === 1);
+      await init(session, entered === 1, restored);
     };
     document.addEventListener("DOMContentLoaded", () => {
       $("login-form").addEventListener("submit", async (ev) => {
@@ -187,7 +196,7 @@ window.LFR = (() => {
         $("login-error").textContent = "";
         const token = $("token").value.trim();
         try {
-          await enter(token);
+          await enter(token, false);
           $("token").value = "";
         } catch (err) {
           state.token = "";
@@ -196,7 +205,7 @@ window.LFR = (() => {
       });
       $("signout").addEventListener("click", () => signOut(""));
       if (state.token) {
-        enter(state.token).catch((err) => signOut(err.message));
+        enter(state.token, true).catch((err) => signOut(err.message));
       } else {
         $("token").focus();
       }

@@ -1,4 +1,5 @@
 // LFR operator console: live alerts over server-sent events, side-by-side faces, officers' decisions.
+// Sign-in, the token and calls to the API are common.js's (window.LFR), shared with the other pages.
 //
 // Why fetch() instead of EventSource for the live stream: EventSource cannot send an Authorization header,
 // so the token would have to travel in the URL (browser history, proxies' logs). The stream is read with
@@ -8,7 +9,6 @@
 "use strict";
 
 (() => {
-  const TOKEN_KEY = "lfr.console.token";
   const DEPLOYMENT_KEY = "lfr.console.deployment";
   const DASHBOARD_EVERY_MS = 10000;
   const DASHBOARD_MIN_GAP_MS = 1000;
@@ -21,9 +21,8 @@
     undecided: "Unable to decide",
   };
 
-  const $ = (id) => document.getElementById(id);
+  const { $, api, show, HttpError } = window.LFR;
   const state = {
-    token: sessionStorage.getItem(TOKEN_KEY) || "",
     deployment: sessionStorage.getItem(DEPLOYMENT_KEY) || "",
     alerts: new Map(),
     selected: null,
@@ -37,39 +36,8 @@
     seenOnce: new Set(),
   };
 
-  class HttpError extends Error {
-    constructor(status, detail) {
-      super(detail || `HTTP ${status}`);
-      this.status = status;
-    }
-  }
-
-  async function api(path, options = {}) {
-    const headers = Object.assign({ Authorization: `Bearer ${state.token}` }, options.headers || {});
-    const resp = await fetch(path, Object.assign({}, options, { headers, cache: "no-store" }));
-    if (resp.status === 401) {
-      signOut("Your session is no longer valid. Sign in again.");
-      throw new HttpError(401, "unauthorised");
-    }
-    if (!resp.ok) {
-      let detail = "";
-      try {
-        const body = await resp.json();
-        detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-      } catch (_) {
-        detail = resp.statusText;
-      }
-      throw new HttpError(resp.status, detail);
-    }
-    return resp;
-  }
-
   function setConn(text) {
     $("conn-status").textContent = text;
-  }
-
-  function show(id, visible) {
-    $(id).hidden = !visible;
   }
 
   function fmtTime(ms) {
@@ -83,38 +51,19 @@
 
   // ---- sign in / out ------------------------------------------------------------------------------------
 
-  async function signIn(token) {
-    const resp = await fetch("/api/v1/console/session", {
-      headers: { Authorization: `Bearer ${token}` },
-      cache: "no-store",
-    });
-    if (resp.status === 401) throw new Error("That token was not accepted.");
-    if (!resp.ok) throw new Error(`The server answered ${resp.status}; try again.`);
-    const session = await resp.json();
-    if (!session.roles.includes("operator")) throw new Error("That token does not hold the operator role.");
-    state.token = token;
-    sessionStorage.setItem(TOKEN_KEY, token);
-  }
-
-  function signOut(message) {
+  // What signing out clears besides the token (common.js shows the sign-in form again).
+  function signedOut() {
     stopStream();
     clearImages();
-    sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(DEPLOYMENT_KEY);
-    state.token = "";
     state.deployment = "";
     state.alerts.clear();
     state.selected = null;
     clearInterval(state.dashboardTimer);
-    show("workspace", false);
     show("deployment-panel", false);
-    show("login-panel", true);
-    show("signout", false);
     show("change-deployment", false);
     show("current-deployment", false);
-    $("login-error").textContent = message || "";
     setConn("Signed out");
-    $("token").focus();
   }
 
   async function loadDeploymentOptions() {
@@ -446,40 +395,26 @@
 
   // ---- wiring -------------------------------------------------------------------------------------------
 
-  document.addEventListener("DOMContentLoaded", () => {
-    $("login-form").addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      $("login-error").textContent = "";
-      const token = $("token").value.trim();
-      try {
-        await signIn(token);
-        $("token").value = "";
-        chooseDeployment();
-      } catch (err) {
-        state.token = "";
-        $("login-error").textContent = err.message;
-      }
-    });
+  function bind() {
     $("deployment-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       const id = $("deployment").value.trim();
       if (id) openDeployment(id);
     });
-    $("signout").addEventListener("click", () => signOut(""));
     $("change-deployment").addEventListener("click", chooseDeployment);
     for (const b of document.querySelectorAll("#decision-form button")) {
       b.addEventListener("click", () => decide(b.dataset.outcome));
     }
-    if (state.token) {
-      show("login-panel", false);
-      if (state.deployment) {
-        show("signout", true);
-        openDeployment(state.deployment);
-      } else {
-        chooseDeployment();
-      }
-    } else {
-      $("token").focus();
-    }
+  }
+
+  // A tab that was already signed in goes back to its deployment; a new sign-in chooses one.
+  window.LFR.page({
+    role: "operator",
+    init: (_session, first, restored) => {
+      if (first) bind();
+      if (restored && state.deployment) openDeployment(state.deployment);
+      else chooseDeployment();
+    },
+    signedOut,
   });
 })();

@@ -1,36 +1,11 @@
 // Evidence redaction page: upload, follow the background job, preview the tracks, keep some, download.
-// Everything comes from /api/v1/redactions with the officer's bearer token; nothing is stored in the browser.
+// Everything comes from /api/v1/redactions with the officer's bearer token (signed in through common.js, held
+// in this tab's sessionStorage only); no footage, result or report is stored in the browser.
 "use strict";
 
 (() => {
-  const $ = (id) => document.getElementById(id);
-  const ALLOWED = ["operator", "watchlist-admin"];
-  let token = "";
+  const { $, api, json } = window.LFR;
   let lastFile = null;
-
-  const api = async (path, options = {}) => {
-    const headers = Object.assign({ Authorization: `Bearer ${token}` }, options.headers || {});
-    return fetch(path, Object.assign({}, options, { headers }));
-  };
-
-  $("login-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    token = $("token").value.trim();
-    $("login-error").textContent = "";
-    const r = await api("/api/v1/console/session");
-    if (r.status === 401) {
-      $("login-error").textContent = "The token was not accepted.";
-      return;
-    }
-    const who = await r.json();
-    if (!who.roles.some((role) => ALLOWED.includes(role))) {
-      $("login-error").textContent = "This token does not hold a role that may redact (operator or watchlist-admin).";
-      return;
-    }
-    $("who").textContent = `Signed in as ${who.name}`;
-    $("login-panel").hidden = true;
-    $("redact-panel").hidden = false;
-  });
 
   const submit = async (keepTracks) => {
     const file = $("media").files[0] || lastFile;
@@ -47,10 +22,11 @@
     form.append("style", $("style").value);
     form.append("keep_tracks", keepTracks);
     form.append("preview", "1");
-    const r = await api("/api/v1/redactions", { method: "POST", body: form });
-    const body = await r.json();
-    if (r.status !== 202) {
-      $("redact-error").textContent = body.detail || `Refused (${r.status}).`;
+    let body;
+    try {
+      body = await json("/api/v1/redactions", { method: "POST", body: form });
+    } catch (err) {
+      $("redact-error").textContent = err.message || `Refused (${err.status}).`;
       return;
     }
     $("result-panel").hidden = true;
@@ -59,8 +35,7 @@
 
   const follow = async (jobId) => {
     for (;;) {
-      const r = await api(`/api/v1/redactions/${jobId}`);
-      const job = await r.json();
+      const job = await json(`/api/v1/redactions/${jobId}`);
       $("progress").value = job.progress;
       $("job-status").textContent =
         job.status === "done" ? "Done" : job.status === "failed" ? `Failed: ${job.error}` : `Working: ${job.phase}`;
@@ -102,14 +77,24 @@
     $("result-panel").hidden = false;
   };
 
-  $("redact-form").addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    submit($("keep-tracks").value);
-  });
+  const bind = () => {
+    $("redact-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      submit($("keep-tracks").value);
+    });
 
-  $("again-button").addEventListener("click", () => {
-    const ticked = [...document.querySelectorAll("#tracks input:checked")].map((b) => b.value);
-    $("keep-tracks").value = ticked.join(",");
-    submit(ticked.join(","));
+    $("again-button").addEventListener("click", () => {
+      const ticked = [...document.querySelectorAll("#tracks input:checked")].map((b) => b.value);
+      $("keep-tracks").value = ticked.join(",");
+      submit(ticked.join(","));
+    });
+  };
+
+  window.LFR.page({
+    role: ["operator", "watchlist-admin"],
+    refused: "That token does not hold a role that may redact (operator or watchlist-admin).",
+    init: (_session, first) => {
+      if (first) bind();
+    },
   });
 })();
