@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from alerting_support import (
     face_jpeg,
     settings_with,
 )
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from lfr.core import topics
 from lfr.core.audit import read_all
@@ -37,20 +36,13 @@ from lfr.core.config import Settings
 from lfr.core.serde import decode
 from lfr.v1.adjudication_pb2 import Adjudication, Outcome
 
+from .browser_support import sign_in
+from .roles_support import Watched
+
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 async def _images_loaded(page: Any, *selectors: str, timeout_s: float = 10.0) -> None:
@@ -60,25 +52,6 @@ async def _images_loaded(page: Any, *selectors: str, timeout_s: float = 10.0) ->
         while not await page.eval_on_selector(sel, "e => e.complete && e.naturalWidth > 0"):
             assert time.monotonic() < deadline, f"{sel} did not load"
             await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        reason = f"Chromium not found at {CHROMIUM}: `make browser-deps` (apt-get install -y chromium)"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium: Path) -> AsyncIterator[object]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=str(chromium), headless=True, args=FLAGS)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 async def test_operator_sees_alert_within_2s_and_confirms_it(
@@ -93,30 +66,17 @@ async def test_operator_sees_alert_within_2s_and_confirms_it(
         HitProducer(settings) as producer,
     ):
         page = await browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
-        problems: list[str] = []
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.on(
-            "console",
-            lambda msg: (
-                problems.append(msg.text)
-                if msg.type == "error" and not msg.text.startswith("Failed to load resource")
-                else None
-            ),
-        )
-        failed: list[str] = []
-        page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        watched = Watched(page)
+        problems, failed = watched.problems, watched.failed
 
         await page.goto(f"{api.base_url}/console/")
-        await page.get_by_label("Access token").fill("wrong-token")
-        await page.get_by_role("button", name="Sign in").click()
+        await sign_in(page, "wrong-token")
         await expect(page.locator("#login-error")).to_contain_text("not accepted")
-        await page.get_by_label("Access token").fill(AUDITOR_TOKEN)
-        await page.get_by_role("button", name="Sign in").click()
+        await sign_in(page, AUDITOR_TOKEN)
         await expect(page.locator("#login-error")).to_contain_text("does not hold the operator role")
         problems.clear()  # the refused sign-in logs a 401 on purpose
 
-        await page.get_by_label("Access token").fill(OPERATOR_TOKEN)
-        await page.get_by_role("button", name="Sign in").click()
+        await sign_in(page, OPERATOR_TOKEN)
         await page.get_by_label("Deployment ID").fill(dep)
         await page.get_by_role("button", name="Open deployment").click()
         await expect(page.locator("#conn-status")).to_have_text("Live")

@@ -15,14 +15,13 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alerting_support import HitMaker, HitProducer, alerting_running
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from lfr.core import stats
 from lfr.core.audit import read_all
@@ -30,41 +29,13 @@ from lfr.core.config import Settings
 from lfr.core.redis_client import make_redis
 from lfr.ingest.status import write_status
 
-from .roles_support import NAMES, Api, Watched, full_api, headers, role_settings, unlabelled_inputs
+from .browser_support import sign_in
+from .roles_support import NAMES, TOKENS, Api, Watched, full_api, role_settings, unlabelled_inputs
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        reason = f"Chromium not found at {CHROMIUM}: `make browser-deps` (apt-get install -y chromium)"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium: Path) -> AsyncIterator[Any]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=str(chromium), headless=True, args=FLAGS)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 @pytest.fixture
@@ -394,8 +365,7 @@ async def test_field_view_on_a_phone_shows_probe_beside_reference_and_records_th
         # The desktop alert view of the same deployment, for the docs.
         desk = Watched(await browser.new_page(viewport=DESKTOP))
         await desk.page.goto(f"{api.base_url}/console/")
-        await desk.page.get_by_label("Access token").fill(headers("operator")["Authorization"][7:])
-        await desk.page.get_by_role("button", name="Sign in").click()
+        await sign_in(desk.page, TOKENS["operator"])
         await desk.page.get_by_label("Deployment ID").fill(dep)
         await desk.page.get_by_role("button", name="Open deployment").click()
         await desk.page.locator("#alert-list li[data-alert-id] button").first.click()

@@ -8,16 +8,13 @@ test-artifacts/console-redact.png.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
-import time
+import importlib.util
+import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-import uvicorn
 
 from lfr.core.audit import read_all
 from lfr.core.config import Settings
@@ -28,50 +25,31 @@ from .test_shared_footage import near
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+TESTS = Path(__file__).resolve().parents[2]
+BROWSER_TESTS = TESTS / "browser"
+ARTIFACTS = TESTS.parent / "test-artifacts"
 MULTI_FACE = "facenet_pytorch_samples/multi_face/multiface.jpg"
 OPERATOR, AUDITOR = "op-token-redact", "aud-token-redact"
 
 
-@contextlib.asynccontextmanager
-async def api_server(settings: Settings) -> AsyncIterator[str]:
-    """``lfr api``'s own app (lfr.api.app.create_app) on a free loopback port."""
-    from lfr.api.app import create_app
+def _browser_helper(name: str) -> ModuleType:
+    """tests/browser/<name>.py, imported by path: the tests folder is not a package on sys.path."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, BROWSER_TESTS / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert not task.done() and time.monotonic() < deadline, "API did not start"
-            await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, timeout=15)
-        sock.close()
+
+browser_support = _browser_helper("browser_support")
+roles_support = _browser_helper("roles_support")
 
 
 @pytest.fixture
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        reason = f"Chromium not found at {CHROMIUM}: `make browser-deps` (apt-get install -y chromium)"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return CHROMIUM
+    return browser_support.chromium_or_skip()
 
 
 async def test_officer_redacts_a_photo_keeps_one_track_and_downloads(
@@ -82,7 +60,7 @@ async def test_officer_redacts_a_photo_keeps_one_track_and_downloads(
     face_data: Path,
     tmp_path: Path,
 ) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     data = stack_settings.model_dump()
     data["redis"]["key_prefix"] = f"lfr-redact-ui-{uuid.uuid4().hex[:6]}:"
@@ -94,42 +72,39 @@ async def test_officer_redacts_a_photo_keeps_one_track_and_downloads(
     settings = Settings(**data)
     case = f"OP-ui-{uuid.uuid4().hex[:4]}"
     photo = face_data / MULTI_FACE
-    async with api_server(settings) as base, async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(chromium), headless=True, args=FLAGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
-            problems: list[str] = []
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            await page.goto(f"{base}/console/redact.html")
-            await page.get_by_label("Access token").fill(AUDITOR)
-            await page.get_by_role("button", name="Sign in").click()
-            await expect(page.locator("#login-error")).to_contain_text("does not hold a role")
-            await page.get_by_label("Access token").fill(OPERATOR)
-            await page.get_by_role("button", name="Sign in").click()
-            await expect(page.locator("#who")).to_have_text("Signed in as pc-redact")
+    async with (
+        roles_support.full_api(settings) as api,
+        browser_support.launch_chromium(chromium) as browser,
+    ):
+        page = await browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+        problems: list[str] = []
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        await page.goto(f"{api.base_url}/console/redact.html")
+        await browser_support.sign_in(page, AUDITOR)
+        await expect(page.locator("#login-error")).to_contain_text("does not hold a role")
+        await browser_support.sign_in(page, OPERATOR)
+        await expect(page.locator("#who")).to_have_text("Signed in as pc-redact")
 
-            await page.get_by_label("Footage or photo").set_input_files(str(photo))
-            await page.get_by_label("Case reference").fill(case)
-            await page.get_by_label("Reason").fill("press appeal: bystanders covered")
-            await page.get_by_role("button", name="Redact", exact=True).click()
-            await expect(page.locator("#job-status")).to_have_text("Done", timeout=120_000)
-            boxes = page.locator("#tracks input[type=checkbox]")
-            assert await boxes.count() >= 4
-            assert await page.eval_on_selector("#sheet", "e => e.complete && e.naturalWidth > 0")
-            await expect(page.locator("#report-summary")).to_contain_text("kept none")
+        await page.get_by_label("Footage or photo").set_input_files(str(photo))
+        await page.get_by_label("Case reference").fill(case)
+        await page.get_by_label("Reason").fill("press appeal: bystanders covered")
+        await page.get_by_role("button", name="Redact", exact=True).click()
+        await expect(page.locator("#job-status")).to_have_text("Done", timeout=120_000)
+        boxes = page.locator("#tracks input[type=checkbox]")
+        assert await boxes.count() >= 4
+        assert await page.eval_on_selector("#sheet", "e => e.complete && e.naturalWidth > 0")
+        await expect(page.locator("#report-summary")).to_contain_text("kept none")
 
-            await page.get_by_label("Keep track 1 ", exact=False).check()
-            await page.get_by_role("button", name="Redact again keeping the ticked tracks").click()
-            await expect(page.locator("#job-status")).to_have_text("Done", timeout=120_000)
-            await expect(page.locator("#report-summary")).to_contain_text("kept 1,")
-            ARTIFACTS.mkdir(exist_ok=True)
-            await page.screenshot(path=str(ARTIFACTS / "console-redact.png"), full_page=True)
-            async with page.expect_download() as info:
-                await page.get_by_role("link", name="Download the redacted file").click()
-            saved = tmp_path / "kept.jpg"
-            await (await info.value).save_as(str(saved))
-        finally:
-            await browser.close()
+        await page.get_by_label("Keep track 1 ", exact=False).check()
+        await page.get_by_role("button", name="Redact again keeping the ticked tracks").click()
+        await expect(page.locator("#job-status")).to_have_text("Done", timeout=120_000)
+        await expect(page.locator("#report-summary")).to_contain_text("kept 1,")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "console-redact.png"), full_page=True)
+        async with page.expect_download() as info:
+            await page.get_by_role("link", name="Download the redacted file").click()
+        saved = tmp_path / "kept.jpg"
+        await (await info.value).save_as(str(saved))
     real = [d.bbox for d in checker.reference.detect(read(photo)) if d.score >= 0.9]
     found = [d.bbox for d in checker.strong.detect(read(saved))]
     assert len([b for b in real if near(b, found)]) == 1, "exactly the kept face is visible"
