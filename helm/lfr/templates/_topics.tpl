@@ -17,6 +17,7 @@ Strimzi KafkaTopic resources; the hook Job gets the same numbers from its enviro
 - {name: lfr.deadletter.v1, short: deadletter, partitions: 3, retentionMs: {{ mul 14 $day }}}
 - {name: lfr.camera-stats.v1, short: camera-stats, partitions: {{ $k.partitions.alerts }}, retentionMs: {{ $day }}}
 - {name: lfr.ops-events.v1, short: ops-events, partitions: 3, retentionMs: {{ mul 14 $day }}}
+- {name: lfr.gallery-import.v1, short: gallery-import, partitions: 24, retentionMs: {{ mul 7 $day }}}
 {{- $app := .Values.monitor.appId }}
 - {name: {{ $app }}-camera-minutes-changelog, short: monitor-camera-minutes, partitions: {{ $k.partitions.alerts }}, retentionMs: {{ mul 7 $day }}, cleanup: "compact,delete"}
 - {name: {{ $app }}-deployment-alerts-changelog, short: monitor-deployment-alerts, partitions: {{ $k.partitions.alerts }}, retentionMs: {{ mul 7 $day }}, cleanup: "compact,delete"}
