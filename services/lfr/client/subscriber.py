@@ -68,6 +68,7 @@ class AlertSubscriber:
     rules). Extra keyword arguments go to :class:`aiokafka.AIOKafkaConsumer` (TLS, SASL, client id...).
     ``skipped`` counts records not handed to the handler, by reason: ``duplicate`` (same revision again),
     ``older`` (a lower revision after a higher one), ``invalid`` (not an Alert) and ``other_version``.
+    ``commits_refused`` counts commits a rebalance refused: their records come again (at least once).
     """
 
     def __init__(
@@ -90,6 +91,7 @@ class AlertSubscriber:
         self.max_records = max_records
         self.skipped: Counter[str] = Counter()
         self.handled = 0
+        self.commits_refused = 0
         self._config = {
             **DEFAULT_CONSUMER_CONFIG,
             **consumer_config,
@@ -167,6 +169,7 @@ class AlertSubscriber:
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
+            self.commits_refused += 1
             # A rebalance took the partitions away: their new owner reads from the last commit, so the
             # records are handled again there (at least once), never lost.
             log.warning("alert subscriber: commit refused (%s); records will be redelivered", exc)

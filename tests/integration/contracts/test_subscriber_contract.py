@@ -196,14 +196,15 @@ def _final_alerts(tail: AlertTail, dep: str) -> dict[str, Alert]:
 async def _subscriber(
     settings: Settings, group: str, deliveries: list[AlertDelivery], fail_on: str | None = None, **kw: Any
 ) -> AsyncIterator[AlertSubscriber]:
+    dep: str | None = kw.pop("dep", None)  # read once: the handler runs after the subscriber is built
+
     async def handle(d: AlertDelivery) -> None:
-        if d.alert.deployment_id != kw.get("dep", d.alert.deployment_id):
-            return
+        if dep is not None and d.alert.deployment_id != dep:
+            return  # other tests' alerts share the topics
         if fail_on is not None and d.alert_id == fail_on:
             raise RuntimeError("handler failed")
         deliveries.append(d)
 
-    kw.pop("dep", None)
     sub = AlertSubscriber(handle, bootstrap_servers=settings.kafka_bootstrap, group_id=group, **kw)
     async with sub:
         yield sub
@@ -255,7 +256,16 @@ async def test_lfr_client_hands_each_newer_revision_once(scenario: Scenario, jso
             # The two injected records are never newer than what was handled before them in their partition.
             return latest == scenario.final and sum(sub.skipped.values()) >= 2
 
-        await _poll_until(sub, caught_up, 90, "every final revision through lfr.client")
+        try:
+            await _poll_until(sub, caught_up, 90, "every final revision through lfr.client")
+        except AssertionError as exc:
+            latest = {d.alert_id: d.revision for d in got}
+            diff = {k: (latest.get(k), v) for k, v in scenario.final.items() if latest.get(k) != v}
+            extra = sorted(set(latest) - set(scenario.final))
+            raise AssertionError(
+                f"{exc}; (handled, final) differ for {diff}; handled but not final: {extra}; "
+                f"skipped {dict(sub.skipped)}; assignment {len(sub.assignment())} partitions"
+            ) from None
     by_alert: dict[str, list[int]] = {}
     for d in got:
         by_alert.setdefault(d.alert_id, []).append(d.revision)
@@ -275,9 +285,11 @@ async def test_lfr_client_commits_only_after_the_handler_returns(scenario: Scena
     async with _subscriber(scenario.settings, group, first, fail_on=victim, dep=scenario.dep) as sub:
         with pytest.raises(RuntimeError, match="handler failed"):
             await _poll_until(sub, lambda: False, 90, "the failing handler")
-        # The same subscriber retries the record it failed on: the partition was rewound.
+        # The same subscriber retries the record it failed on: the partition was rewound. Other tests'
+        # records share the topics, so the retry may come a few batches later.
         with pytest.raises(RuntimeError, match="handler failed"):
-            await sub.poll(timeout_ms=2000)
+            await _poll_until(sub, lambda: False, 30, "the failed record retried")
+        refused = sub.commits_refused
     assert victim not in {d.alert_id for d in first}
     again: list[AlertDelivery] = []
     async with _subscriber(scenario.settings, group, again, dep=scenario.dep) as sub:
@@ -292,9 +304,10 @@ async def test_lfr_client_commits_only_after_the_handler_returns(scenario: Scena
             "the rest of the deployment's revisions",
         )
     # Everything the failed member handled was committed (up to the failing record), so the next member of
-    # the group starts exactly at that record: nothing handled is handed over twice.
+    # the group starts exactly at that record: nothing handled is handed over twice, unless a rebalance
+    # refused a commit (a member evicted on a loaded machine), where at-least-once allows the repeat.
     redelivered = [d for d in again if (d.alert_id, d.revision) in handled_before]
-    assert redelivered == []
+    assert redelivered == [] or refused > 0, f"redelivered without a refused commit: {redelivered}"
 
 
 async def test_confluent_kafka_reads_live_topics_that_match_the_contracts(scenario: Scenario) -> None:

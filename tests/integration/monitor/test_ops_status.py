@@ -158,7 +158,9 @@ async def test_crop_keys_are_not_counted_where_no_key_store_is_configured(settin
     from lfr.core.redis_client import make_redis
     from lfr.monitor.status import collect
 
-    settings: Settings = settings_for(redis={"keystore_url": ""})
+    # A prefix of its own: the planted key must not look like the pipeline's crop keys to the test that
+    # scans the shared persistent Redis's files for them (tests/integration/stack/test_key_store.py).
+    settings: Settings = settings_for(redis={"keystore_url": "", "key_prefix": "ops-status-test:"})
     assert settings.keystore_redis_url == settings.redis_url
     redis = make_redis(settings)
     try:

@@ -143,7 +143,9 @@ async def test_persistent_redis_files_hold_no_crop_key_after_a_pipeline_run(
     assert "appendonly.aof" in names and "dump.rdb" in names, names
     assert deployment_id.encode() in blob, "the scan sees what the persistent Redis holds"
     assert key not in blob and key_id.encode() not in blob, "a crop key reached the persistent Redis's files"
-    assert b"cropkey" not in blob
+    assert f"{settings.redis.key_prefix}cropkey".encode() not in blob, (
+        "a crop key name in the persistent files"
+    )
     assert not _files(Path(state["keystore"]["dir"]))[0], "the key store wrote a file"
 
 
