@@ -36,9 +36,15 @@ async def _ops_events(settings: Settings, subjects: set[str]) -> list[dict[str, 
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         out = []
-        batch = await consumer.getmany(timeout_ms=2000, max_records=10_000)
-        for recs in batch.values():
-            out += [json.loads(r.value) for r in recs]
+        # Read to the end offsets: one fetch may stop short of the end on a topic other tests fill too.
+        ends = await consumer.end_offsets(tps)
+        deadline = time.monotonic() + 30
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            if time.monotonic() > deadline:
+                raise AssertionError("lfr.ops-events.v1 not read to its end within 30 s")
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for recs in batch.values():
+                out += [json.loads(r.value) for r in recs]
         return [e for e in out if e["subject"] in subjects]
     finally:
         await consumer.stop()
@@ -46,8 +52,10 @@ async def _ops_events(settings: Settings, subjects: set[str]) -> list[dict[str, 
 
 async def test_silence_and_alert_rate_jump_raise_events(settings_for) -> None:
     tag = uuid.uuid4().hex[:6]
+    # The busy camera reported a second before the monitor starts and must not turn silent while a loaded
+    # machine starts the monitor's app, so silence takes 45 s here; quiet stopped 90 s ago.
     settings: Settings = settings_for(
-        monitor={"app_id": f"mon-events-{tag}", "check_interval_s": 0.5, "silent_after_s": 20}
+        monitor={"app_id": f"mon-events-{tag}", "check_interval_s": 0.5, "silent_after_s": 45}
     )
     await ensure_topics(settings)
     quiet, busy, dep = f"cam-quiet-{tag}", f"cam-busy-{tag}", f"dep-{tag}"
@@ -87,7 +95,7 @@ async def test_silence_and_alert_rate_jump_raise_events(settings_for) -> None:
     task = asyncio.create_task(monitor.run(stop))
     try:
         kinds: dict[str, str] = {}
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 90
         # Other tests' events share the store: wait for this test's two subjects, not for any two.
         while time.monotonic() < deadline and not {quiet, dep} <= set(kinds):
             await asyncio.sleep(0.5)
@@ -99,7 +107,10 @@ async def test_silence_and_alert_rate_jump_raise_events(settings_for) -> None:
         cam_doc = await records.read_json(redis, records.camera_key(settings, quiet))
         assert cam_doc is not None and cam_doc["silent"] is True
         dep_doc = await records.read_json(redis, records.deployment_key(settings, dep))
-        assert dep_doc is not None and dep_doc["jump"] is True and dep_doc["alerts_current_minute"] == 7
+        assert dep_doc is not None and dep_doc["jump"] is True
+        # The seven alerts fall in one minute, which is the current or, past a minute boundary, the last one.
+        assert max(dep_doc["alerts_current_minute"], dep_doc["alerts_last_minute"]) == 7, dep_doc
+        assert {m["alerts"] for m in dep_doc["alerts_per_minute"]} == {7}, dep_doc
         assert dep_doc["outcomes"] == {"match": 1, "no_match": 0, "unable": 0}
         assert REGISTRY.get_sample_value("lfr_monitor_camera_silent", {"camera": quiet}) == 1
         assert REGISTRY.get_sample_value("lfr_monitor_camera_silent", {"camera": busy}) == 0
