@@ -24,6 +24,7 @@ CONSUMERS = {  # component -> (topic, consumer group, partitions value key)
     "embedder": ("lfr.crops.v1", "lfr-embedder", "crops"),
     "alerting": ("lfr.hits.v1", "lfr-alerting", "hits"),
 }
+VALUES_KEYS = {"gallery-import": "galleryImport"}  # component label -> values key, where they differ
 
 
 # Invariant checkers: each returns a list of violations, so the negative tests below can prove they bite. ---
@@ -130,6 +131,11 @@ def workloads(rc: ModuleType, profile: Profile) -> list[dict[str, Any]]:
 
 def component(obj: Mapping[str, Any]) -> str:
     return obj["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
+def values_of(profile: Profile, name: str) -> dict[str, Any]:
+    """A component's values (the gallery import worker is configured under ``galleryImport``)."""
+    return profile.merged[VALUES_KEYS.get(name, name)]
 
 
 def main_container(rc: ModuleType, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -283,7 +289,7 @@ def test_service_account_does_not_mount_a_token(profile: Profile) -> None:
 def test_long_running_services_have_pdbs(rc: ModuleType, profile: Profile) -> None:
     pdbs = profile.of_kind("PodDisruptionBudget")
     for w in workloads(rc, profile):
-        if w["kind"] not in rc.LONG_RUNNING_KINDS or not profile.merged[component(w)]["pdb"]["enabled"]:
+        if w["kind"] not in rc.LONG_RUNNING_KINDS or not values_of(profile, component(w))["pdb"]["enabled"]:
             continue
         labels = rc.pod_template(w)["metadata"]["labels"]
         assert any(rc.selector_matches(p["spec"]["selector"], labels) for p in pdbs), w["metadata"]["name"]
@@ -789,3 +795,171 @@ def test_api_ingress_routes_to_the_api_service(production: Profile) -> None:
     svc = production.named("Service", backend["name"])
     assert backend["port"]["name"] in {p["name"] for p in svc["spec"]["ports"]}
     assert ing["spec"]["tls"][0]["secretName"] == "lfr-api-tls"
+
+
+# The gallery import worker ---------------------------------------------------------------------------------
+
+IMPORT_SOURCE = {"existingClaim": "custody-images", "mountPath": "/srv/custody"}
+
+
+def _render_profile(rc: ModuleType, name: str, values: dict[str, Any]) -> Profile:
+    from helm_python import Chart
+
+    with Chart.load(CHART) as chart:
+        merged = chart.merge_values(values)
+    rendered = rc.render(values, release="lfr", namespace="lfr")
+    return Profile(name, values, merged, rendered, rc.objects(rendered))
+
+
+@pytest.fixture(scope="module")
+def with_import(rc: ModuleType, production: Profile) -> Profile:
+    """Production (KEDA, TLS, SASL, Sentinels, a ServiceMonitor) with the gallery import worker on."""
+    values = rc.merge_values(production.values, {"galleryImport": {"enabled": True, "source": IMPORT_SOURCE}})
+    return _render_profile(rc, "production+gallery-import", values)
+
+
+def _import_objects(profile: Profile) -> list[dict[str, Any]]:
+    """The worker's objects (its Strimzi topic, also named lfr-gallery-import, is not one of them)."""
+    return [
+        o
+        for o in profile.objects
+        if o["kind"] != "KafkaTopic"
+        and (
+            (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "gallery-import"
+            or o["metadata"]["name"] == "lfr-gallery-import"
+        )
+    ]
+
+
+def test_gallery_import_worker_is_off_by_default(profile: Profile) -> None:
+    assert profile.merged["galleryImport"]["enabled"] is False
+    assert _import_objects(profile) == []
+    # The topic it would read is provisioned all the same, so records can wait for workers started later.
+    if profile.merged["kafka"]["strimzi"]["enabled"]:
+        assert "lfr.gallery-import.v1" in {t["spec"]["topicName"] for t in profile.of_kind("KafkaTopic")}
+
+
+def test_gallery_import_worker_runs_the_worker_command_with_its_backends(
+    rc: ModuleType, with_import: Profile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dep = with_import.named("Deployment", "lfr-gallery-import")
+    c = main_container(rc, dep)
+    assert c["args"] == ["gallery", "worker"]
+    env = env_of(c)
+    assert env["LFR_KAFKA__BOOTSTRAP_SERVERS"]["value"] == with_import.values["kafka"]["bootstrapServers"]
+    assert secret_ref(env["LFR_KAFKA__SASL_PASSWORD"]) == ("lfr-kafka-sasl", "password")
+    assert env["LFR_MILVUS__URI"]["value"] == with_import.values["milvus"]["uri"]
+    assert "LFR_REDIS__SENTINELS" in env and secret_ref(env["LFR_REDIS__PASSWORD"]) is not None
+    assert env["LFR_MODELS__EXECUTION_PROVIDER"]["value"] == "cpu"
+    assert env["LFR_MODELS__INTRA_OP_THREADS"]["value"] == "1"
+    # It reads no crops and seals no probes: neither the crop key store nor the alert key reaches it.
+    assert "LFR_REDIS__KEYSTORE_URL" not in env and "LFR_CRYPTO__ALERT_KEY" not in env
+    config = _settings_model()
+    s = load_container_settings(config, with_import, c, tmp_path, monkeypatch)
+    assert s.milvus.uri == with_import.values["milvus"]["uri"]
+    assert s.redis.sentinels and s.models.intra_op_threads == 1
+    # The images: the claim, read-only, at the path the submitter lists.
+    spec = rc.pod_template(dep)["spec"]
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == "import-source"]
+    assert (mount["mountPath"], mount["readOnly"]) == ("/srv/custody", True)
+    (vol,) = [v for v in spec["volumes"] if v["name"] == "import-source"]
+    assert vol["persistentVolumeClaim"] == {"claimName": "custody-images", "readOnly": True}
+    port = with_import.merged["observability"]["healthPort"]
+    assert workload_violations(rc, dep, port) == []
+    assert network_violations(rc, with_import) == []
+
+
+def test_gallery_import_worker_reaches_only_the_broker_redis_and_milvus(with_import: Profile) -> None:
+    np_values = with_import.merged["networkPolicy"]
+    policy = with_import.named("NetworkPolicy", "lfr-gallery-import")
+    expected = [
+        {k: np_values[flow][k] for k in ("to", "ports") if np_values[flow].get(k)}
+        for flow in ("dns", "kafka", "redis", "milvus")
+    ]
+    assert policy["spec"]["egress"] == expected
+    (ingress,) = policy["spec"]["ingress"]
+    assert [p["port"] for p in ingress["ports"]] == ["health"] and ingress["from"]
+
+
+def test_gallery_import_worker_scales_on_its_consumer_lag(rc: ModuleType, with_import: Profile) -> None:
+    topics_mod = pytest.importorskip("lfr.core.topics", reason="the lfr package is not installed")
+    worker = pytest.importorskip("lfr.retro.import_worker", reason="the lfr package is not installed")
+    so = with_import.named("ScaledObject", "lfr-gallery-import")
+    assert so["spec"]["scaleTargetRef"]["name"] == "lfr-gallery-import"
+    (trigger,) = so["spec"]["triggers"]
+    meta = trigger["metadata"]
+    # The topic and group the worker really uses, and never more workers than partitions.
+    assert (meta["topic"], meta["consumerGroup"]) == (topics_mod.GALLERY_IMPORT, worker.GROUP_ID)
+    assert 0 <= so["spec"]["minReplicaCount"] <= so["spec"]["maxReplicaCount"]
+    assert so["spec"]["maxReplicaCount"] <= topics_mod.GALLERY_IMPORT_PARTITIONS
+    assert (meta["sasl"], meta["tls"]) == ("scram_sha512", "enable") and trigger["authenticationRef"]
+    dep = with_import.named("Deployment", "lfr-gallery-import")
+    assert "replicas" not in dep["spec"], "KEDA owns the replica count"
+    hpa_targets = {
+        h["spec"]["scaleTargetRef"]["name"] for h in with_import.of_kind("HorizontalPodAutoscaler")
+    }
+    assert "lfr-gallery-import" not in hpa_targets
+    # Disruptions, scraping and the schema, as for every other service.
+    labels = rc.pod_template(dep)["metadata"]["labels"]
+    assert any(
+        rc.selector_matches(p["spec"]["selector"], labels) for p in with_import.of_kind("PodDisruptionBudget")
+    )
+    (sm,) = with_import.of_kind("ServiceMonitor")
+    svc = with_import.named("Service", "lfr-gallery-import")
+    assert rc.selector_matches(sm["spec"]["selector"], svc["metadata"]["labels"])
+    errors, _ = rc.validate(with_import.objects, kube_version=KUBE_VERSION)
+    assert errors == []
+    assert rc.lint(with_import.values, kube_version=KUBE_VERSION) == []
+
+
+def test_gallery_import_worker_without_keda(rc: ModuleType) -> None:
+    nfs = {"nfs": {"server": "images.police.example", "path": "/custody", "readOnly": True}}
+    objs = rc.objects(rc.render({"galleryImport": {"enabled": True, "source": {"volume": nfs}}}))
+    (dep,) = [o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "lfr-gallery-import"]
+    assert dep["spec"]["replicas"] == 2
+    assert not [o for o in objs if o["kind"] == "ScaledObject"]
+    (vol,) = [v for v in rc.pod_template(dep)["spec"]["volumes"] if v["name"] == "import-source"]
+    assert vol == {"name": "import-source", **nfs}
+    objs = rc.objects(
+        rc.render(
+            {
+                "galleryImport": {
+                    "enabled": True,
+                    "source": IMPORT_SOURCE,
+                    "autoscaling": {"enabled": True, "maxReplicas": 8},
+                }
+            }
+        )
+    )
+    (hpa,) = [o for o in objs if o["kind"] == "HorizontalPodAutoscaler"]
+    assert (hpa["spec"]["scaleTargetRef"]["name"], hpa["spec"]["maxReplicas"]) == ("lfr-gallery-import", 8)
+    errors, _ = rc.validate(objs, kube_version=KUBE_VERSION)
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"galleryImport": {"enabled": True}},
+            "galleryImport.source.existingClaim or galleryImport.source.volume",
+        ),
+        (
+            {"galleryImport": {"enabled": True, "source": {**IMPORT_SOURCE, "mountPath": "custody"}}},
+            "mountPath must be an absolute path",
+        ),
+        (
+            {"galleryImport": {"enabled": True, "source": IMPORT_SOURCE, "replicas": 30}},
+            "galleryImport.replicas=30 exceeds the 24 partitions of lfr.gallery-import.v1",
+        ),
+        (
+            {"autoscaling": {"keda": {"enabled": True, "galleryImport": {"maxReplicaCount": 25}}}},
+            "maxReplicaCount=25 exceeds the 24 partitions of lfr.gallery-import.v1",
+        ),
+    ],
+)
+def test_gallery_import_values_are_checked(rc: ModuleType, values: dict[str, Any], message: str) -> None:
+    from helm_python import HelmRenderError
+
+    with pytest.raises(HelmRenderError, match=message):
+        rc.render(values)

@@ -62,7 +62,7 @@ app.kubernetes.io/component: {{ .component }}
 {{/* What each service is and which backends it talks to: drives env, volumes and NetworkPolicies. */}}
 {{- define "lfr.traits" -}}
 ingest:
-  command: ingest
+  command: [ingest]
   redis: true
   keystore: true
   milvus: false
@@ -70,7 +70,7 @@ ingest:
   alertKey: false
   egress: [kafka, redis, keystore, cameras]
 embedder:
-  command: embed
+  command: [embed]
   redis: true
   keystore: true
   milvus: true
@@ -78,30 +78,51 @@ embedder:
   alertKey: true
   egress: [kafka, redis, keystore, milvus]
 alerting:
-  command: alert
+  command: [alert]
   redis: true
   milvus: false
   models: false
   alertKey: true
   egress: [kafka, redis, webhooks]
 api:
-  command: api
+  command: [api]
   redis: true
   milvus: true
   models: true
   alertKey: true
   egress: [kafka, redis, milvus]
 monitor:
-  command: monitor
+  command: [monitor]
   redis: true
   milvus: false
   models: false
   alertKey: false
   egress: [kafka, redis]
+gallery-import:
+  command: [gallery, worker]
+  redis: true
+  keystore: false
+  milvus: true
+  models: true
+  alertKey: false
+  # Kafka (its records, dead letters), Redis (job counters and done-bitmap), Milvus (gallery rows). The
+  # images come from a mounted volume, not over the network.
+  egress: [kafka, redis, milvus]
 {{- end -}}
 
 {{- define "lfr.components" -}}
-[ingest, embedder, alerting, api, monitor]
+[ingest, embedder, alerting, api, monitor, gallery-import]
+{{- end -}}
+
+{{/* The values key of a component: "gallery-import" is configured under galleryImport (a key with a hyphen
+cannot be set as .Values.x.y in templates or comfortably with --set); the others under their own name. */}}
+{{- define "lfr.valuesKey" -}}
+{{- if eq . "gallery-import" -}}galleryImport{{- else -}}{{ . }}{{- end -}}
+{{- end -}}
+
+{{/* The components a KEDA ScaledObject scales on consumer lag when autoscaling.keda.enabled. */}}
+{{- define "lfr.kedaComponents" -}}
+[embedder, alerting, gallery-import]
 {{- end -}}
 
 {{/* Image ------------------------------------------------------------------------------------------------ */}}
@@ -225,7 +246,7 @@ seccompProfile:
 {{- define "lfr.serviceEnv" -}}
 {{- $root := .root -}}
 {{- $name := .component -}}
-{{- $c := index $root.Values $name -}}
+{{- $c := index $root.Values (include "lfr.valuesKey" $name) -}}
 {{- $t := index (include "lfr.traits" $root | fromYaml) $name -}}
 - name: LFR_CONFIG
   value: /etc/lfr/config/settings.yaml
@@ -424,7 +445,7 @@ readinessProbe:
 
 {{/* "true" when an HPA or a KEDA ScaledObject owns the replica count; (dict "root" $ "component" name). */}}
 {{- define "lfr.externallyScaled" -}}
-{{- $c := index .root.Values .component -}}
-{{- $keda := and .root.Values.autoscaling.keda.enabled (has .component (list "embedder" "alerting")) -}}
+{{- $c := index .root.Values (include "lfr.valuesKey" .component) -}}
+{{- $keda := and .root.Values.autoscaling.keda.enabled (has .component (include "lfr.kedaComponents" .root | fromYamlArray)) -}}
 {{- if or $keda (dig "autoscaling" "enabled" false $c) -}}true{{- end -}}
 {{- end -}}

@@ -4,7 +4,7 @@ The pod template every long-running service shares; (dict "root" $ "component" "
 {{- define "lfr.podTemplate" -}}
 {{- $root := .root -}}
 {{- $name := .component -}}
-{{- $c := index $root.Values $name -}}
+{{- $c := index $root.Values (include "lfr.valuesKey" $name) -}}
 {{- $t := index (include "lfr.traits" $root | fromYaml) $name -}}
 {{- $gpu := and (eq $name "embedder") (dig "gpu" "enabled" false $c) -}}
 {{- $buildModels := and $t.models $root.Values.models.buildAtStartup -}}
@@ -64,7 +64,7 @@ spec:
     - name: {{ $name }}
       image: {{ $image }}
       imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-      args: [{{ $t.command | quote }}]
+      args: {{ $t.command | toJson }}
       ports:
         - name: health
           containerPort: {{ $root.Values.observability.healthPort }}
@@ -98,6 +98,12 @@ spec:
         {{- if $buildModels }}
         - name: models
           mountPath: /var/lib/lfr-models
+          readOnly: true
+        {{- end }}
+        {{- if eq $name "gallery-import" }}
+        # The import root, read-only, at the path `lfr gallery submit` listed: records carry paths only.
+        - name: import-source
+          mountPath: {{ $c.source.mountPath }}
           readOnly: true
         {{- end }}
         {{- with (include "lfr.kafkaTlsMount" $root) }}{{ . | trim | nindent 8 }}{{ end }}
@@ -136,6 +142,16 @@ spec:
     - name: models
       emptyDir:
         sizeLimit: {{ $root.Values.volumes.modelsSizeLimit }}
+    {{- end }}
+    {{- if eq $name "gallery-import" }}
+    - name: import-source
+      {{- if $c.source.existingClaim }}
+      persistentVolumeClaim:
+        claimName: {{ $c.source.existingClaim }}
+        readOnly: true
+      {{- else }}
+      {{- toYaml $c.source.volume | nindent 6 }}
+      {{- end }}
     {{- end }}
     {{- with (include "lfr.kafkaTlsVolume" $root) }}{{ . | trim | nindent 4 }}{{ end }}
     {{- if and $t.redis $root.Values.redis.tls.existingSecret }}
@@ -216,9 +232,10 @@ Render-time checks. Included once, from configmap.yaml, so every render runs the
 {{- if and $k.strimzi.enabled (not $k.strimzi.clusterName) -}}
 {{- fail "kafka.strimzi.clusterName is required when kafka.strimzi.enabled" -}}
 {{- end -}}
-{{- /* Partitions bound useful consumers: more replicas than partitions only idle. */ -}}
-{{- $limits := dict "embedder" (int $k.partitions.crops) "alerting" (int $k.partitions.hits) -}}
-{{- $topics := dict "embedder" "lfr.crops.v1" "alerting" "lfr.hits.v1" -}}
+{{- /* Partitions bound useful consumers: more replicas than partitions only idle. The gallery import
+topic's 24 partitions are fixed (lfr.core.topics.GALLERY_IMPORT_PARTITIONS, the table in _topics.tpl). */ -}}
+{{- $limits := dict "embedder" (int $k.partitions.crops) "alerting" (int $k.partitions.hits) "galleryImport" 24 -}}
+{{- $topics := dict "embedder" "lfr.crops.v1" "alerting" "lfr.hits.v1" "galleryImport" "lfr.gallery-import.v1" -}}
 {{- range $name, $max := $limits -}}
 {{- $c := index $v $name -}}
 {{- if gt (int $c.replicas) $max -}}
@@ -235,6 +252,15 @@ Render-time checks. Included once, from configmap.yaml, so every render runs the
 {{- if gt (int $s.minReplicaCount) (int $s.maxReplicaCount) -}}
 {{- fail (printf "autoscaling.keda.%s.minReplicaCount exceeds maxReplicaCount" $name) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $gi := $v.galleryImport -}}
+{{- if $gi.enabled -}}
+{{- if and (not $gi.source.existingClaim) (empty $gi.source.volume) -}}
+{{- fail "galleryImport.enabled needs galleryImport.source.existingClaim or galleryImport.source.volume: the workers read the images at the path `lfr gallery submit` listed, from storage every worker mounts" -}}
+{{- end -}}
+{{- if not (hasPrefix "/" ($gi.source.mountPath | toString)) -}}
+{{- fail "galleryImport.source.mountPath must be an absolute path (the import root's path on the submitting host)" -}}
 {{- end -}}
 {{- end -}}
 {{- if lt (int $v.ingest.replicas) 1 -}}
