@@ -157,18 +157,39 @@ def gallery_submit(
         typer.Argument(help="DIR/<record id>/<image> on storage every import worker mounts at this path"),
     ],
     gallery: Annotated[str, typer.Option("--gallery", help="gallery name (a-z, 0-9, _)")],
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="the authority for this import, e.g. the approval or data-sharing reference (required; "
+            "recorded in the audit log)",
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="who is submitting (default: login name)")
+    ] = None,
     job: Annotated[
         str | None, typer.Option("--job", help="resume the submission of this job (default: a new job)")
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="show progress until the workers finish")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Split a custody-image import into one record per image for `lfr gallery worker` processes."""
+    """Split a custody-image import into one record per image for `lfr gallery worker` processes.
+
+    Audited (`gallery.import.submit`: who, why, gallery, job, images, the listing's SHA-256) before anything
+    is created or published; refused without --reason.
+    """
     from lfr.retro.gallery import GalleryError
+    from lfr.retro.import_audit import check_actor, check_reason
     from lfr.retro.import_jobs import ImportJobError
     from lfr.retro.import_submit import submit_import
     from lfr.vision import find_card
 
+    try:
+        reason = check_reason(reason)
+        who = check_actor(actor or getpass.getuser())
+    except ImportJobError as exc:
+        raise _fail(f"submission refused: {exc}") from None
     s = cli_settings()
 
     def shown(n: int, total: int) -> None:
@@ -178,7 +199,14 @@ def gallery_submit(
     try:
         status = asyncio.run(
             submit_import(
-                s, folder, gallery, find_card(s.models_dir, s.models.embedder), job_id=job, on_chunk=shown
+                s,
+                folder,
+                gallery,
+                find_card(s.models_dir, s.models.embedder),
+                actor=who,
+                reason=reason,
+                job_id=job,
+                on_chunk=shown,
             )
         )
     except (GalleryError, ImportJobError) as exc:
@@ -187,7 +215,10 @@ def gallery_submit(
         raise _fail("submission interrupted: run it again with --job JOB to continue", 130) from None
     job_id = status.spec.job_id
     if not as_json:
-        typer.echo(f"job {job_id}: {status.spec.total} images for gallery {gallery}")
+        typer.echo(
+            f"job {job_id}: {status.spec.total} images for gallery {gallery} "
+            f"(listing sha256 {status.spec.manifest_sha256}; audited)"
+        )
         typer.echo(f"progress: lfr gallery import-status {job_id}")
     if wait:
         _watch(job_id, as_json)

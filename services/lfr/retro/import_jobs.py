@@ -108,6 +108,10 @@ class JobSpec:
     total: int
     model_id: str
     created_ms: int
+    # The listing's SHA-256 (lfr.retro.import_audit.manifest_sha256): a resumed submission must list the
+    # same images, and the audit records name the listing by it. Empty for jobs from before it was kept.
+    manifest_sha256: str = ""
+    actor: str = ""  # who submitted the job (also in its audit record)
 
 
 def records_for(
@@ -178,6 +182,8 @@ class JobStatus:
             "gallery": self.spec.gallery,
             "root": self.spec.root,
             "model": self.spec.model_id,
+            "manifest_sha256": self.spec.manifest_sha256,
+            "submitted_by": self.spec.actor,
             "total": self.spec.total,
             **{c: self.counters.get(c, 0) for c in COUNTERS},
             "state": "finished" if self.finished else ("running" if self.done else "queued"),
@@ -209,6 +215,8 @@ class JobStore:
             "total": spec.total,
             "model": spec.model_id,
             "created_ms": spec.created_ms,
+            "manifest": spec.manifest_sha256,
+            "actor": spec.actor,
         }
         if not await self.redis.hsetnx(h, "gallery", spec.gallery):
             raise ImportJobError(f"import job {spec.job_id} exists already")
@@ -217,11 +225,13 @@ class JobStore:
 
     async def spec(self, job_id: str) -> JobSpec | None:
         h, _, _ = self._keys(job_id)
-        raw = await self.redis.hmget(h, ["gallery", "root", "total", "model", "created_ms"])
+        raw = await self.redis.hmget(
+            h, ["gallery", "root", "total", "model", "created_ms", "manifest", "actor"]
+        )
         if raw[0] is None:
             return None
-        g, root, total, model, created = (text(v) for v in raw)
-        return JobSpec(job_id, g, root, int(total or 0), model, int(created or 0))
+        g, root, total, model, created, manifest, actor = (text(v) for v in raw)
+        return JobSpec(job_id, g, root, int(total or 0), model, int(created or 0), manifest, actor)
 
     async def set_submitted(self, job_id: str, n: int) -> None:
         h, _, _ = self._keys(job_id)
@@ -261,6 +271,8 @@ class JobStore:
             int(raw.get("total", 0)),
             raw.get("model", ""),
             int(raw.get("created_ms", 0)),
+            raw.get("manifest", ""),
+            raw.get("actor", ""),
         )
         counters = {c: int(raw.get(c, 0)) for c in COUNTERS}
         return JobStatus(spec, counters, opt("first_done_ms"), opt("last_done_ms"), opt("finished_ms"))

@@ -12,6 +12,9 @@ Records are checked against the job they name before any file is opened: the roo
 in Redis, never from the record alone, and an item must be a plain relative path, so a forged record cannot
 make a worker read files outside the import root. Records that fail these checks go to the dead-letter
 topic (their paths and record ids are kept out of it: ``keep_payload=False``).
+
+The worker whose batch finishes a job writes its ``gallery.import.finished`` audit record (counters and the
+submitter; lfr.retro.import_audit), after the rows are in Milvus and the job's counters are final.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import redis.asyncio as aioredis
 from aiokafka import ConsumerRecord
 
 from lfr.core import topics
-from lfr.core.bus import ensure_topics
+from lfr.core.audit import AuditLog
+from lfr.core.bus import ensure_topics, make_producer
 from lfr.core.config import Settings
 from lfr.core.milvus import MilvusConnection
 from lfr.core.redis_client import make_redis
@@ -35,6 +39,7 @@ from lfr.core.service import ServiceContext
 from lfr.core.stage import Output, Stage, dead_letter
 from lfr.core.topics import spec_for
 from lfr.retro.gallery import Gallery
+from lfr.retro.import_audit import Audit, audit_finished
 from lfr.retro.import_jobs import Finished, ImportJobError, JobSpec, JobStore, outcome_fields, safe_item
 from lfr.v1.gallery_import_pb2 import GalleryImportItem
 from lfr.vision import FaceAnalyzer
@@ -50,9 +55,12 @@ BATCH = 16  # records per stage batch: about a second of embedding on one core
 class ImportHandler:
     """Handles one stage batch; embedding and Milvus calls run in a thread so group heartbeats go on."""
 
-    def __init__(self, settings: Settings, redis: aioredis.Redis, analyzer: FaceAnalyzer) -> None:
+    def __init__(
+        self, settings: Settings, redis: aioredis.Redis, analyzer: FaceAnalyzer, audit: Audit
+    ) -> None:
         self.settings = settings
         self.jobs = JobStore(settings, redis)
+        self.audit = audit
         self.analyzer = analyzer
         self.photos = PhotoEmbedder(analyzer)
         self.card = analyzer.embedder.card
@@ -145,6 +153,12 @@ class ImportHandler:
             # Flushing seals the growing segments so the index covers every row; once per job is enough.
             await asyncio.to_thread(gallery.flush)
             log.info("gallery import job %s finished: %d images", job_id, done)
+            try:
+                status = await self.jobs.status(job_id)
+            except Exception as exc:  # the rows and counters are final: only the record is missing
+                log.error("gallery import job %s finished but NOT audited (%s)", job_id, type(exc).__name__)
+            else:
+                await audit_finished(self.audit, status)
         log.debug("gallery import job %s: %d newly done (%d done)", job_id, new, done)
 
     def _embed(self, todo: list[GalleryImportItem]) -> list[EmbedOutcome]:
@@ -162,7 +176,9 @@ async def main(ctx: ServiceContext) -> None:
     # Created here too: a consumer subscribing first would have the broker auto-create it with too few
     # partitions.
     await ensure_topics(s, [spec_for(s, topics.GALLERY_IMPORT)])
-    handler = ImportHandler(s, redis, analyzer)
+    producer = make_producer(s, "gallery-import-audit")
+    await producer.start()
+    handler = ImportHandler(s, redis, analyzer, AuditLog(s, producer, redis))
     stage = Stage(s, STAGE, topics.GALLERY_IMPORT, GROUP_ID, handler, batch_size=BATCH, batch_wait_ms=200)
     ctx.on_stop(stage.stop)
     ctx.health.add_check("kafka", lambda: stage.ready)
@@ -172,4 +188,5 @@ async def main(ctx: ServiceContext) -> None:
         await stage.run()
     finally:
         handler.close()
+        await producer.stop()
         await redis.aclose()

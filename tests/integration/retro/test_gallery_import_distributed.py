@@ -4,6 +4,9 @@ group, one of them SIGKILLed mid-import and restarted, and the gallery ends with
 A submission interrupted after its first acknowledged chunk continues from there. The import tree is the
 test face photos copied under many record folders (distinct paths, real faces), plus
 two photos with no face in them, which must be counted as failed to enrol and never become rows.
+
+Every submission, its failure and the job's end are on the hash-chained audit log (this module's Redis key
+prefix keeps its own chain head), and the chain still verifies.
 """
 
 from __future__ import annotations
@@ -26,17 +29,22 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from lfr.core import topics
+from lfr.core.audit import AuditLog, read_all
+from lfr.core.bus import make_producer
 from lfr.core.config import Settings
 from lfr.core.images import list_images
 from lfr.core.redis_client import make_redis
 from lfr.core.serde import decode, encode
+from lfr.retro import import_audit
 from lfr.retro.gallery import Gallery, GalleryError
 from lfr.retro.import_jobs import JobStore, records_for
 from lfr.retro.import_submit import job_status, list_items, submit_import
 from lfr.retro.import_worker import ImportHandler
+from lfr.v1.audit_pb2 import AuditEvent
 from lfr.v1.dead_letter_pb2 import DeadLetter
 from lfr.v1.gallery_import_pb2 import GalleryImportItem
 from lfr.vision import FaceAnalyzer
+from lfr.watchlist.audit_trail import AuditTrail
 
 pytestmark = [pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[3]
@@ -47,6 +55,8 @@ PHOTO_DIRS = (
 )
 COPIES = 5
 NO_FACE = 2
+ACTOR = "custody-import-officer"
+REASON = "Custody image sharing approval CIS-2026-114 (test)"
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +159,9 @@ async def test_killed_worker_restarted_enrols_every_image_exactly_once(
     settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, tree: Path, tmp_path: Path
 ) -> None:
     total = len(list_images(tree))
-    status = await submit_import(settings, tree, gallery.name, analyzer.embedder.card, chunk=50)
+    status = await submit_import(
+        settings, tree, gallery.name, analyzer.embedder.card, actor=ACTOR, reason=REASON, chunk=50
+    )
     job = status.spec.job_id
     assert status.spec.total == total and status.counters["submitted"] == total and status.done == 0
     logs = tmp_path / "workers.log"
@@ -198,6 +210,47 @@ async def test_killed_worker_restarted_enrols_every_image_exactly_once(
         0,
     )
     assert d["images_per_s"] > 0 and sorted(d["failed_items"]) == ["empty0/wall.jpg", "empty1/wall.jpg"]
+    assert d["submitted_by"] == ACTOR
+    # Audited: the submission (who, why, how many, which listing) and, once, the job's end with its counters.
+    events = await _job_audit(settings, job)
+    assert [(e.actor, e.action) for e in events] == [
+        (ACTOR, import_audit.SUBMIT),
+        (import_audit.WORKER_ACTOR, import_audit.FINISHED),
+    ]
+    submitted, finished = events
+    assert (submitted.target, submitted.reason) == (f"gallery:{gallery.name}", REASON)
+    root, listing = list_items(tree)
+    manifest = import_audit.manifest_sha256(listing)
+    assert dict(submitted.details) == {
+        "job_id": job,
+        "gallery": gallery.name,
+        "items": str(total),
+        "manifest_sha256": manifest,
+        "model": analyzer.embedder.card.model_id,
+        "root": str(root),
+        "resumed_from": "0",
+    }
+    assert (finished.details["submitted_by"], finished.details["manifest_sha256"]) == (ACTOR, manifest)
+    assert (finished.details["enrolled"], finished.details["failed_no_face"]) == (str(total - NO_FACE), "2")
+    assert not any(i in v for e in events for v in e.details.values() for i in listing), "no image paths"
+    await _assert_chain_verifies(settings)
+
+
+async def _job_audit(settings: Settings, job: str) -> list[AuditEvent]:
+    return [
+        e
+        for e in await read_all(settings)
+        if e.action.startswith("gallery.import.") and e.details.get("job_id") == job
+    ]
+
+
+async def _assert_chain_verifies(settings: Settings) -> None:
+    redis = make_redis(settings)
+    try:
+        check = await AuditTrail(settings, redis).verify_audit()
+    finally:
+        await redis.aclose()
+    assert check.ok, check.problem
 
 
 async def _failed(settings: Settings, job: str) -> list[str]:
@@ -221,10 +274,16 @@ async def test_handler_redelivery_and_forged_records(
     """The worker's handler in process: a batch handled twice writes its rows once and counts once; records
     that name an unknown job, another root, a path outside the root or another model are dead-lettered
     unread."""
-    job = (await submit_import(settings, tree, gallery.name, analyzer.embedder.card, chunk=500)).spec.job_id
+    job = (
+        await submit_import(
+            settings, tree, gallery.name, analyzer.embedder.card, actor=ACTOR, reason=REASON, chunk=500
+        )
+    ).spec.job_id
     root, items = list_items(tree)
     redis = make_redis(settings)
-    handler = ImportHandler(settings, redis, analyzer)
+    producer = make_producer(settings, "gallery-import-test")
+    await producer.start()
+    handler = ImportHandler(settings, redis, analyzer, AuditLog(settings, producer, redis))
     try:
         spec = await handler.jobs.spec(job)
         assert spec is not None
@@ -267,6 +326,7 @@ async def test_handler_redelivery_and_forged_records(
         assert gallery.count() == 6 and (await job_status(settings, job)).done == 6
     finally:
         handler.close()
+        await producer.stop()
         await redis.aclose()
 
 
@@ -301,7 +361,16 @@ async def test_interrupted_submission_resumes_where_the_broker_acknowledged(
         raise _Interrupted(n)
 
     with pytest.raises(_Interrupted):
-        await submit_import(settings, tree, gallery.name, card, chunk=30, on_chunk=stop_after_first)
+        await submit_import(
+            settings,
+            tree,
+            gallery.name,
+            card,
+            actor=ACTOR,
+            reason=REASON,
+            chunk=30,
+            on_chunk=stop_after_first,
+        )
     redis = make_redis(settings)
     try:
         keys = [k async for k in redis.scan_iter(match=f"{settings.redis.key_prefix}gallery-import:*")]
@@ -310,9 +379,70 @@ async def test_interrupted_submission_resumes_where_the_broker_acknowledged(
         await redis.aclose()
     (job,) = [j for j in jobs if (await job_status(settings, j)).spec.gallery == gallery.name]
     assert (await job_status(settings, job)).counters["submitted"] == 30
-    status = await submit_import(settings, tree, gallery.name, card, job_id=job, chunk=30)
+    status = await submit_import(
+        settings, tree, gallery.name, card, actor="second-officer", reason=REASON, job_id=job, chunk=30
+    )
     total = len(list_images(tree))
     assert status.counters["submitted"] == total
     assert sorted(await _seqs_on_topic(settings, job)) == list(range(total))
     with pytest.raises(GalleryError, match="submit it as a new job"):
-        await submit_import(settings, tree / "empty0", gallery.name, card, job_id=job)
+        await submit_import(
+            settings, tree / "empty0", gallery.name, card, actor=ACTOR, reason=REASON, job_id=job
+        )
+    # The interruption and the resumption are on the audit log; the refused listing is not.
+    events = await _job_audit(settings, job)
+    assert [(e.actor, e.action) for e in events] == [
+        (ACTOR, import_audit.SUBMIT),
+        (ACTOR, import_audit.SUBMIT_FAILED),
+        ("second-officer", import_audit.SUBMIT),
+    ]
+    assert (events[1].details["submitted"], events[1].details["error"]) == ("30", "_Interrupted")
+    assert events[2].details["resumed_from"] == "30"
+    await _assert_chain_verifies(settings)
+
+
+async def test_cli_submission_without_reason_is_refused_and_publishes_nothing(
+    settings: Settings, gallery: Gallery, tree: Path
+) -> None:
+    before = len(await read_all(settings))
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "lfr.cli", "gallery", "submit", str(tree), "--gallery", gallery.name],
+        cwd=REPO,
+        env=_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "submission refused" in refused.stderr and "--reason" in refused.stderr
+    assert len(await read_all(settings)) == before
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "lfr.cli",
+            "gallery",
+            "submit",
+            str(tree),
+            "--gallery",
+            gallery.name,
+            "--reason",
+            REASON,
+            "--actor",
+            ACTOR,
+            "--json",
+        ],
+        cwd=REPO,
+        env=_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)["job"]
+    (event,) = await _job_audit(settings, job)
+    assert (event.actor, event.action, event.reason) == (ACTOR, import_audit.SUBMIT, REASON)
+    assert event.details["items"] == str(len(list_images(tree)))
+    await _assert_chain_verifies(settings)

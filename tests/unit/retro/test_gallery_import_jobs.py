@@ -1,18 +1,14 @@
 """Splitting a gallery import into records, and the done-bitmap that keeps redelivery from counting twice.
 
 The Redis tests run the mark-done script on a real redis-server (the one the local stack uses), started
-for this module on a free loopback port with no persistence.
+for this module on a free loopback port with no persistence (conftest.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import time
-from collections.abc import Iterator
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 
 from lfr.core.config import load_settings
@@ -28,7 +24,6 @@ from lfr.retro.import_jobs import (
     records_for,
     safe_item,
 )
-from lfr.stack.local import free_port, redis_binary
 
 ITEMS = [f"rec{i // 3:03d}/img{i % 3}.jpg" for i in range(10)] + ["flat_person.png"]
 SPEC = JobSpec("job-1", "custody", "/mnt/custody", len(ITEMS), "sface-2021dec", 1_700_000_000_000)
@@ -97,29 +92,6 @@ def test_status_rate_and_eta() -> None:
     assert JobStatus(SPEC, {}, None, None, None).as_dict()["state"] == "queued"
     done = JobStatus(SPEC, {"done": len(ITEMS)}, 1_000, 5_000, 5_000).as_dict()
     assert done["state"] == "finished" and done["eta_s"] == 0
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    port = free_port()
-    settings = load_settings()
-    argv = [str(redis_binary(settings)), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    proc = subprocess.Popen([*argv, "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _run(redis_url: str, body):  # type: ignore[no-untyped-def]
