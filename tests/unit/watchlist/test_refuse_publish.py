@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from lfr.watchlist.deployments import (
-    Deployment,
     DeploymentStatus,
     GovernanceError,
     TransitionError,
@@ -18,30 +17,11 @@ from lfr.watchlist.deployments import (
     stop_rule,
 )
 
-T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-
-
-def _dep(**over: object) -> Deployment:
-    base: dict[str, object] = dict(
-        deployment_id="dep-1",
-        name="Cup final",
-        location="North gate",
-        purpose="wanted persons",
-        starts_at=T0,
-        ends_at=T0 + timedelta(hours=8),
-        authorising_officer="Supt Khan",
-        watchlist_ids=["wl-a"],
-        embedder_model="fake-l2",
-        created_by="pc.smith",
-        created_at=T0 - timedelta(days=1),
-        updated_at=T0 - timedelta(days=1),
-    )
-    base.update(over)
-    return Deployment.model_validate(base)
+from ..deployment_builders import T0, deployment
 
 
 def test_named_officer_refuses_a_draft_with_a_reason_and_it_can_never_run() -> None:
-    refused = refuse_rule(_dep(), "supt khan", "  watchlist too broad  ", T0)
+    refused = refuse_rule(deployment(), "supt khan", "  watchlist too broad  ", T0)
     assert refused.status == DeploymentStatus.REFUSED
     assert (refused.refused_by, refused.refusal_reason) == ("supt khan", "watchlist too broad")
     with pytest.raises(TransitionError, match="only a draft can be authorised"):
@@ -54,18 +34,20 @@ def test_named_officer_refuses_a_draft_with_a_reason_and_it_can_never_run() -> N
 
 def test_refusal_needs_the_named_officer_a_reason_and_a_draft() -> None:
     with pytest.raises(GovernanceError, match="cannot refuse"):
-        refuse_rule(_dep(), "Insp Other", "no", T0)
+        refuse_rule(deployment(), "Insp Other", "no", T0)
     with pytest.raises(GovernanceError, match="reason"):
-        refuse_rule(_dep(), "Supt Khan", "   ", T0)
-    authorised = authorise_rule(_dep(), "Supt Khan", T0)
+        refuse_rule(deployment(), "Supt Khan", "   ", T0)
+    authorised = authorise_rule(deployment(), "Supt Khan", T0)
     with pytest.raises(TransitionError, match="only a draft can be refused"):
         refuse_rule(authorised, "Supt Khan", "changed my mind", T0)
 
 
 def test_only_the_authorising_officer_publishes_and_never_a_draft() -> None:
     with pytest.raises(TransitionError, match="nothing to publish"):
-        publish_rule(_dep(), "Supt Khan", True, T0)
-    stopped = stop_rule(authorise_rule(_dep(), "Supt Khan", T0), "pc.smith", False, T0 + timedelta(hours=1))
+        publish_rule(deployment(), "Supt Khan", True, T0)
+    stopped = stop_rule(
+        authorise_rule(deployment(), "Supt Khan", T0), "pc.smith", False, T0 + timedelta(hours=1)
+    )
     with pytest.raises(GovernanceError, match="only 'Supt Khan'"):
         publish_rule(stopped, "pc.smith", True, T0)
     published = publish_rule(stopped, "Supt Khan", True, T0 + timedelta(hours=2))
