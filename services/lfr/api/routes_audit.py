@@ -1,9 +1,11 @@
 """Audit routes for the ``auditor`` role: verify the hash chain, read the latest records, search and export.
 
-Verification reads the whole lfr.audit.v1 topic and recomputes every hash, so it names the first record
-that was modified, removed or reordered; it is deliberately not cached. Searching reads the topic too (the
-audit log is small: one record per change or image view), filtered here by actor, action, deployment and
-time. An export is itself audited: who took a copy of the audit trail, and of which records, is part of it.
+Both verification and search go through the audit trail's incremental reader (lfr.watchlist.audit_reader):
+it keeps the records read so far with their running chain state and fetches only those appended since, so
+a request costs the new records. Verification still names the first record that was modified, removed or
+reordered; ``full=true`` has the whole topic read and hashed again. The search rules (actor, action,
+deployment, time) are the domain's ``AuditQuery``. An export is itself audited: who took a copy of the
+audit trail, and of which records, is part of it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from lfr.api.auth import Principal, require
 from lfr.api.context import Ctx
 from lfr.api.errors import ERRORS, domain_errors
 from lfr.core.csvsafe import render_rows
+from lfr.watchlist.audit_query import AuditQuery, deployment_of
 from lfr.watchlist.schemas import AuditCheckOut, AuditEventOut
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -27,9 +30,15 @@ EXPORT_COLUMNS = ("seq", "time", "actor", "action", "target", "reason", "deploym
 
 
 @router.get("/verify", response_model=AuditCheckOut, responses=ERRORS, summary="Verify the audit hash chain")
-async def verify(who: Auditor, ctx: Ctx) -> AuditCheckOut:
+async def verify(
+    who: Auditor,
+    ctx: Ctx,
+    full: Annotated[
+        bool, Query(description="read and hash the whole topic again, not only new records")
+    ] = False,
+) -> AuditCheckOut:
     with domain_errors():
-        return await ctx.audit_trail.verify_audit()
+        return await ctx.audit_trail.verify_audit(full)
 
 
 @router.get(
@@ -42,44 +51,18 @@ async def events(
         return await ctx.audit_trail.audit_events(limit)
 
 
-def deployment_of(event: AuditEventOut) -> str:
-    """The deployment a record concerns: its target for deployment changes, a detail for alert records."""
-    if event.action.startswith("deployment."):
-        return event.target
-    return event.details.get("deployment_id", "")
-
-
-def matches(
-    event: AuditEventOut,
-    actor: str = "",
-    action: str = "",
-    deployment: str = "",
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> bool:
-    """Actor matches case-insensitively in full; ``action`` ending in ``.`` (``deployment.``) is a prefix."""
-    if actor and event.actor.casefold() != actor.strip().casefold():
-        return False
-    if action and not (event.action == action or (action.endswith(".") and event.action.startswith(action))):
-        return False
-    if deployment and deployment_of(event) != deployment:
-        return False
-    at = datetime.fromisoformat(event.time)
-    if since is not None and at < _aware(since):
-        return False
-    return until is None or at < _aware(until)
-
-
-def _aware(t: datetime) -> datetime:
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
-
-
 async def _search(
-    ctx: Ctx, actor: str, action: str, deployment: str, since: datetime | None, until: datetime | None
+    ctx: Ctx,
+    actor: str,
+    action: str,
+    deployment: str,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int | None = None,
 ) -> list[AuditEventOut]:
+    query = AuditQuery(actor, action, deployment, since, until)
     with domain_errors():
-        every = await ctx.audit_trail.audit_events(10**9)
-    return [e for e in every if matches(e, actor, action, deployment, since, until)]
+        return await ctx.audit_trail.search(query, limit)
 
 
 Actor = Annotated[str, Query(max_length=200, description="who did it (exact, any case)")]
@@ -107,8 +90,8 @@ async def search(
     until: Until = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
 ) -> list[AuditEventOut]:
-    found = await _search(ctx, actor, action, deployment, since, until)
-    return list(reversed(found))[:limit]
+    found = await _search(ctx, actor, action, deployment, since, until, limit)
+    return list(reversed(found))
 
 
 @router.get(
@@ -145,5 +128,6 @@ async def export(
     rows: list[list[object]] = [list(EXPORT_COLUMNS)]
     for e in found:
         details = ";".join(f"{k}={v}" for k, v in sorted(e.details.items()))
-        rows.append([e.seq, e.time, e.actor, e.action, e.target, e.reason, deployment_of(e), details, e.hash])
+        dep = deployment_of(e.action, e.target, e.details)
+        rows.append([e.seq, e.time, e.actor, e.action, e.target, e.reason, dep, details, e.hash])
     return Response(render_rows(rows), media_type="text/csv; charset=utf-8", headers=headers)
