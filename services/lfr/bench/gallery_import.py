@@ -168,7 +168,16 @@ def _one_run(
         worker_pids = [p.pid for p in procs]
         cpu0 = (_cpu(worker_pids), _cpu(shared_pids))
         t_submit = time.monotonic()
-        status = asyncio.run(submit_import(settings, tree, gallery, card))
+        status = asyncio.run(
+            submit_import(
+                settings,
+                tree,
+                gallery,
+                card,
+                actor="lfr-bench",
+                reason="throughput benchmark on a private stack",
+            )
+        )
         submitted_s = time.monotonic() - t_submit
         samples = asyncio.run(_follow(settings, status.spec.job_id, total, t_submit))
         worker_cpu, shared_cpu = _cpu(worker_pids) - cpu0[0], _cpu(shared_pids) - cpu0[1]

@@ -109,18 +109,49 @@ def gallery_import(
         bool, typer.Option("--resume", help="skip items an interrupted import finished")
     ] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="the authority for this import, e.g. the approval or data-sharing reference (required; "
+            "recorded in the audit log)",
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="who is importing (default: login name)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Bulk-import custody images (the most likely face of each) with progress; resumable if interrupted."""
-    from lfr.retro.gallery import Gallery, GalleryError, import_folder
+    """Bulk-import custody images (the most likely face of each) with progress; resumable if interrupted.
+
+    Audited (`gallery.import.local`: who, why, gallery, images, the listing's SHA-256) before any row is
+    written, and its end likewise; refused without --reason.
+    """
+    from lfr.retro.gallery import Gallery, GalleryError
+    from lfr.retro.import_audit import check_actor, check_reason
+    from lfr.retro.import_jobs import ImportJobError
+    from lfr.retro.local_import import audited_import
     from lfr.vision import FaceAnalyzer
 
+    try:
+        reason = check_reason(reason)
+        who = check_actor(actor or getpass.getuser())
+    except ImportJobError as exc:
+        raise _fail(f"import refused: {exc}") from None
     s = cli_settings()
     try:
         analyzer = FaceAnalyzer(s)
         g = Gallery(s, gallery, analyzer.embedder.card)
-        report = import_folder(
-            g, folder, analyzer, resume=resume, batch_size=batch_size, progress=sys.stderr.isatty()
+        report = audited_import(
+            s,
+            g,
+            folder,
+            analyzer,
+            actor=who,
+            reason=reason,
+            resume=resume,
+            batch_size=batch_size,
+            progress=sys.stderr.isatty(),
         )
     except GalleryError as exc:
         raise _fail(str(exc)) from None

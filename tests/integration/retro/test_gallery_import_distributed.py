@@ -35,11 +35,12 @@ from lfr.core.config import Settings
 from lfr.core.images import list_images
 from lfr.core.redis_client import make_redis
 from lfr.core.serde import decode, encode
-from lfr.retro import import_audit
+from lfr.retro import import_audit, local_import
 from lfr.retro.gallery import Gallery, GalleryError
 from lfr.retro.import_jobs import JobStore, records_for
 from lfr.retro.import_submit import job_status, list_items, submit_import
 from lfr.retro.import_worker import ImportHandler
+from lfr.retro.local_import import audited_import
 from lfr.v1.audit_pb2 import AuditEvent
 from lfr.v1.dead_letter_pb2 import DeadLetter
 from lfr.v1.gallery_import_pb2 import GalleryImportItem
@@ -445,4 +446,83 @@ async def test_cli_submission_without_reason_is_refused_and_publishes_nothing(
     (event,) = await _job_audit(settings, job)
     assert (event.actor, event.action, event.reason) == (ACTOR, import_audit.SUBMIT, REASON)
     assert event.details["items"] == str(len(list_images(tree)))
+    await _assert_chain_verifies(settings)
+
+
+# The single-process import (`lfr gallery import`) -------------------------------------------------------
+
+
+@pytest.fixture
+def small_tree(face_data: Path, tmp_path: Path) -> Path:
+    photos = list_images(face_data / PHOTO_DIRS[0])[:3]
+    assert len(photos) == 3
+    for i, p in enumerate(photos):
+        dest = tmp_path / f"rec{i:02d}" / p.name
+        dest.parent.mkdir()
+        shutil.copyfile(p, dest)
+    return tmp_path
+
+
+async def _local_audit(settings: Settings, gallery: str) -> list[AuditEvent]:
+    return [
+        e
+        for e in await read_all(settings)
+        if e.action.startswith("gallery.import.local") and e.details.get("gallery") == gallery
+    ]
+
+
+async def test_local_import_is_audited_before_and_after(
+    settings: Settings, gallery: Gallery, analyzer: FaceAnalyzer, small_tree: Path
+) -> None:
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "lfr.cli", "gallery", "import", str(small_tree), "--gallery", gallery.name],
+        cwd=REPO,
+        env=_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "import refused" in refused.stderr and "--reason" in refused.stderr
+    assert await _local_audit(settings, gallery.name) == []
+
+    report = await asyncio.to_thread(
+        audited_import, settings, gallery, small_tree, analyzer, actor=ACTOR, reason=REASON
+    )
+    assert report.items == 3 and report.imported + report.failed_to_enrol == 3
+    start, end = await _local_audit(settings, gallery.name)
+    assert (start.actor, start.action, start.reason) == (ACTOR, local_import.LOCAL, REASON)
+    _, listing = list_items(small_tree)
+    assert start.details["items"] == "3"
+    assert start.details["manifest_sha256"] == import_audit.manifest_sha256(listing)
+    assert (end.actor, end.action) == (ACTOR, local_import.LOCAL_FINISHED)
+    assert end.details["imported"] == str(report.imported)
+    assert end.details["rows"] == str(report.rows)
+    for e in (start, end):  # ids, counts and hashes only: no image path on the audit log
+        assert not any(Path(item).name in v for v in e.details.values() for item in listing)
+    await _assert_chain_verifies(settings)
+
+
+async def test_local_import_that_stops_is_audited_as_failed(
+    settings: Settings, gallery: Gallery, analyzer: FaceAnalyzer, small_tree: Path
+) -> None:
+    def stop_after_first_batch(done: int, total: int) -> None:
+        raise RuntimeError("operator pressed stop")
+
+    with pytest.raises(RuntimeError, match="operator pressed stop"):
+        await asyncio.to_thread(
+            audited_import,
+            settings,
+            gallery,
+            small_tree,
+            analyzer,
+            actor=ACTOR,
+            reason=REASON,
+            batch_size=1,
+            on_batch=stop_after_first_batch,
+        )
+    start, failed = await _local_audit(settings, gallery.name)
+    assert start.action == local_import.LOCAL
+    assert (failed.action, failed.details["error"]) == (local_import.LOCAL_FAILED, "RuntimeError")
     await _assert_chain_verifies(settings)
