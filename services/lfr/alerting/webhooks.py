@@ -11,7 +11,7 @@ Keys (under ``settings.redis.key_prefix``): ``webhooks:entries`` hash id -> entr
 sorted set id -> due time ms, ``webhooks:dead`` hash id -> entry JSON, ``webhooks:dead_at`` sorted set id
 -> time it died.
 
-Request format (documented for receivers in docs and in :func:`verify_signature`)::
+Request format (documented for receivers in docs and in ``lfr.client.webhooks.verify_signature``)::
 
     POST <subscriber url>
     Content-Type: application/json
@@ -23,10 +23,10 @@ Request format (documented for receivers in docs and in :func:`verify_signature`
     {"type": "lfr.alert.v1", "change": "created|updated|adjudicated", "alert": <lfr.v1.Alert as JSON>}
 
 The body holds ids, times, scores and status only: no names, no images (those stay behind the API).
-Receivers check requests with :func:`verify_request` and a :class:`ReplayGuard` (or the standalone
-reference verifier in docs/security.md): authentic, at most ``DEFAULT_TOLERANCE_S`` old, never seen before.
-Signing and verifying live in :mod:`lfr.client.webhooks` (receivers install only ``lfr[client]``) and are
-re-exported here.
+Receivers check requests with ``verify_request`` and a ``ReplayGuard`` (or the standalone reference
+verifier in docs/security.md): authentic, at most ``DEFAULT_TOLERANCE_S`` old, never seen before. Signing
+and verifying live in :mod:`lfr.client.webhooks` only (receivers install only ``lfr[client]``); this module
+signs with it, and callers import them from there.
 """
 
 from __future__ import annotations
@@ -45,17 +45,7 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from lfr.client.webhooks import (
-    DEFAULT_TOLERANCE_S,
-    DELIVERY_HEADER,
-    EVENT_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    ReplayGuard,
-    sign,
-    verify_request,
-    verify_signature,
-)
+from lfr.client.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from lfr.core.config import Settings, WebhookSubscriber
 from lfr.core.ids import derive_id
 from lfr.core.redis_client import key as rkey
@@ -63,20 +53,7 @@ from lfr.core.redis_client import text
 from lfr.core.retry import backoff_delay, wait_or_timeout
 from lfr.core.timeutil import now_ms
 
-__all__ = [
-    "DEFAULT_TOLERANCE_S",
-    "DELIVERY_HEADER",
-    "EVENT_HEADER",
-    "SIGNATURE_HEADER",
-    "TIMESTAMP_HEADER",
-    "Outbox",
-    "ReplayGuard",
-    "WebhookWorker",
-    "envelope",
-    "sign",
-    "verify_request",
-    "verify_signature",
-]
+__all__ = ["Outbox", "WebhookWorker", "envelope"]
 
 log = logging.getLogger(__name__)
 

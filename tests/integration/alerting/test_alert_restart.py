@@ -34,7 +34,7 @@ from alerting_support import (
 )
 
 from lfr.alerting.dedupe import alert_id_for
-from lfr.alerting.webhooks import verify_signature
+from lfr.client.webhooks import verify_signature
 from lfr.core import stats, topics
 from lfr.core.config import Settings
 from lfr.core.redis_client import make_redis

@@ -21,7 +21,8 @@ from alerting_support import (
 from typer.testing import CliRunner
 
 from lfr.alerting.cli import webhooks_app
-from lfr.alerting.webhooks import FAILED, Outbox, verify_signature
+from lfr.alerting.webhooks import FAILED, Outbox
+from lfr.client.webhooks import verify_signature
 from lfr.core.config import Settings, get_settings
 from lfr.core.redis_client import make_redis
 

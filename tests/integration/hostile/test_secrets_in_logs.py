@@ -21,9 +21,9 @@ from aiohttp import web
 from alerting_support import ALERT_TOPICS, AlertTail, HitMaker, HitProducer, alerting_running, settings_with
 from typer.testing import CliRunner
 
-from lfr.alerting.webhooks import ReplayGuard, verify_request
 from lfr.api.app import create_app
 from lfr.api.context import ApiContext
+from lfr.client.webhooks import ReplayGuard, verify_request
 from lfr.core.config import Settings, get_settings
 from lfr.core.observability import setup_logging
 

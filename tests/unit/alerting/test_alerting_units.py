@@ -16,9 +16,11 @@ from lfr.alerting.report import build_report, render_csv
 from lfr.alerting.schemas import AlertOut
 from lfr.alerting.store import FIELDS, AlertState
 from lfr.alerting.stream import glob_escape
-from lfr.alerting.webhooks import backoff_delay, envelope, sign, verify_signature
+from lfr.alerting.webhooks import envelope
+from lfr.client.webhooks import sign, verify_signature
 from lfr.core import stats
 from lfr.core.ids import alert_id
+from lfr.core.retry import backoff_delay
 from lfr.core.serde import to_json_dict
 from lfr.core.timeutil import ts_from_ms
 from lfr.v1.alert_pb2 import AlertStatus

@@ -92,9 +92,13 @@ def test_client_topics_and_header_are_the_services() -> None:
 
 
 def test_alerting_signs_with_the_clients_code() -> None:
-    """One implementation: the service re-exports the client's functions rather than keeping a copy."""
-    for name in ("sign", "verify_signature", "verify_request", "ReplayGuard", "SIGNATURE_HEADER"):
-        assert getattr(alerting_webhooks, name) is getattr(client, name)
+    """One implementation, one home: the service signs with the client's function and keeps no copy or
+    alias of the verifying side, which callers import from lfr.client."""
+    assert alerting_webhooks.sign is client.sign
+    assert alerting_webhooks.SIGNATURE_HEADER is client.SIGNATURE_HEADER
+    for name in ("verify_signature", "verify_request", "ReplayGuard", "DEFAULT_TOLERANCE_S"):
+        assert not hasattr(alerting_webhooks, name), name
+    assert set(alerting_webhooks.__all__) == {"Outbox", "WebhookWorker", "envelope"}
     body = envelope("created", to_json_dict(_alert())).encode()
     headers = {"x-lfr-timestamp": "1800000000", "x-lfr-signature": sign("s", 1_800_000_000, body)}
     guard = ReplayGuard()

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lfr.alerting.stream import clean_event
-from lfr.alerting.webhooks import sign, verify_signature
 from lfr.api.limits import bearer_token
 from lfr.api.routes_search import parse_multipart
+from lfr.client.webhooks import sign, verify_signature
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60)

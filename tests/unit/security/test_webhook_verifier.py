@@ -1,5 +1,5 @@
 """The webhook receiver's side: the reference verifier printed in docs/security.md (run from the document
-itself) and lfr.alerting.webhooks.verify_request, against requests signed by LFR's own `sign`."""
+itself) and lfr.client.webhooks.verify_request, against requests signed by LFR's own `sign`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from lfr.alerting.webhooks import (
+from lfr.alerting.webhooks import envelope
+from lfr.client.webhooks import (
     DEFAULT_TOLERANCE_S,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     ReplayGuard,
-    envelope,
     sign,
     verify_request,
 )
