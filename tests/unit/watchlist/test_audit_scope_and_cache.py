@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -13,6 +13,7 @@ from lfr.v1.audit_pb2 import AuditEvent
 from lfr.watchlist.audit_trail import check_chain, own_chain
 from lfr.watchlist.deployments import Deployment, DeploymentStatus, LiveDeployments
 
+from ..deployment_builders import T0, deployment
 from .conftest import COSINE, FakeCard
 
 
@@ -87,29 +88,12 @@ def test_single_chain_tampering_is_reported_by_core_verify() -> None:
 
 # ---- LiveDeployments ----------------------------------------------------------------------------------
 
-T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-
 
 def _dep(
     status: DeploymentStatus = DeploymentStatus.RUNNING, model: str = "fake-l2", **over: object
 ) -> Deployment:
-    base: dict[str, object] = dict(
-        deployment_id="dep-1",
-        name="n",
-        location="l",
-        purpose="p",
-        starts_at=T0,
-        ends_at=T0 + timedelta(hours=1),
-        authorising_officer="Supt",
-        watchlist_ids=["wl-a"],
-        embedder_model=model,
-        created_by="pc",
-        created_at=T0,
-        updated_at=T0,
-        status=status,
-    )
-    base.update(over)
-    return Deployment.model_validate(base)
+    """A one-hour deployment from T0, running unless told otherwise."""
+    return deployment(status=status, embedder_model=model, ends_at=T0 + timedelta(hours=1), **over)
 
 
 class FakeStore:
