@@ -135,30 +135,58 @@ class VerifyReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The first bad record: how many records had been read when it was met, its seq, what is wrong."""
+
+    records: int
+    seq: int
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainState:
+    """A chain after ``records`` records: the hash the next must follow, its first seq, its first failure."""
+
+    records: int = 0
+    last_hash: str = GENESIS
+    first_seq: int = 1
+    failure: Failure | None = None
+
+    def then(self, ev: AuditEvent, hash_ok: bool) -> ChainState:
+        """This chain with ``ev`` appended (``hash_ok``: its stored hash matches its fields)."""
+        n = self.records + 1
+        first_seq = ev.seq if self.records == 0 else self.first_seq
+        failure = self.failure
+        if failure is None:
+            if ev.seq != n:
+                kind = "missing" if ev.seq > n else "reordered or duplicated"
+                failure = Failure(n, n if ev.seq > n else ev.seq, f"record {n} {kind}: found seq {ev.seq}")
+            elif ev.prev_hash != self.last_hash:
+                failure = Failure(n, ev.seq, f"record {ev.seq} does not follow record {ev.seq - 1}")
+            elif not hash_ok:
+                failure = Failure(n, ev.seq, f"record {ev.seq} was modified (hash mismatch)")
+        return ChainState(n, ev.hash, first_seq, failure)
+
+    def report(self, head_seq: int | None) -> VerifyReport:
+        """The verdict for these records against the chain head's ``head_seq`` (None: no head known)."""
+        if self.failure is not None:
+            f = self.failure
+            return VerifyReport(False, f.records, f.seq, f.problem)
+        n = self.records
+        if head_seq is not None and head_seq > n:
+            return VerifyReport(False, n, n + 1, f"records {n + 1}..{head_seq} missing from the log")
+        return VerifyReport(True, n)
+
+
 def verify_events(events: Iterable[AuditEvent], expected_head_seq: int | None = None) -> VerifyReport:
     """Walk the chain; report the first record that was modified, is missing or is out of order."""
-    prev = GENESIS
-    expected = 1
-    n = 0
+    state = ChainState()
     for ev in events:
-        n += 1
-        if ev.seq != expected:
-            kind = "missing" if ev.seq > expected else "reordered or duplicated"
-            return VerifyReport(
-                False,
-                n,
-                expected if ev.seq > expected else ev.seq,
-                f"record {expected} {kind}: found seq {ev.seq}",
-            )
-        if ev.prev_hash != prev:
-            return VerifyReport(False, n, ev.seq, f"record {ev.seq} does not follow record {ev.seq - 1}")
-        if chain_hash(ev) != ev.hash:
-            return VerifyReport(False, n, ev.seq, f"record {ev.seq} was modified (hash mismatch)")
-        prev = ev.hash
-        expected += 1
-    if expected_head_seq is not None and expected_head_seq > n:
-        return VerifyReport(False, n, n + 1, f"records {n + 1}..{expected_head_seq} missing from the log")
-    return VerifyReport(True, n)
+        state = state.then(ev, chain_hash(ev) == ev.hash)
+        if state.failure is not None:
+            break
+    return state.report(expected_head_seq)
 
 
 async def read_all(settings: Settings, idle_ms: int = 1500) -> list[AuditEvent]:

@@ -1,8 +1,8 @@
 """Hash-chain verification that grows one record at a time, so a long-lived reader never re-walks the log.
 
-``verify_events`` (lfr.core.audit) walks a whole list; a reader that keeps the topic in memory and adds
-only the records appended since its last read needs the same rules as a running state. ``ChainState`` is
-that state (records seen, last hash, first failure) and ``ChainIndex`` keeps two kinds of it:
+``verify_events`` (lfr.core.audit) folds a whole list through ``ChainState`` (records seen, last hash,
+first failure); a reader that keeps the topic in memory and adds only the records appended since its last
+read keeps that state running instead. ``ChainIndex`` keeps two kinds of it:
 
 - the whole topic in topic order (one running state), which is what a single installation verifies;
 - for every record, the state of the chain that ends at it, following ``prev_hash`` links, so that where
@@ -18,58 +18,13 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from lfr.core.audit import GENESIS, VerifyReport, chain_hash
+from lfr.core.audit import GENESIS, ChainState, VerifyReport, chain_hash
 from lfr.v1.audit_pb2 import AuditEvent
 from lfr.watchlist.schemas import AuditCheckOut
 
 WHOLE = "whole audit topic"
 OWN = "the chain ending at this installation's head (the topic holds several chains)"
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """The first bad record: how many records had been read when it was met, its seq, what is wrong."""
-
-    records: int
-    seq: int
-    problem: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChainState:
-    """A chain after ``records`` records: the hash the next must follow, its first seq, its first failure."""
-
-    records: int = 0
-    last_hash: str = GENESIS
-    first_seq: int = 1
-    failure: Failure | None = None
-
-    def then(self, ev: AuditEvent, hash_ok: bool) -> ChainState:
-        """This chain with ``ev`` appended (``hash_ok``: its stored hash matches its fields)."""
-        n = self.records + 1
-        first_seq = ev.seq if self.records == 0 else self.first_seq
-        failure = self.failure
-        if failure is None:
-            if ev.seq != n:
-                kind = "missing" if ev.seq > n else "reordered or duplicated"
-                failure = Failure(n, n if ev.seq > n else ev.seq, f"record {n} {kind}: found seq {ev.seq}")
-            elif ev.prev_hash != self.last_hash:
-                failure = Failure(n, ev.seq, f"record {ev.seq} does not follow record {ev.seq - 1}")
-            elif not hash_ok:
-                failure = Failure(n, ev.seq, f"record {ev.seq} was modified (hash mismatch)")
-        return ChainState(n, ev.hash, first_seq, failure)
-
-    def report(self, head_seq: int | None) -> VerifyReport:
-        """The verdict, as ``verify_events`` gives it for the same records and head."""
-        if self.failure is not None:
-            f = self.failure
-            return VerifyReport(False, f.records, f.seq, f.problem)
-        n = self.records
-        if head_seq is not None and head_seq > n:
-            return VerifyReport(False, n, n + 1, f"records {n + 1}..{head_seq} missing from the log")
-        return VerifyReport(True, n)
 
 
 class ChainIndex:

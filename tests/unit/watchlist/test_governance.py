@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -21,26 +21,11 @@ from lfr.watchlist.deployments import (
     threshold_rule,
 )
 
-T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+from ..deployment_builders import T0, deployment
 
 
 def _dep(card_name: str = "fake-l2", **over: object) -> Deployment:
-    base: dict[str, object] = dict(
-        deployment_id="dep-1",
-        name="Cup final",
-        location="North gate",
-        purpose="wanted persons",
-        starts_at=T0,
-        ends_at=T0 + timedelta(hours=8),
-        authorising_officer="Supt Khan",
-        watchlist_ids=["wl-a", "wl-b"],
-        embedder_model=card_name,
-        created_by="pc.smith",
-        created_at=T0 - timedelta(days=1),
-        updated_at=T0 - timedelta(days=1),
-    )
-    base.update(over)
-    return Deployment.model_validate(base)
+    return deployment(**{"watchlist_ids": ["wl-a", "wl-b"], "embedder_model": card_name, **over})
 
 
 # ---- threshold governance -----------------------------------------------------------------------------
