@@ -405,6 +405,9 @@ async def test_auditor_verifies_searches_exports_and_plots_a_report(
         p = page.page
         await expect(p.locator("#chain-status")).to_have_attribute("data-ok", "true", timeout=30_000)
         await expect(p.locator("#chain-status")).to_contain_text("chain intact")
+        await p.click("#rehash-button")
+        await expect(p.locator("#chain-status")).to_contain_text("every record re-hashed", timeout=30_000)
+        await expect(p.locator("#chain-status")).to_have_attribute("data-ok", "true")
 
         await p.get_by_label("Action").fill("deployment.")
         await p.locator("#s-deployment").fill(dep)
