@@ -470,6 +470,13 @@ class RedactSettings(BaseModel):
         "pyramid level keeps them too (small faces are what the seed is for)",
     )
     min_face_px: int = Field(20, ge=12, description="smallest face covered (box width in pixels)")
+    yunet_reliable_face_px: int = Field(
+        20,
+        ge=8,
+        description="redaction's own detector.yunet.reliable_face_px (the live path's is untouched): "
+        "YuNet's frame is shrunk by this / redact.min_face_px (never enlarged); 15 runs it at 0.75, "
+        "faster, leaving more of the smallest faces to redact.seed_detector (docs/redaction.md, Speed)",
+    )
     thresholds: tuple[float, float, float] = Field(
         (0.4, 0.5, 0.5),
         description="detector thresholds for redaction: lower than the live path's, because a blurred "

@@ -56,7 +56,8 @@ def redaction_settings(settings: Settings, landmarks: bool = True) -> Settings:
     """A copy of ``settings`` whose detector looks for faces down to redact.min_face_px at redaction's lower
     thresholds: MTCNN's stage thresholds (redact.thresholds, the reference cascade: no stricter finest
     level, small faces are what matters) and YuNet's score threshold (YUNET_SCORE), whichever card is
-    configured.
+    configured. YuNet's frame shrink comes from redact.yunet_reliable_face_px, not the live path's
+    detector.yunet.reliable_face_px: redaction trades speed against recall apart from live detection.
 
     ``landmarks=False`` when no face will be embedded (no kept subjects to recognise): YuNet then keeps its
     own points instead of running O-Net on every face it finds, since covering a face needs only its box.
@@ -70,7 +71,10 @@ def redaction_settings(settings: Settings, landmarks: bool = True) -> Settings:
     yunet = getattr(settings.detector, "yunet", None)
     if yunet is not None:
         update["yunet"] = yunet.model_copy(
-            update={"score_threshold": min(yunet.score_threshold, YUNET_SCORE)}
+            update={
+                "score_threshold": min(yunet.score_threshold, YUNET_SCORE),
+                "reliable_face_px": r.yunet_reliable_face_px,
+            }
             | ({} if landmarks else {"landmarks": "yunet"})
         )
     det = settings.detector.model_copy(update=update)

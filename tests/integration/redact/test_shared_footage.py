@@ -27,7 +27,7 @@ from lfr.vision import FaceAnalyzer
 from lfr.vision.boxes import iou_matrix
 
 from .checks import OVERLAP, Checker, centre_in, check_output, frames_with_times, xyxy
-from .conftest import MODES, REDACT, SEEDED, read, with_redact
+from .conftest import MODES, REDACT, SEEDED_MODES, read, with_redact
 from .footage import cut_clip
 
 pytestmark = [pytest.mark.integration]
@@ -197,14 +197,15 @@ def test_street_1080p_full_every_face_covered(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", list(SEEDED_MODES))
 def test_street_1080p_full_seeded(
-    redact_settings: Settings, checker: Checker, face_data: Path, tmp_path: Path, record_property
+    mode: str, redact_settings: Settings, checker: Checker, face_data: Path, tmp_path: Path, record_property
 ) -> None:  # type: ignore[no-untyped-def]
-    """The seeded mode (YuNet, MTCNN once a second) holds the same bound over the whole clip."""
-    settings = with_redact(redact_settings, SEEDED)
+    """The seeded modes (YuNet, MTCNN once a second) hold the same bound over the whole clip."""
+    settings = with_redact(redact_settings, SEEDED_MODES[mode])
     figures = _street_check(settings, checker, face_data / STREET, tmp_path, "blur", FULL_LENGTH_LEAK_SHARE)
-    record_property("street_full_seeded", json.dumps(figures))
-    print(f"street seeded: {json.dumps(figures)}")
+    record_property(f"street_full_{mode}", json.dumps(figures))
+    print(f"street {mode}: {json.dumps(figures)}")
 
 
 @pytest.mark.parametrize("mode", list(MODES))

@@ -22,7 +22,7 @@ from lfr.redact.tracks import match_cost
 from lfr.vision import FaceAnalyzer, load_detector
 
 from .checks import Checker, check_output
-from .conftest import SEEDED, read, with_redact
+from .conftest import SEEDED_MODES, read, with_redact
 from .synthetic import Actor, head_sprite, render_clip, turn, walk
 
 pytestmark = [pytest.mark.integration]
@@ -88,18 +88,19 @@ def test_no_redacted_face_found_on_any_frame(
     assert rep.leaks == [], rep.as_dict()
 
 
+@pytest.mark.parametrize("mode", list(SEEDED_MODES))
 def test_seeded_mode_no_redacted_face_found_on_any_frame(
-    clip, redact_settings: Settings, checker: Checker, tmp_path: Path, record_property
+    mode: str, clip, redact_settings: Settings, checker: Checker, tmp_path: Path, record_property
 ) -> None:  # type: ignore[no-untyped-def]
     """YuNet on the schedule with MTCNN once a second beside it: the same check as the default mode."""
     src, truth = clip
-    settings = with_redact(redact_settings, SEEDED)
+    settings = with_redact(redact_settings, SEEDED_MODES[mode])
     seeded = FaceFinder(settings).analyse_video(src)
     assert seeded.seed_every == 24 and seeded.seed_frames >= 3  # frames 0, 24, 48
     out = tmp_path / "seeded.mp4"
     render_video(settings, src, out, seeded, {t.track_id for t in seeded.tracks}, "blur")
     rep = check_output(checker, src, out, truth=truth)
-    record_property("synthetic_seeded_blur", json.dumps(rep.as_dict()))
+    record_property(f"synthetic_blur_{mode}", json.dumps(rep.as_dict()))
     assert rep.frames_in == rep.frames_out == FRAMES and rep.times_equal
     assert rep.real_found_in_input >= 0.8 * rep.real_faces > 0
     assert rep.leaks == [], rep.as_dict()

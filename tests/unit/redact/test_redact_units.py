@@ -171,6 +171,54 @@ def test_seed_only_keeps_the_faces_the_main_detector_missed() -> None:
     assert seed_only(seeded, []) == seeded and seed_only([], main) == []
 
 
+# ---- YuNet's frame shrink ------------------------------------------------------------------------------
+def _yunet_input(detector: object, frame: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """The (width, height) of the frame YuNet's network is given for ``frame``."""
+    seen: list[tuple[int, int]] = []
+    run = detector._run  # type: ignore[attr-defined]
+
+    def spy(image: np.ndarray) -> dict[str, np.ndarray]:
+        seen.append((image.shape[1], image.shape[0]))
+        return run(image)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(detector, "_run", spy)
+    detector.detect(frame)  # type: ignore[attr-defined]
+    assert len(seen) == 1
+    return seen[0]
+
+
+def test_redaction_yunet_shrink_is_its_own_setting_and_leaves_the_live_detector_alone(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lfr.core.config import load_settings
+    from lfr.redact.engine import FaceFinder
+    from lfr.vision import load_detector
+
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+
+    def sizes(**redact: object) -> tuple[tuple[int, int], tuple[int, int], int]:
+        # The live path's YuNet shrinks its frames too (min_face_px 40 seen at 10 here: a quarter), so
+        # the live size shows that neither setting reaches the other detector.
+        s = load_settings(
+            data_dir=tmp_path,
+            models={"dir": models_dir, "detector": "yunet"},
+            detector={"yunet": {"reliable_face_px": 10}},
+            redact={"detector": "yunet", "seed_detector": None, **redact},
+        )
+        live = load_detector(s)
+        redacting = FaceFinder(s).detector
+        return (
+            _yunet_input(live, frame, monkeypatch),
+            _yunet_input(redacting, frame, monkeypatch),
+            s.detector.yunet.reliable_face_px,
+        )
+
+    # Redaction's default: faces of redact.min_face_px (20) seen at 20, the whole frame.
+    assert sizes() == ((480, 270), (1920, 1080), 10)
+    # redact.yunet_reliable_face_px 15: redaction's YuNet runs at 0.75, the live one still at a quarter.
+    assert sizes(yunet_reliable_face_px=15) == ((480, 270), (1440, 810), 10)
+
+
 # ---- masks ---------------------------------------------------------------------------------------------
 def _textured(h: int, w: int) -> np.ndarray:
     rng = np.random.default_rng(0)
