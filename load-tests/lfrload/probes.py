@@ -6,6 +6,10 @@ the producing service when it sends) minus the capture time the record carries: 
 alert, ``last_seen`` (the newest capture folded in) for a revision, ``captured_at`` for a hit and for a crop
 (the crop's share is ingest's: analysis, and best-shot selection holding a better face of a track for up to
 ``ingest.best_shot_min_interval_s`` or sending a track's face when it ends). All clocks are this machine's.
+Crops of a camera step are told apart by why they were sent: ``gated`` (the face passed the quality gate:
+best-shot selection) or ``fallback`` (a track's best face that failed it: ``ingest.search_unpassed_tracks``),
+recomputed from the measures the record carries (``lfr.ingest.crops.passed_gate``: the record has no field
+saying why); a hit is its crop's kind, an alert record the kind of the hit whose capture it reports.
 Lag, throughput and per-process CPU and memory are sampled every few seconds: topic
 end offsets and group committed offsets from the broker (read by consumers that never join a group),
 the embedder's counters from Redis, each camera's status from Redis, and /proc through psutil.
@@ -24,28 +28,57 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from lfr.core import stats, topics
 from lfr.core.bus import make_consumer
-from lfr.core.config import Settings
+from lfr.core.config import QualitySettings, Settings
 from lfr.core.redis_client import make_redis
 from lfr.core.serde import SerdeError, decode
 from lfr.core.timeutil import ms_from_ts
+from lfr.ingest.crops import passed_gate
 from lfr.ingest.status import read_status
 from lfr.v1.alert_pb2 import Alert
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.v1.hit_pb2 import Hit
+from lfr.vision.cards import find_card
 
 WATCHED = (topics.CROPS, topics.HITS, topics.ALERTS, topics.ALERT_UPDATES)
 
 
+CROP_KINDS = ("gated", "fallback")
+
+
 @dataclass
 class Latency:
-    """(record time ms, latency ms) per kind: "alert" (new and revised alerts), "new_alert", "hit"."""
+    """(record time ms, latency ms) per kind: "alert" (new and revised alerts), "new_alert", "hit", "crop";
+    and, to split them by why the crop was sent, the same with a reference per record in ``keyed``
+    (crop id for crops and hits, subject and capture for alerts) and the maps that resolve it."""
 
     samples: dict[str, list[tuple[int, int]]] = field(
         default_factory=lambda: {"alert": [], "new_alert": [], "hit": [], "crop": []}
     )
+    keyed: dict[str, list[tuple[int, int, str]]] = field(
+        default_factory=lambda: {"alert": [], "hit": [], "crop": []}
+    )
+    crop_kind: dict[str, str] = field(default_factory=dict)  # crop id -> "gated" | "fallback"
+    hit_crop: dict[str, str] = field(default_factory=dict)  # "subject|capture ms" -> crop id
 
     def window(self, kind: str, t0_ms: int, t1_ms: int) -> list[int]:
         return [lat for at, lat in self.samples[kind] if t0_ms <= at < t1_ms]
+
+    def window_by(self, record: str, t0_ms: int, t1_ms: int) -> dict[str, list[int]]:
+        """Latencies of ``record`` ("crop", "hit", "alert") in the window by crop kind; "unknown" holds
+        the records whose crop was not seen (an alert about a hit outside the follower's reach)."""
+        out: dict[str, list[int]] = {k: [] for k in (*CROP_KINDS, "unknown")}
+        for at, lat, ref in self.keyed[record]:
+            if not t0_ms <= at < t1_ms:
+                continue
+            crop_id = self.hit_crop.get(ref, "") if record == "alert" else ref
+            out[self.crop_kind.get(crop_id, "unknown")].append(lat)
+        return out
+
+
+def gate_for(settings: Settings) -> QualitySettings:
+    """The live quality gate as ingest resolves it for the configured detector."""
+    card = find_card(settings.models_dir, settings.models.detector)
+    return settings.quality.for_detector(card.confident_score)
 
 
 async def _assign_all(consumer: AIOKafkaConsumer, names: tuple[str, ...]) -> None:
@@ -56,6 +89,7 @@ async def _assign_all(consumer: AIOKafkaConsumer, names: tuple[str, ...]) -> Non
 
 
 async def follow_latency(settings: Settings, deployment_id: str, out: Latency, stop: asyncio.Event) -> None:
+    gate = gate_for(settings)
     consumer = make_consumer(settings, group_id=None, client_suffix="loadgen-latency")
     await consumer.start()
     try:
@@ -70,13 +104,18 @@ async def follow_latency(settings: Settings, deployment_id: str, out: Latency, s
                             if crop.deployment_id == deployment_id:
                                 lat = r.timestamp - ms_from_ts(crop.captured_at)
                                 out.samples["crop"].append((r.timestamp, lat))
+                                out.keyed["crop"].append((r.timestamp, lat, crop.crop_id))
+                                out.crop_kind[crop.crop_id] = (
+                                    "gated" if passed_gate(crop, gate) else "fallback"
+                                )
                             continue
                         if tp.topic == topics.HITS:
                             hit = decode(Hit, r.value)
                             if hit.deployment_id == deployment_id:
-                                out.samples["hit"].append(
-                                    (r.timestamp, r.timestamp - ms_from_ts(hit.captured_at))
-                                )
+                                captured = ms_from_ts(hit.captured_at)
+                                out.samples["hit"].append((r.timestamp, r.timestamp - captured))
+                                out.keyed["hit"].append((r.timestamp, r.timestamp - captured, hit.crop_id))
+                                out.hit_crop[f"{hit.subject_id}|{captured}"] = hit.crop_id
                             continue
                         alert = decode(Alert, r.value)
                     except SerdeError:
@@ -84,11 +123,13 @@ async def follow_latency(settings: Settings, deployment_id: str, out: Latency, s
                     if alert.deployment_id != deployment_id:
                         continue
                     if tp.topic == topics.ALERTS:
-                        lat = r.timestamp - ms_from_ts(alert.first_seen)
-                        out.samples["new_alert"].append((r.timestamp, lat))
+                        captured = ms_from_ts(alert.first_seen)
+                        out.samples["new_alert"].append((r.timestamp, r.timestamp - captured))
                     else:
-                        lat = r.timestamp - ms_from_ts(alert.last_seen)
+                        captured = ms_from_ts(alert.last_seen)
+                    lat = r.timestamp - captured
                     out.samples["alert"].append((r.timestamp, lat))
+                    out.keyed["alert"].append((r.timestamp, lat, f"{alert.subject.subject_id}|{captured}"))
     finally:
         await consumer.stop()
 

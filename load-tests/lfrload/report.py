@@ -146,6 +146,27 @@ def write_report(run: dict[str, Any], out: Path, command: str, notes: list[str],
             f"{_fmt(r.get('camera_analysed_fps_min'))} ({_fmt(r.get('camera_fps_ratio_min'))}) | "
             f"{'yes' if r['sustained'] else 'no'} |"
         )
+    cams = [r for r in results if "crop_gated_n" in r]
+    if cams:
+        lines += [
+            "",
+            "Camera steps by why the crop was sent: `gated` (its face passed the quality gate) or "
+            "`fallback` (a track's best face that failed it), recomputed from each crop's recorded measures; "
+            "a hit is its crop's kind, an alert record the kind of the hit whose capture it reports. "
+            "Latency ms, p50 / p90 / p99 / max (records):",
+            "",
+            "| step | kind | capture to crop | capture to hit | capture to alert |",
+            "|---|---|---|---|---|",
+        ]
+        for r in cams:
+            for kind in ("gated", "fallback"):
+                cells = [
+                    f"{_fmt(r[f'{rec}_{kind}_p50_ms'])} / {_fmt(r[f'{rec}_{kind}_p90_ms'])} / "
+                    f"{_fmt(r[f'{rec}_{kind}_p99_ms'])} / {_fmt(r[f'{rec}_{kind}_max_ms'])} "
+                    f"({r[f'{rec}_{kind}_n']})"
+                    for rec in ("crop", "hit", "alert")
+                ]
+                lines.append(f"| {r['step']} | {kind} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Work per CPU second (what a step got of the shared cores: faces per embedder core-second, cameras "

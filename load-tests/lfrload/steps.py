@@ -69,6 +69,26 @@ def _per_camera(win: list[dict[str, Any]], key: str, dur: float) -> dict[str, fl
     return {cid: (last[cid] - first[cid]) / dur for cid in last}
 
 
+def by_crop_kind(lat: Latency, t0_ms: int, t1_ms: int) -> dict[str, Any]:
+    """Crop, hit and alert latency split by why the crop was sent (probes: ``gated`` or ``fallback``).
+
+    Why: the two have different latency by design (a fallback face waits for its track), so one p99 over
+    both hides which part misses the target.
+    """
+    out: dict[str, Any] = {}
+    for record in ("crop", "hit", "alert"):
+        split = lat.window_by(record, t0_ms, t1_ms)
+        for kind, values in split.items():
+            if kind == "unknown":
+                out[f"{record}_unattributed"] = len(values)
+                continue
+            out[f"{record}_{kind}_n"] = len(values)
+            for q in (50, 90, 99):
+                out[f"{record}_{kind}_p{q}_ms"] = pct(values, q)
+            out[f"{record}_{kind}_max_ms"] = float(max(values)) if values else None
+    return out
+
+
 def summarise(
     step: Step,
     rows: list[dict[str, Any]],
@@ -107,6 +127,8 @@ def summarise(
         "hit_p50_ms": pct(hits, 50),
         "hit_p99_ms": pct(hits, 99),
         "crop_p50_ms": pct(crops, 50),
+        "crop_p90_ms": pct(crops, 90),
+        "crop_p95_ms": pct(crops, 95),
         "crop_p99_ms": pct(crops, 99),
         "embedder_lag_max": max((r.get("lag:embedder", 0) for r in win), default=0),
         "embedder_lag_end": win[-1].get("lag:embedder", 0) if win else 0,
@@ -131,6 +153,7 @@ def summarise(
         round(out["faces_analysed_per_s"] / emb_cores, 1) if emb_cores > 0.01 else None
     )
     if step.kind == "cameras":
+        out.update(by_crop_kind(lat, int(t0 * 1000), int(t1 * 1000)))
         analysed, decoded = _per_camera(win, "cam:analysed", dur), _per_camera(win, "cam:in", dur)
         # Frames the camera delivered sampled at ``fps``: a looping file reopened loses a little time.
         expected = {c: fps * decoded[c] / source_fps for c in decoded} if source_fps else {}

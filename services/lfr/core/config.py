@@ -316,6 +316,21 @@ class IngestSettings(BaseModel):
     fallback_min_detector_score: float = Field(
         0.5, ge=0, le=1, description="detector score a failed face needs to be that track's fallback search"
     )
+    unpassed_send_after_s: float | None = Field(
+        1.0,
+        ge=0,
+        description="a live track whose face has been at least quality.min_face_px wide for this long "
+        "(first to latest such frame) without passing the quality gate sends its best such face now, once "
+        "and within best_shot_max_per_track, instead of track_max_age_s after the person left (capture to "
+        "alert; docs/performance.md); None = only when the track ends",
+    )
+    unpassed_face_window_s: float | None = Field(
+        0.4,
+        ge=0,
+        description="the face that live send searches is the track's best unpassed face of the last this "
+        "many seconds (its best overall when none is that recent), so the face is fresh when its alert "
+        "comes; None = its best overall (the track end's fallback always uses the best overall)",
+    )
     max_in_flight: int = Field(
         256, ge=1, description="crops sent to the broker and not yet acknowledged, at most"
     )

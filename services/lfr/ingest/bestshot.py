@@ -8,7 +8,9 @@ number of frames.
 
 A better face that arrives too soon after the last send is held (only the best held face per track) and
 sent once the interval has passed, so a brief frontal glance between two sends is not lost. Only faces
-that passed the quality gate are offered here.
+that passed the quality gate are offered here; a crop the pipeline sends for a track without such a face
+(its best unpassed face, :meth:`BestShotSelector.note_sent`) still counts against the per-track cap, so
+the cap bounds every crop of a track, whatever the reason it was sent.
 """
 
 from __future__ import annotations
@@ -79,6 +81,19 @@ class BestShotSelector(Generic[T]):
         if st.pending is None or quality > st.pending.quality:
             st.pending = _Pending(quality, payload)
         return Outcome.HELD, []
+
+    def sent(self, track_id: str) -> int:
+        """Crops counted for ``track_id`` so far (0 for a track never offered or noted)."""
+        st = self._tracks.get(track_id)
+        return 0 if st is None else st.sent
+
+    def note_sent(self, track_id: str) -> None:
+        """Count a crop the caller sent for ``track_id`` outside selection against ``max_per_track``.
+
+        The bar (best quality sent) and the interval are left alone: the track's first face that passes
+        the gate later is still sent at once, since the noted crop was one that failed the gate.
+        """
+        self._tracks.setdefault(track_id, _TrackShots()).sent += 1
 
     def _release_pending(self, st: _TrackShots[T], t: float) -> list[T]:
         if st.pending is None or t - st.last_sent_s < self.min_interval_s or st.sent >= self.max_per_track:

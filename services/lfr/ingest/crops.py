@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lfr.core.config import QualitySettings
 from lfr.core.crypto import crop_aad, seal
 from lfr.core.ids import new_id
 from lfr.core.timeutil import ts_from_ms
@@ -85,4 +86,24 @@ def build_crop(
         chip=blob,
         chip_template=chip_template,
         chip_size=int(chip.shape[0]),
+    )
+
+
+def passed_gate(crop: FaceCrop, cfg: QualitySettings) -> bool:
+    """Whether the crop's face passed the quality gate ``cfg`` (resolved for the detector), from the
+    measures the record carries.
+
+    Why: a crop does not say why it was sent, and every crop either passed the gate (best-shot selection)
+    or is a track's unpassed fallback face; readers of the topic (the load generator) tell the two apart
+    with this. It repeats the checks of ``lfr.vision.quality.assess`` on the recorded values, compared in
+    float32 as they travel (rounding keeps order, so a face that passed still passes; a unit test holds
+    the two to the same verdict).
+    """
+    f = np.float32
+    q = crop.quality
+    return bool(
+        f(crop.bbox.width) >= f(cfg.min_face_px)
+        and f(q.sharpness) >= f(cfg.min_sharpness)
+        and f(q.yaw) <= f(cfg.max_yaw_ratio)
+        and f(crop.detector_score) >= f(cfg.detector_floor)
     )

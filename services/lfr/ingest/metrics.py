@@ -36,7 +36,8 @@ TRACKS_UNSEARCHED = Counter(
 ACTIVE_TRACKS = Gauge("lfr_ingest_active_tracks", "Face tracks alive now", ["camera"])
 CROPS = Counter(
     "lfr_ingest_crops_total",
-    "Faces by best-shot outcome (sent, rejected_quality, not_better, too_soon, track_limit)",
+    "Faces by best-shot outcome (sent, rejected_quality, not_better, too_soon, track_limit; fallback: of "
+    "those sent, a track's best face that failed the quality gate)",
     ["camera", "outcome"],
 )
 PUBLISH = Counter(

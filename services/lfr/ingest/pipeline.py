@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,15 +37,27 @@ class Shot:
     frame_seq: int
     captured_ms: int
     mono: float
+    stream_s: float
     detection: Detection
     quality: QualityReport
     chip: np.ndarray
+
+
+class SendReason:
+    """Why a crop was sent (in process only: the record on the wire does not carry it)."""
+
+    BEST_SHOT = "best_shot"  # a face that passed the gate, sent as it was seen
+    HELD = "held"  # a better face held by best-shot selection until the track's interval passed
+    UNPASSED_LIVE = "unpassed_live"  # a live track's best unpassed face, after ingest.unpassed_send_after_s
+    UNPASSED_END = "unpassed_end"  # an ended track's best unpassed face
 
 
 @dataclass
 class OutgoingCrop:
     crop: FaceCrop
     captured_mono: float  # for capture-to-publish latency
+    reason: str = SendReason.BEST_SHOT
+    held_s: float = 0.0  # stream time from the face's frame to the frame that sent it
 
 
 @dataclass
@@ -79,7 +92,8 @@ class PipelineTotals:
     crops_per_ended_track: Counter[int] = field(default_factory=Counter)
     tracks_eligible: int = 0  # a face >= quality.min_face_px for >= COVERAGE_MIN_S
     tracks_eligible_searched: int = 0
-    fallback_crops: int = 0
+    fallback_crops: int = 0  # unpassed faces sent, while their track lived or at its end
+    fallback_crops_live: int = 0  # of those, sent while the track lived (ingest.unpassed_send_after_s)
 
     def crops_per_track_median(self) -> float | None:
         """Median crops over ended tracks that sent at least one crop."""
@@ -108,7 +122,14 @@ class PipelineTotals:
                 else None
             ),
             "fallback_crops": self.fallback_crops,
+            "fallback_crops_live": self.fallback_crops_live,
         }
+
+
+class _Send(NamedTuple):
+    track_id: str
+    shot: Shot
+    reason: str
 
 
 # A track counts for coverage when it held a face at least quality.min_face_px wide for this long: a person
@@ -118,15 +139,43 @@ COVERAGE_MIN_S = 1.0
 
 @dataclass
 class _TrackCover:
-    """Per live track: when its face was first and last big enough, and its best shot that failed the gate."""
+    """Per live track: when its face was first and last big enough, its best shot that failed the gate, and
+    the fallback-worthy shots of the last ``ingest.unpassed_face_window_s`` (for the live send)."""
 
     first_big: float | None = None
     last_big: float | None = None
     fallback: Shot | None = None
+    recent: deque[Shot] = field(default_factory=deque)
+
+    def keep(self, shot: Shot, window_s: float | None) -> None:
+        """Note a fallback-worthy shot: the best overall, and the recent ones inside the window."""
+        if self.fallback is None or shot.quality.score > self.fallback.quality.score:
+            self.fallback = shot
+        if window_s is not None:
+            self.recent.append(shot)
+            while self.recent and shot.stream_s - self.recent[0].stream_s > window_s + 1e-6:
+                self.recent.popleft()
+
+    def live_choice(self, t: float, window_s: float | None) -> Shot | None:
+        """The face to search now: the best of the window when it holds one, else the best overall."""
+        if window_s is not None:
+            fresh = [s for s in self.recent if t - s.stream_s <= window_s + 1e-6]
+            if fresh:
+                return max(fresh, key=lambda s: s.quality.score)
+        return self.fallback
+
+    def forget_shots(self) -> None:
+        self.fallback = None
+        self.recent.clear()
+
+    @property
+    def big_for_s(self) -> float:
+        """Stream time from the first to the latest frame in which the face was big enough."""
+        return 0.0 if self.first_big is None else (self.last_big or 0.0) - self.first_big
 
     @property
     def eligible(self) -> bool:
-        return self.first_big is not None and (self.last_big or 0.0) - self.first_big >= COVERAGE_MIN_S
+        return self.first_big is not None and self.big_for_s >= COVERAGE_MIN_S
 
 
 class _CameraState:
@@ -192,7 +241,7 @@ class IngestPipeline:
             # No live track and nothing changed: no face can have arrived, and no track needs ageing.
             res.gated = True
             tot.gated += 1
-            self._seal(camera, st.selector.due(t), key, res)
+            self._seal(camera, [_Send(tid, s, SendReason.HELD) for tid, s in st.selector.due(t)], key, res, t)
             return res
         t0 = time.perf_counter()
         detections = self.detector.detect(frame.image)
@@ -200,9 +249,9 @@ class IngestPipeline:
         res.faces = len(detections)
         update = st.tracker.update([d.bbox for d in detections], t)
         res.tracks_started = len(update.started)
-        to_send: list[tuple[str, Shot]] = []
+        to_send: list[_Send] = []
         for tid in update.ended:
-            to_send.extend((tid, s) for s in self._end_track(st, tid, t, res))
+            to_send.extend(self._end_track(st, tid, t, res))
         q = self.quality
         for det, tid in zip(detections, update.track_ids, strict=True):
             cover = st.cover.setdefault(tid, _TrackCover())
@@ -215,20 +264,22 @@ class IngestPipeline:
                 res.outcomes["rejected_quality"] += 1
                 continue
             report = assess(det, chip, q)
-            shot = Shot(frame.seq, frame.captured_ms, frame.mono, det, report, chip)
+            shot = Shot(frame.seq, frame.captured_ms, frame.mono, t, det, report, chip)
             if not report.passed:
                 res.outcomes["rejected_quality"] += 1
-                if self._fallback_worthy(det) and (
-                    cover.fallback is None or report.score > cover.fallback.quality.score
-                ):
-                    cover.fallback = shot
+                # A track that has sent a crop needs no fallback: it has been searched.
+                if st.selector.sent(tid) == 0 and self._fallback_worthy(det):
+                    cover.keep(shot, self.settings.ingest.unpassed_face_window_s)
                 continue
             outcome, now = st.selector.offer(tid, t, report.score, shot)
             if outcome is not Outcome.SENT:
                 res.outcomes[outcome.value] += 1
-            to_send.extend((tid, s) for s in now)
-        to_send.extend(st.selector.due(t))
-        self._seal(camera, to_send, key, res)
+            else:
+                cover.forget_shots()  # searched: the unpassed faces will not be needed
+            to_send.extend(_Send(tid, s, SendReason.BEST_SHOT if s is shot else SendReason.HELD) for s in now)
+        to_send.extend(self._send_unpassed_live(st, update.track_ids, t, res))
+        to_send.extend(_Send(tid, s, SendReason.HELD) for tid, s in st.selector.due(t))
+        self._seal(camera, to_send, key, res, t)
         tot.faces += res.faces
         tot.rejected_quality += res.rejected_quality
         tot.tracks += res.tracks_started
@@ -242,10 +293,10 @@ class IngestPipeline:
         if st is None:
             return res
         t = (st.last_t or 0.0) + self.settings.ingest.track_max_age_s
-        to_send: list[tuple[str, Shot]] = []
+        to_send: list[_Send] = []
         for tid in st.tracker.end_all():
-            to_send.extend((tid, s) for s in self._end_track(st, tid, t, res))
-        self._seal(camera, to_send, key, res)
+            to_send.extend(self._end_track(st, tid, t, res))
+        self._seal(camera, to_send, key, res, t)
         return res
 
     def _fallback_worthy(self, det: Detection) -> bool:
@@ -257,28 +308,64 @@ class IngestPipeline:
             and det.score >= ing.fallback_min_detector_score
         )
 
-    def _end_track(self, st: _CameraState, track_id: str, t: float, res: FrameResult) -> list[Shot]:
+    def _send_unpassed_live(
+        self, st: _CameraState, track_ids: list[str], t: float, res: FrameResult
+    ) -> list[_Send]:
+        """Live tracks whose face has been big enough for ``ingest.unpassed_send_after_s`` without one
+        passing the gate: their best unpassed face of the last ``ingest.unpassed_face_window_s``, now.
+
+        Why not wait for the track's end: a track ends ``track_max_age_s`` after its face was last seen,
+        so a person whose face never passed the gate was searched seconds after they were seen, and any
+        alert came that late. Why the window: the best face of the whole track is often its first (the
+        face was as poor throughout), which by then is ``unpassed_send_after_s`` old; a recent one keeps
+        capture to alert short. The crop counts against ``best_shot_max_per_track`` (the selector's cap),
+        so no track sends more crops than the cap, whether or not its face passes the gate later; and each
+        track sends it at most once (after it, the track has been searched and keeps no fallback).
+        """
+        ing = self.settings.ingest
+        after = ing.unpassed_send_after_s
+        if after is None or not ing.search_unpassed_tracks:
+            return []
+        out: list[_Send] = []
+        for tid in dict.fromkeys(track_ids):  # each track once, in detection order
+            cover = st.cover.get(tid)
+            # The epsilon absorbs float noise in stream times (frames 0.2 s apart).
+            if cover is None or st.selector.sent(tid) > 0 or cover.big_for_s + 1e-6 < after:
+                continue
+            shot = cover.live_choice(t, ing.unpassed_face_window_s)
+            if shot is None:
+                continue
+            out.append(_Send(tid, shot, SendReason.UNPASSED_LIVE))
+            cover.forget_shots()
+            st.selector.note_sent(tid)
+            res.outcomes["fallback"] += 1
+            self.totals.fallback_crops += 1
+            self.totals.fallback_crops_live += 1
+        return out
+
+    def _end_track(self, st: _CameraState, track_id: str, t: float, res: FrameResult) -> list[_Send]:
         """The shots to send as a track ends: its held best shot, or, for a track that sent nothing although
         its face was big enough for COVERAGE_MIN_S, its best shot that failed the quality gate (when
         search_unpassed_tracks is on)."""
         shots, sent = st.selector.end(track_id, t)
+        out = [_Send(track_id, s, SendReason.HELD) for s in shots]
         cover = st.cover.pop(track_id, _TrackCover())
         # Only a person seen well enough for COVERAGE_MIN_S gets the fallback search: a blip of a track (a
         # passing shoulder, a detection for a frame or two) would add searches of poor faces for nobody.
         if sent == 0 and not shots and cover.fallback is not None and cover.eligible:
-            shots = [cover.fallback]
+            out = [_Send(track_id, cover.fallback, SendReason.UNPASSED_END)]
             res.outcomes["fallback"] += 1
             self.totals.fallback_crops += 1
-        searched = sent + len(shots) > 0
-        self.totals.crops_per_ended_track[sent + len(shots)] += 1
+        searched = sent + len(out) > 0
+        self.totals.crops_per_ended_track[sent + len(out)] += 1
         if cover.eligible:
             self.totals.tracks_eligible += 1
             self.totals.tracks_eligible_searched += int(searched)
         res.ended_tracks.append((track_id, cover.eligible, searched))
-        return shots
+        return out
 
-    def _seal(self, camera: Camera, shots: list[tuple[str, Shot]], key: CropKey, res: FrameResult) -> None:
-        for tid, shot in shots:
+    def _seal(self, camera: Camera, sends: list[_Send], key: CropKey, res: FrameResult, t: float) -> None:
+        for tid, shot, reason in sends:
             crop = build_crop(
                 deployment_id=camera.deployment_id,
                 camera_id=camera.camera_id,
@@ -293,6 +380,6 @@ class IngestPipeline:
                 jpeg_quality=self.settings.ingest.jpeg_quality,
                 key=key,
             )
-            res.crops.append(OutgoingCrop(crop, shot.mono))
+            res.crops.append(OutgoingCrop(crop, shot.mono, reason, max(t - shot.stream_s, 0.0)))
             res.outcomes["sent"] += 1
-        self.totals.crops += len(shots)
+        self.totals.crops += len(sends)

@@ -17,7 +17,7 @@ from lfr.core.crypto import crop_aad, open_blob
 from lfr.core.serde import decode
 from lfr.ingest.cameras import Camera
 from lfr.ingest.crops import CropKey
-from lfr.ingest.pipeline import IngestPipeline
+from lfr.ingest.pipeline import IngestPipeline, OutgoingCrop, SendReason
 from lfr.ingest.publisher import CropPublisher
 from lfr.ingest.service import IngestWorker
 from lfr.ingest.sources import Frame
@@ -244,3 +244,88 @@ def test_a_track_that_passed_sends_no_fallback() -> None:
     crops, ended = _run(pipe, 10)
     assert crops and all(c.detector_score >= 0.9 for c in crops)
     assert pipe.totals.fallback_crops == 0 and ended[0][1:] == (True, True)
+
+
+def _frames(pipe: IngestPipeline, frames: int) -> list[list[OutgoingCrop]]:
+    """The crops each frame sent (index 0 = frame 1), then those of the stream's end as the last entry."""
+    out = [pipe.process(CAM, noisy_frame(i, i * 0.2), KEY).crops for i in range(1, frames + 1)]
+    return [*out, pipe.finish(CAM, KEY).crops]
+
+
+def test_a_live_unpassed_track_is_searched_once_when_seen_long_enough_not_at_its_end() -> None:
+    # Faces fail the gate (0.7 < 0.9) from frame 1 (t 0.2); at frame 6 (t 1.2) the face has been big for
+    # 1 s: its best face of the last 0.4 s goes now, instead of 2 s after the person has gone.
+    script = _walk(0.7, frames=15)
+    script[5] = [face_at(140, 120, 90, score=0.8)]  # in the window at frame 6
+    pipe = IngestPipeline(
+        settings(unpassed_send_after_s=1.0, unpassed_face_window_s=0.4),
+        ScriptedDetector(script),
+        TEMPLATE,
+        "emb/mtcnn5",
+    )
+    per_frame = _frames(pipe, 15)
+    sent = [(i + 1, o) for i, crops in enumerate(per_frame) for o in crops]
+    assert len(sent) == 1
+    frame, out = sent[0]
+    assert frame == 6 and out.reason == SendReason.UNPASSED_LIVE
+    assert out.crop.detector_score == pytest.approx(0.8) and out.held_s == pytest.approx(0.2)
+    t = pipe.totals.as_dict()
+    assert t["fallback_crops"] == t["fallback_crops_live"] == 1 and t["track_coverage"] == 1.0
+    assert t["crops_per_track_histogram"] == {"1": 1}
+
+
+def test_the_live_send_prefers_a_recent_face_to_an_older_better_one() -> None:
+    script = _walk(0.7, frames=8)
+    script[1] = [face_at(108, 120, 90, score=0.85)]  # the best face, 1 s old at frame 6
+    script[5] = [face_at(140, 120, 90, score=0.75)]  # the best of the last 0.4 s
+    chosen = {}
+    for window in (0.4, None):
+        pipe = IngestPipeline(
+            settings(unpassed_face_window_s=window), ScriptedDetector(script), TEMPLATE, "emb/mtcnn5"
+        )
+        (out,) = [o for crops in _frames(pipe, 8) for o in crops]
+        chosen[window] = (round(out.crop.detector_score, 2), round(out.held_s, 1))
+    assert chosen == {0.4: (0.75, 0.2), None: (0.85, 1.0)}
+
+
+def test_a_track_that_passes_after_its_live_search_stays_within_the_per_track_cap() -> None:
+    # Unpassed until frame 8, then passing with rising scores: the unpassed face goes at frame 6, the first
+    # passing face at once at frame 8 (not held by the interval), and the track never exceeds its cap.
+    script = {
+        i: [face_at(100 + 8 * i, 120, 90, score=0.7 if i < 8 else min(0.9 + 0.01 * (i - 8), 1.0))]
+        for i in range(1, 31)
+    }
+    for cap, expected in ((3, 3), (1, 1)):
+        pipe = IngestPipeline(
+            settings(best_shot_max_per_track=cap, best_shot_margin=0.001),
+            ScriptedDetector(script),
+            TEMPLATE,
+            "emb/mtcnn5",
+        )
+        sent = [(i + 1, o.reason) for i, crops in enumerate(_frames(pipe, 30)) for o in crops]
+        assert len(sent) == expected, sent
+        assert sent[0] == (6, SendReason.UNPASSED_LIVE)
+        if cap > 1:
+            assert sent[1] == (8, SendReason.BEST_SHOT)
+        assert pipe.totals.crops_per_ended_track == {expected: 1}
+
+
+def test_no_live_send_for_a_brief_track_or_with_the_setting_off() -> None:
+    brief = IngestPipeline(settings(), ScriptedDetector(_walk(0.7, frames=4)), TEMPLATE, "emb/mtcnn5")
+    assert [o for crops in _frames(brief, 4) for o in crops] == []  # big for 0.6 s: neither now nor at end
+    off = IngestPipeline(
+        settings(unpassed_send_after_s=None), ScriptedDetector(_walk(0.7)), TEMPLATE, "emb/mtcnn5"
+    )
+    per_frame = _frames(off, 10)
+    assert all(crops == [] for crops in per_frame[:-1])
+    (out,) = per_frame[-1]
+    assert out.reason == SendReason.UNPASSED_END and off.totals.fallback_crops_live == 0
+
+
+def test_each_of_two_unpassed_tracks_is_searched_live_once() -> None:
+    script = {
+        i: [face_at(100 + 8 * i, 120, 90, 0.7), face_at(400, 300 - 4 * i, 80, 0.6)] for i in range(1, 21)
+    }
+    pipe = IngestPipeline(settings(), ScriptedDetector(script), TEMPLATE, "emb/mtcnn5")
+    sent = [(i + 1, o.crop.track_id) for i, crops in enumerate(_frames(pipe, 20)) for o in crops]
+    assert [f for f, _ in sent] == [6, 6] and len({tid for _, tid in sent}) == 2

@@ -102,3 +102,13 @@ def test_per_track_cap_and_rate_bound_crops_by_people_not_frames() -> None:
     times = [t for t, _ in sent]
     assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))
     assert sel.offer("t1", 40.0, 1.0, 999) == (Outcome.TRACK_LIMIT, [])
+
+
+def test_a_crop_sent_outside_selection_counts_against_the_cap_but_holds_nothing_back() -> None:
+    sel: BestShotSelector[str] = BestShotSelector(margin=0.1, max_per_track=2, min_interval_s=1.0)
+    sel.note_sent("t1")  # the track's unpassed face, sent by the pipeline
+    assert sel.sent("t1") == 1 and sel.sent("t2") == 0
+    # The first face that passes is still sent at once, neither held by the interval nor barred by a bar.
+    assert sel.offer("t1", 0.1, 0.2, "a") == (Outcome.SENT, ["a"])
+    assert sel.offer("t1", 5.0, 0.9, "b") == (Outcome.TRACK_LIMIT, [])
+    assert sel.end("t1", 6.0) == ([], 2)
