@@ -14,10 +14,10 @@ from lfr.vision import FaceAnalyzer
 from .checks import Checker
 
 # The redaction detectors under test, pinned rather than read from the environment's defaults: MTCNN on
-# every scheduled frame (REDACT, the default), the faster mode, YuNet on every scheduled frame with MTCNN
-# once a second beside it (SEEDED), and the same with YuNet's frame shrunk to 0.75 (SEEDED_SHRUNK: faces of
+# every scheduled frame (REDACT, the thorough mode), YuNet on every scheduled frame with MTCNN once a second
+# beside it (SEEDED, the default), and the same with YuNet's frame shrunk to 0.75 (SEEDED_SHRUNK: faces of
 # redact.min_face_px, 20, seen at 15), the fastest clean variant. The figures in docs/redaction.md are for
-# these.
+# these; tests/unit/redact (test_default_redaction_is_the_seeded_mode) keeps SEEDED the default.
 REDACT: dict[str, object] = {"detector": "mtcnn", "seed_detector": None}
 SEEDED: dict[str, object] = {
     "detector": "yunet",

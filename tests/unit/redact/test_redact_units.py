@@ -376,3 +376,13 @@ def test_cli_reports_a_bad_request_in_one_line(tmp_path: Path, monkeypatch: pyte
     args = ["redact", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o.mp4")]
     res = CliRunner().invoke(_cli_app(), [*args, "--case", "OP-1", "--reason", "disclosure to defence"])
     assert res.exit_code == 2 and "does not exist" in res.output and "Traceback" not in res.output
+
+
+def test_default_redaction_is_the_seeded_mode() -> None:
+    """The default pairs YuNet on the schedule with MTCNN once a second (docs/redaction.md, Which to use);
+    tests/integration/redact pins the same pair as SEEDED, so the figures there are the default's."""
+    from lfr.core.config import RedactSettings
+
+    r = RedactSettings()
+    assert (r.detector, r.seed_detector, r.yunet_reliable_face_px) == ("yunet", "mtcnn", 20)
+    assert r.seed_interval_s == 1.0 and r.seed_thresholds == (0.6, 0.7, 0.7) and r.min_face_px == 20
