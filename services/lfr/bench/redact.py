@@ -107,6 +107,8 @@ def run_redact_bench(settings: Settings, video: Path | None) -> dict[str, Any]:
         "detector": finder.detector.model_id,
         "seed_detector": finder.seed.model_id if finder.seed is not None else None,
         "seed_interval_s": r.seed_interval_s if finder.seed is not None else None,
+        # YuNet's frame is shrunk by this / min_face_px (docs/redaction.md, Speed); other cards ignore it.
+        "yunet_reliable_face_px": r.yunet_reliable_face_px,
     }
     with tempfile.TemporaryDirectory(prefix="lfr-bench-redact-") as tmp:
         work = Path(tmp)
