@@ -50,6 +50,69 @@ def real_embeddings(analyzer: FaceAnalyzer, folder: Path | None, limit: int, see
     return np.stack(vecs) if vecs else np.zeros((0, dim), dtype=np.float32)
 
 
+def record_of(path: Path, root: Path) -> str:
+    """The record (person) an image belongs to: its first folder under ``root``, else its file stem."""
+    rel = path.relative_to(root)
+    return rel.parts[0] if len(rel.parts) > 1 else path.stem
+
+
+def real_embeddings_by_record(
+    analyzer: FaceAnalyzer, folder: Path | None, limit: int, per_record: int = 4, seed: int = 0
+) -> tuple[np.ndarray, list[str]]:
+    """Up to ``limit`` embeddings, whole records at a time (at most ``per_record`` images each), with their
+    record ids: records with several images give probes whose mates are in the gallery (mated recall)."""
+    dim = analyzer.embedder.card.dim or 0
+    if folder is None or not Path(folder).is_dir():
+        return np.zeros((0, dim), dtype=np.float32), []
+    root = Path(folder)
+    groups: dict[str, list[Path]] = {}
+    for img in list_images(root):
+        groups.setdefault(record_of(img, root), []).append(img)
+    rng = np.random.default_rng(seed)
+    order = [sorted(groups)[i] for i in rng.permutation(len(groups))]
+    chosen: list[tuple[str, Path]] = []
+    for cap in (per_record, None):  # whole records first; then the rest of them when there are few records
+        for rec in order:
+            have = sum(1 for c, _ in chosen if c == rec)
+            more = [(rec, p) for p in groups[rec][have:cap]]
+            chosen += more[: max(0, limit - len(chosen))]
+    emb = PhotoEmbedder(analyzer)
+    kept = [(rec, v) for rec, p in chosen if (v := emb.embed_path(p).vector) is not None]
+    if not kept:
+        return np.zeros((0, dim), dtype=np.float32), []
+    return np.stack([v for _, v in kept]), [rec for rec, _ in kept]
+
+
+def split_probes(records: list[str], queries: int) -> tuple[list[int], list[int]]:
+    """``queries`` probe rows (at most all rows) and the gallery rows (all the others).
+
+    Probes are chosen so that as many as possible have mates in the gallery: first one image of each record
+    with several, then records with one image, then further images of records that keep one in the gallery,
+    then whatever is left.
+    """
+    left: dict[str, int] = {}
+    for r in records:
+        left[r] = left.get(r, 0) + 1
+    probes: list[int] = []
+    taken: set[int] = set()
+
+    def take(i: int) -> None:
+        probes.append(i)
+        taken.add(i)
+        left[records[i]] -= 1
+
+    firsts: set[str] = set()
+    for i, r in enumerate(records):  # one image of each record that has another
+        if len(probes) < queries and left[r] > 1 and r not in firsts:
+            firsts.add(r)
+            take(i)
+    for rule in (lambda r: left[r] == 1 and r not in firsts, lambda r: left[r] > 1, lambda r: True):
+        for i, r in enumerate(records):
+            if len(probes) < queries and i not in taken and rule(r):
+                take(i)
+    return probes, [i for i in range(len(records)) if i not in taken]
+
+
 def fill_vectors(real: np.ndarray, n: int, dim: int, seed: int = 0) -> np.ndarray:
     """``real`` topped up to ``n`` rows with synthetic draws (pure noise when fewer than 2 real rows)."""
     if len(real) >= n:
@@ -181,11 +244,22 @@ def run_index_bench(
     queries: np.ndarray,
     top_k: int = 10,
     options: list[tuple[str, dict[str, Any], dict[str, Any]]] | None = None,
+    mates: list[set[int]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Build time, latency and recall@k of each index option on the same gallery vectors."""
+    """Build time, latency and recall@k of each index option on the same gallery vectors.
+
+    ``mates[i]`` are the gallery rows of query ``i``'s own person. Recall@k against exact search counts
+    every row of the exact top k, and on face embeddings most of those are strangers whose scores differ in
+    the third decimal (an index that swaps them loses nothing an investigator would see); the mated recall
+    counts only the query's own person among the exact top k, which is what a search must not lose.
+    """
     exact = score_matrix(queries, vectors, card.metric or "L2")
     order = np.argsort(exact if card.metric == "L2" else -exact, axis=1)[:, :top_k]
     truth = [set(f"i{j}" for j in row) for row in order]
+    mated_truth = [
+        {f"i{j}" for j in row if j in (mates[qi] if mates is not None and qi < len(mates) else ())}
+        for qi, row in enumerate(order)
+    ]
     client, _, stack = _milvus_client(settings)
     out = []
     built: dict[str, tuple[Gallery, float]] = {}
@@ -209,7 +283,7 @@ def run_index_bench(
             g, build_s = built[key]
             g.search_params = dict(sparams)
             g.search(queries[:1], top_k)
-            lat, hits = [], 0
+            lat, hits, mated_hits = [], 0, 0
             for qi, q in enumerate(queries):
                 t = time.perf_counter()
                 res = g.client.search(
@@ -220,7 +294,10 @@ def run_index_bench(
                     search_params={"metric_type": g.metric, "params": g.search_params},
                 )
                 lat.append((time.perf_counter() - t) * 1000)
-                hits += len(truth[qi] & {h.get("entity", h)["item"] for h in res[0]})
+                found = {h.get("entity", h)["item"] for h in res[0]}
+                hits += len(truth[qi] & found)
+                mated_hits += len(mated_truth[qi] & found)
+            mated_total = sum(len(m) for m in mated_truth)
             out.append(
                 {
                     "index_type": itype,
@@ -231,6 +308,8 @@ def run_index_bench(
                     "p50_ms": round(statistics.median(lat), 2),
                     "p99_ms": round(_percentile(lat, 99), 2),
                     f"recall_at_{top_k}": round(hits / (top_k * len(queries)), 4),
+                    "mated_in_exact_top_k": mated_total,
+                    f"mated_recall_at_{top_k}": round(mated_hits / mated_total, 4) if mated_total else None,
                 }
             )
     return out
@@ -285,10 +364,16 @@ def run_gallery_bench(
     analyzer = analyzer or FaceAnalyzer(settings)
     card: ModelCard = analyzer.embedder.card
     dim = int(card.dim or 0)
-    real = real_embeddings(analyzer, faces_dir, real_max + queries, seed)
+    real, records = real_embeddings_by_record(analyzer, faces_dir, real_max + queries, seed=seed)
+    mates: list[set[int]] | None = None
     if len(real) >= queries + 2:
-        probes, real = real[:queries], real[queries:]
-        probe_kind = "real faces not in the gallery"
+        probe_rows, gallery_rows = split_probes(records, queries)
+        probes, real = real[probe_rows], real[gallery_rows]
+        rows_of: dict[str, set[int]] = {}
+        for g, i in enumerate(gallery_rows):
+            rows_of.setdefault(records[i], set()).add(g)
+        mates = [rows_of.get(records[i], set()) for i in probe_rows]
+        probe_kind = "real faces not in the gallery (their other images are)"
     else:
         probes = fill_vectors(real, len(real) + queries, dim, seed + 7)[len(real) :]
         probe_kind = "synthetic"
@@ -296,7 +381,7 @@ def run_gallery_bench(
     t = time.perf_counter()
     score_matrix(probes, gallery, card.metric or "L2")
     numpy_ms = (time.perf_counter() - t) * 1000 / max(1, len(probes))
-    rows = run_index_bench(settings, gallery, card, probes, top_k, options)
+    rows = run_index_bench(settings, gallery, card, probes, top_k, options, mates)
     return {
         "rows": vectors,
         "real_faces": int(min(len(real), vectors)),
@@ -305,6 +390,7 @@ def run_gallery_bench(
         "metric": card.metric,
         "queries": len(probes),
         "probes": probe_kind,
+        "mated_probes": sum(1 for m in mates if m) if mates is not None else 0,
         "top_k": top_k,
         "numpy_exact_per_query_ms": round(numpy_ms, 3),
         "indexes": rows,
