@@ -157,11 +157,15 @@ def gallery_import(
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
         raise _fail("import interrupted: run the same command with --resume to continue", 130) from None
-    typer.echo(
-        json.dumps(report.as_dict())
-        if as_json
-        else "\n".join(f"{k:20s} {v}" for k, v in report.as_dict().items())
-    )
+    # Rows not yet indexed are searched through the server's interim index, which can miss them.
+    out = {**report.as_dict(), "index_pending_rows": g.index_pending()}
+    typer.echo(json.dumps(out) if as_json else "\n".join(f"{k:20s} {v}" for k, v in out.items()))
+    if out["index_pending_rows"]:
+        typer.echo(
+            "the index is still being built: searches may miss rows until `lfr gallery info` shows "
+            "pending_index_rows 0",
+            err=True,
+        )
 
 
 @gallery_app.command("info")

@@ -242,7 +242,35 @@ class Gallery:
                     "state",
                 )
             },
+            **{k: idx[k] for k in ("indexed_rows", "pending_index_rows") if k in idx},
         }
+
+    def index_pending(self) -> int | None:
+        """Rows the server has not indexed yet (None where the server does not report index progress).
+
+        Rows written since the last index build are searched through the server's interim index on
+        growing segments, with its own (low) probe count, so right after a bulk import a search can miss
+        rows, the person's own images included, that the built index finds (docs/accuracy.md, Custody
+        galleries). An import is fully searchable when this is 0.
+        """
+        self.ensure(create=False)
+        idx = self.client.describe_index(self.collection, "vector") or {}
+        pending = idx.get("pending_index_rows")
+        indexed, total = idx.get("indexed_rows"), idx.get("total_rows")
+        if pending is None or indexed is None or total is None:
+            return None
+        return max(int(pending), int(total) - int(indexed))
+
+    def wait_indexed(self, timeout_s: float, poll_s: float = 1.0) -> bool:
+        """Wait until every row is indexed; True when it is (or the server does not report progress)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            pending = self.index_pending()
+            if not pending:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
 
     def drop(self) -> None:
         if self.client.has_collection(self.collection):

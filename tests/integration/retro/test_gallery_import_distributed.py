@@ -487,18 +487,30 @@ async def test_local_import_is_audited_before_and_after(
     assert "import refused" in refused.stderr and "--reason" in refused.stderr
     assert await _local_audit(settings, gallery.name) == []
 
-    report = await asyncio.to_thread(
-        audited_import, settings, gallery, small_tree, analyzer, actor=ACTOR, reason=REASON
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            *(sys.executable, "-m", "lfr.cli", "gallery", "import", str(small_tree)),
+            *("--gallery", gallery.name, "--reason", REASON, "--actor", ACTOR, "--json"),
+        ],
+        cwd=REPO,
+        env=_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
-    assert report.items == 3 and report.imported + report.failed_to_enrol == 3
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["items"] == 3 and report["imported"] + report["failed_to_enrol"] == 3
+    assert report["index_pending_rows"] is None or report["index_pending_rows"] >= 0
     start, end = await _local_audit(settings, gallery.name)
     assert (start.actor, start.action, start.reason) == (ACTOR, local_import.LOCAL, REASON)
     _, listing = list_items(small_tree)
     assert start.details["items"] == "3"
     assert start.details["manifest_sha256"] == import_audit.manifest_sha256(listing)
     assert (end.actor, end.action) == (ACTOR, local_import.LOCAL_FINISHED)
-    assert end.details["imported"] == str(report.imported)
-    assert end.details["rows"] == str(report.rows)
+    assert end.details["imported"] == str(report["imported"])
+    assert end.details["rows"] == str(report["rows"])
     for e in (start, end):  # ids, counts and hashes only: no image path on the audit log
         assert not any(Path(item).name in v for v in e.details.values() for item in listing)
     await _assert_chain_verifies(settings)

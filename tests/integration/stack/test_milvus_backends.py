@@ -139,8 +139,13 @@ def test_gallery_on_a_production_index(milvus_backend: Settings, index_type: str
         g.upsert([f"rec{i // 2}" for i in range(len(vecs))], items, vecs)
         g.flush()
         assert g.count() == len(vecs)
-        desc = _wait_indexed(g.client, g.collection, len(vecs))
-        assert g.info()["index_type"] == index_type == desc["index_type"]
+        assert g.wait_indexed(120), "every row indexed"
+        desc = dict(g.client.describe_index(g.collection, "vector"))
+        info = g.info()
+        assert info["index_type"] == index_type == desc["index_type"]
+        # Both report index progress: nothing pending once wait_indexed returned.
+        assert g.index_pending() == 0 and info["pending_index_rows"] == 0
+        assert info["indexed_rows"] == int(desc["indexed_rows"]) >= len(vecs)
         probes = vecs[::50] + 0.01
         for i, cands in zip(
             range(0, len(vecs), 50), g.search(probes.astype(np.float32), top_k=5), strict=True
