@@ -21,6 +21,29 @@ from lfr.core.cli import cli_settings
 gallery_app = typer.Typer(help="Custody-image galleries for retrospective search.", no_args_is_help=True)
 
 
+# A gallery import, single-process or distributed, is audited with who and on what authority.
+ImportReason = Annotated[
+    str | None,
+    typer.Option(
+        "--reason",
+        help="the authority for this import, e.g. the approval or data-sharing reference (required; "
+        "recorded in the audit log)",
+    ),
+]
+ImportActor = Annotated[str | None, typer.Option("--actor", help="who is importing (default: login name)")]
+
+
+def _who_and_why(actor: str | None, reason: str | None, what: str) -> tuple[str, str]:
+    """The import's actor and reason, checked before anything loads or connects (exit 2 when refused)."""
+    from lfr.retro.import_audit import check_actor, check_reason
+    from lfr.retro.import_jobs import ImportJobError
+
+    try:
+        return check_actor(actor or getpass.getuser()), check_reason(reason)
+    except ImportJobError as exc:
+        raise _fail(f"{what} refused: {exc}") from None
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.echo(f"lfr: {message}", err=True)
     return typer.Exit(code)
@@ -109,17 +132,8 @@ def gallery_import(
         bool, typer.Option("--resume", help="skip items an interrupted import finished")
     ] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
-    reason: Annotated[
-        str | None,
-        typer.Option(
-            "--reason",
-            help="the authority for this import, e.g. the approval or data-sharing reference (required; "
-            "recorded in the audit log)",
-        ),
-    ] = None,
-    actor: Annotated[
-        str | None, typer.Option("--actor", help="who is importing (default: login name)")
-    ] = None,
+    reason: ImportReason = None,
+    actor: ImportActor = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Bulk-import custody images (the most likely face of each) with progress; resumable if interrupted.
@@ -128,16 +142,10 @@ def gallery_import(
     written, and its end likewise; refused without --reason.
     """
     from lfr.retro.gallery import Gallery, GalleryError
-    from lfr.retro.import_audit import check_actor, check_reason
-    from lfr.retro.import_jobs import ImportJobError
     from lfr.retro.local_import import audited_import
     from lfr.vision import FaceAnalyzer
 
-    try:
-        reason = check_reason(reason)
-        who = check_actor(actor or getpass.getuser())
-    except ImportJobError as exc:
-        raise _fail(f"import refused: {exc}") from None
+    who, reason = _who_and_why(actor, reason, "import")
     s = cli_settings()
     try:
         analyzer = FaceAnalyzer(s)
@@ -192,17 +200,8 @@ def gallery_submit(
         typer.Argument(help="DIR/<record id>/<image> on storage every import worker mounts at this path"),
     ],
     gallery: Annotated[str, typer.Option("--gallery", help="gallery name (a-z, 0-9, _)")],
-    reason: Annotated[
-        str | None,
-        typer.Option(
-            "--reason",
-            help="the authority for this import, e.g. the approval or data-sharing reference (required; "
-            "recorded in the audit log)",
-        ),
-    ] = None,
-    actor: Annotated[
-        str | None, typer.Option("--actor", help="who is submitting (default: login name)")
-    ] = None,
+    reason: ImportReason = None,
+    actor: ImportActor = None,
     job: Annotated[
         str | None, typer.Option("--job", help="resume the submission of this job (default: a new job)")
     ] = None,
@@ -215,16 +214,11 @@ def gallery_submit(
     is created or published; refused without --reason.
     """
     from lfr.retro.gallery import GalleryError
-    from lfr.retro.import_audit import check_actor, check_reason
     from lfr.retro.import_jobs import ImportJobError
     from lfr.retro.import_submit import submit_import
     from lfr.vision import find_card
 
-    try:
-        reason = check_reason(reason)
-        who = check_actor(actor or getpass.getuser())
-    except ImportJobError as exc:
-        raise _fail(f"submission refused: {exc}") from None
+    who, reason = _who_and_why(actor, reason, "submission")
     s = cli_settings()
 
     def shown(n: int, total: int) -> None:

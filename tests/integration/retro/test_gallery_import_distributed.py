@@ -192,15 +192,7 @@ async def test_killed_worker_restarted_enrols_every_image_exactly_once(
     assert gallery.count() == total - NO_FACE == len(items)
     assert sorted(items) == sorted(i for i in list_items(tree)[1] if not i.startswith("empty"))
     assert sorted(await _failed(settings, job)) == [f"empty{i}/wall.jpg" for i in range(NO_FACE)]
-    shown = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "lfr.cli", "gallery", "import-status", job, "--json", "--failed", "5"],
-        cwd=REPO,
-        env=_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    shown = await _lfr(settings, "gallery", "import-status", job, "--json", "--failed", "5", limit_s=60)
     assert shown.returncode == 0, shown.stderr
     d = json.loads(shown.stdout)
     assert (d["state"], d["done"], d["total"], d["enrolled"], d["eta_s"]) == (
@@ -235,6 +227,19 @@ async def test_killed_worker_restarted_enrols_every_image_exactly_once(
     assert (finished.details["enrolled"], finished.details["failed_no_face"]) == (str(total - NO_FACE), "2")
     assert not any(i in v for e in events for v in e.details.values() for i in listing), "no image paths"
     await _assert_chain_verifies(settings)
+
+
+async def _lfr(settings: Settings, *args: str, limit_s: float = 60) -> subprocess.CompletedProcess[str]:
+    """``lfr ARGS`` in its own process against this module's stack, in a thread (the loop keeps running)."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "lfr.cli", *args],
+        cwd=REPO,
+        env=_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=limit_s,
+    )
 
 
 async def _job_audit(settings: Settings, job: str) -> list[AuditEvent]:
@@ -406,40 +411,15 @@ async def test_cli_submission_without_reason_is_refused_and_publishes_nothing(
     settings: Settings, gallery: Gallery, tree: Path
 ) -> None:
     before = len(await read_all(settings))
-    refused = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "lfr.cli", "gallery", "submit", str(tree), "--gallery", gallery.name],
-        cwd=REPO,
-        env=_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = await _lfr(settings, "gallery", "submit", str(tree), "--gallery", gallery.name, limit_s=60)
     assert refused.returncode == 2, refused.stderr
     assert "submission refused" in refused.stderr and "--reason" in refused.stderr
     assert len(await read_all(settings)) == before
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "lfr.cli",
-            "gallery",
-            "submit",
-            str(tree),
-            "--gallery",
-            gallery.name,
-            "--reason",
-            REASON,
-            "--actor",
-            ACTOR,
-            "--json",
-        ],
-        cwd=REPO,
-        env=_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = await _lfr(
+        settings,
+        *("gallery", "submit", str(tree), "--gallery", gallery.name),
+        *("--reason", REASON, "--actor", ACTOR, "--json"),
+        limit_s=120,
     )
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)["job"]
@@ -474,30 +454,18 @@ async def _local_audit(settings: Settings, gallery: str) -> list[AuditEvent]:
 async def test_local_import_is_audited_before_and_after(
     settings: Settings, gallery: Gallery, analyzer: FaceAnalyzer, small_tree: Path
 ) -> None:
-    refused = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "lfr.cli", "gallery", "import", str(small_tree), "--gallery", gallery.name],
-        cwd=REPO,
-        env=_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    refused = await _lfr(
+        settings, "gallery", "import", str(small_tree), "--gallery", gallery.name, limit_s=60
     )
     assert refused.returncode == 2, refused.stderr
     assert "import refused" in refused.stderr and "--reason" in refused.stderr
     assert await _local_audit(settings, gallery.name) == []
 
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [
-            *(sys.executable, "-m", "lfr.cli", "gallery", "import", str(small_tree)),
-            *("--gallery", gallery.name, "--reason", REASON, "--actor", ACTOR, "--json"),
-        ],
-        cwd=REPO,
-        env=_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=180,
+    done = await _lfr(
+        settings,
+        *("gallery", "import", str(small_tree), "--gallery", gallery.name),
+        *("--reason", REASON, "--actor", ACTOR, "--json"),
+        limit_s=180,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
