@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import redis.asyncio as aioredis
 
-from lfr.core.config import load_settings
 from lfr.retro import import_audit
 from lfr.retro.gallery import GalleryError
 from lfr.retro.import_audit import (
@@ -28,6 +26,8 @@ from lfr.retro.import_audit import (
 )
 from lfr.retro.import_jobs import ImportJobError, JobSpec, JobStatus, JobStore, new_job_id
 from lfr.retro.import_submit import AuditUnavailableError, submit_listing
+
+from .job_store_support import run_with_store as _run
 
 ITEMS = [f"rec{i // 3:03d}/img{i % 3}.jpg" for i in range(10)] + ["flat_person.png"]
 ROOT = Path("/mnt/custody")
@@ -76,17 +76,6 @@ class FakeProducer:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.set_result(None)
         return fut
-
-
-def _run(redis_url: str, body: Callable[[JobStore], Awaitable[T]]) -> T:
-    async def go() -> T:
-        client = aioredis.Redis.from_url(redis_url)
-        try:
-            return await body(JobStore(load_settings(redis={"url": redis_url}), client))
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
 
 
 async def _submit(

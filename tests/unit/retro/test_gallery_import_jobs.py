@@ -6,12 +6,8 @@ for this module on a free loopback port with no persistence (conftest.py).
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-import redis.asyncio as aioredis
 
-from lfr.core.config import load_settings
 from lfr.retro.import_jobs import (
     Finished,
     ImportJobError,
@@ -24,6 +20,8 @@ from lfr.retro.import_jobs import (
     records_for,
     safe_item,
 )
+
+from .job_store_support import run_with_store as _run
 
 ITEMS = [f"rec{i // 3:03d}/img{i % 3}.jpg" for i in range(10)] + ["flat_person.png"]
 SPEC = JobSpec("job-1", "custody", "/mnt/custody", len(ITEMS), "sface-2021dec", 1_700_000_000_000)
@@ -92,17 +90,6 @@ def test_status_rate_and_eta() -> None:
     assert JobStatus(SPEC, {}, None, None, None).as_dict()["state"] == "queued"
     done = JobStatus(SPEC, {"done": len(ITEMS)}, 1_000, 5_000, 5_000).as_dict()
     assert done["state"] == "finished" and done["eta_s"] == 0
-
-
-def _run(redis_url: str, body):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
-        client = aioredis.Redis.from_url(redis_url)
-        try:
-            return await body(JobStore(load_settings(redis={"url": redis_url}), client))
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
 
 
 def test_marking_twice_counts_once_and_finishes_once(redis_url: str) -> None:
