@@ -255,11 +255,13 @@ class Gallery:
         """
         self.ensure(create=False)
         idx = self.client.describe_index(self.collection, "vector") or {}
-        pending = idx.get("pending_index_rows")
         indexed, total = idx.get("indexed_rows"), idx.get("total_rows")
-        if pending is None or indexed is None or total is None:
-            return None
-        return max(int(pending), int(total) - int(indexed))
+        if indexed is not None and total is not None:
+            # Not pending_index_rows: Milvus 2.3 left it at 536,000 for a 1,000,000-row collection whose
+            # rows were all indexed (segments compacted after their index was built still count there).
+            return max(0, int(total) - int(indexed))
+        pending = idx.get("pending_index_rows")
+        return None if pending is None else int(pending)
 
     def wait_indexed(self, timeout_s: float, poll_s: float = 1.0) -> bool:
         """Wait until every row is indexed; True when it is (or the server does not report progress)."""
