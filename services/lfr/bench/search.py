@@ -18,6 +18,7 @@ import logging
 import statistics
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +72,12 @@ def real_embeddings_by_record(
     rng = np.random.default_rng(seed)
     order = [sorted(groups)[i] for i in rng.permutation(len(groups))]
     chosen: list[tuple[str, Path]] = []
+    taken: Counter[str] = Counter()
     for cap in (per_record, None):  # whole records first; then the rest of them when there are few records
         for rec in order:
-            have = sum(1 for c, _ in chosen if c == rec)
-            more = [(rec, p) for p in groups[rec][have:cap]]
-            chosen += more[: max(0, limit - len(chosen))]
+            more = [(rec, p) for p in groups[rec][taken[rec] : cap]][: max(0, limit - len(chosen))]
+            chosen += more
+            taken[rec] += len(more)
     emb = PhotoEmbedder(analyzer)
     kept = [(rec, v) for rec, p in chosen if (v := emb.embed_path(p).vector) is not None]
     if not kept:

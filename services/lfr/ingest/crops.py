@@ -20,7 +20,7 @@ from lfr.core.timeutil import ts_from_ms
 from lfr.v1.common_pb2 import BoundingBox, Point, Quality
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.vision.detectors.base import Detection
-from lfr.vision.quality import QualityReport
+from lfr.vision.quality import QualityReport, gate_reasons
 
 
 class ChipEncodeError(RuntimeError):
@@ -95,15 +95,8 @@ def passed_gate(crop: FaceCrop, cfg: QualitySettings) -> bool:
 
     Why: a crop does not say why it was sent, and every crop either passed the gate (best-shot selection)
     or is a track's unpassed fallback face; readers of the topic (the load generator) tell the two apart
-    with this. It repeats the checks of ``lfr.vision.quality.assess`` on the recorded values, compared in
-    float32 as they travel (rounding keeps order, so a face that passed still passes; a unit test holds
-    the two to the same verdict).
+    with this: the gate's own checks (``lfr.vision.quality.gate_reasons``) on the recorded values, compared
+    in float32 as they travel (a unit test holds the verdict to ``assess``'s).
     """
-    f = np.float32
     q = crop.quality
-    return bool(
-        f(crop.bbox.width) >= f(cfg.min_face_px)
-        and f(q.sharpness) >= f(cfg.min_sharpness)
-        and f(q.yaw) <= f(cfg.max_yaw_ratio)
-        and f(crop.detector_score) >= f(cfg.detector_floor)
-    )
+    return not gate_reasons(crop.bbox.width, q.sharpness, q.yaw, crop.detector_score, cfg, number=np.float32)

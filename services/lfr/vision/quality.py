@@ -16,7 +16,9 @@ The combined ``score`` (0..1) ranks shots of one track for best-shot selection; 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -63,22 +65,40 @@ def for_detector(cfg: QualitySettings, detector: object) -> QualitySettings:
     return cfg.for_detector(getattr(card, "confident_score", None))
 
 
+def gate_reasons(
+    face_px: float,
+    sharp: float,
+    yaw: float,
+    det: float,
+    cfg: QualitySettings,
+    number: Callable[[float], float | np.floating[Any]] = float,
+) -> list[str]:
+    """Why a face with these measures fails the gate (empty when it passes).
+
+    ``number`` is the type both sides are compared in: a crop record carries its measures as float32, so
+    a reader judging a crop from the record compares in float32 (lfr.ingest.crops.passed_gate) and reaches
+    the verdict ``assess`` reached on the unrounded values.
+    """
+    n = number
+    reasons: list[str] = []
+    if n(face_px) < n(cfg.min_face_px):
+        reasons.append(f"face too small: {face_px:.0f} px wide < {cfg.min_face_px} px")
+    if n(sharp) < n(cfg.min_sharpness):
+        reasons.append(f"face too blurred: sharpness {sharp:.1f} < {cfg.min_sharpness:g}")
+    if n(yaw) > n(cfg.max_yaw_ratio):
+        reasons.append(f"face turned too far: yaw ratio {yaw:.2f} > {cfg.max_yaw_ratio:g}")
+    if n(det) < n(cfg.detector_floor):
+        reasons.append(f"detector unsure: score {det:.2f} < {cfg.detector_floor:g}")
+    return reasons
+
+
 def assess(detection: Detection, chip_bgr: np.ndarray, cfg: QualitySettings) -> QualityReport:
     """Measure one face and decide whether it is good enough to embed or enrol."""
     face_px = float(detection.bbox[2])
     sharp = sharpness(chip_bgr)
     yaw = yaw_ratio(detection.landmarks)
     det = float(detection.score)
-    reasons: list[str] = []
-    if face_px < cfg.min_face_px:
-        reasons.append(f"face too small: {face_px:.0f} px wide < {cfg.min_face_px} px")
-    if sharp < cfg.min_sharpness:
-        reasons.append(f"face too blurred: sharpness {sharp:.1f} < {cfg.min_sharpness:g}")
-    if yaw > cfg.max_yaw_ratio:
-        reasons.append(f"face turned too far: yaw ratio {yaw:.2f} > {cfg.max_yaw_ratio:g}")
-    floor = cfg.detector_floor
-    if det < floor:
-        reasons.append(f"detector unsure: score {det:.2f} < {floor:g}")
+    reasons = gate_reasons(face_px, sharp, yaw, det, cfg)
     size_term = float(np.clip(face_px / (3.0 * cfg.min_face_px), 0.0, 1.0))
     sharp_term = float(np.clip(np.log1p(sharp) / np.log1p(10.0 * max(cfg.min_sharpness, 1.0)), 0.0, 1.0))
     pose_term = float(np.clip(1.0 - yaw / max(2.0 * cfg.max_yaw_ratio, 1e-6), 0.0, 1.0))
