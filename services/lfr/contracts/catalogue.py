@@ -200,7 +200,7 @@ CONTRACTS: tuple[TopicContract, ...] = (
         "submit`), read by the import workers (`lfr gallery worker`). Records name an image path below a "
         "shared import root and never carry image bytes; a redelivered record enrols nothing twice (a "
         "done-bitmap per job in Redis, indexed by seq, and a gallery row id derived from gallery and item).",
-        consumer_group="lfr-gallery-import",
+        consumer_group=topics.GALLERY_IMPORT_GROUP,
     ),
 )
 

@@ -142,10 +142,10 @@ class MilvusSettings(BaseModel):
         "{nlist: 128} for IVF_FLAT or IVF_SQ8",
     )
     search_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
-        "Strong",
-        description="consistency of watchlist searches on a Milvus server: Strong sees a delete at once but "
-        "waits for the server's time tick; Bounded answers at once and may see a just-deleted subject "
-        "for up to the tick lag (docs/performance.md has the figures)",
+        "Bounded",
+        description="consistency of watchlist searches on a Milvus server: Bounded answers at once and "
+        "every hit is then confirmed by a Strong read, so a deleted subject never alerts; Strong makes "
+        "every search wait for the server's time tick (docs/performance.md has the figures)",
     )
     keepalive_s: int = Field(
         60, ge=10, description="gRPC keepalive while a call is in flight; idle channels never ping"

@@ -23,6 +23,7 @@ DEADLETTER = "lfr.deadletter.v1"
 CAMERA_STATS = "lfr.camera-stats.v1"
 OPS_EVENTS = "lfr.ops-events.v1"
 GALLERY_IMPORT = "lfr.gallery-import.v1"
+GALLERY_IMPORT_GROUP = "lfr-gallery-import"  # the import workers' consumer group
 # Partitions of the gallery import topic: the most import workers that can share one job.
 GALLERY_IMPORT_PARTITIONS = 24
 

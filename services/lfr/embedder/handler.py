@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 STAGE = "embedder"
 
 CROPS = Counter("lfr_embedder_crops_total", "Crops by outcome", ["outcome"])
+HITS_WITHDRAWN = Counter(
+    "lfr_embedder_hits_withdrawn_total",
+    "Threshold-clearing candidates dropped because the subject was no longer listed at confirmation",
+)
 EMBED_SECONDS = Histogram(
     "lfr_embedder_embed_seconds",
     "Model time per batch",
@@ -66,6 +70,10 @@ class Matcher(Protocol):
     async def search(
         self, vectors: np.ndarray, watchlist_ids: Sequence[str], top_k: int
     ) -> list[list[Candidate]]: ...
+
+    async def confirm(self, candidates: Sequence[Candidate], watchlist_ids: Sequence[str]) -> list[Candidate]:
+        """The candidates still on these watchlists at the latest state (lfr.watchlist.store.confirm)."""
+        ...
 
 
 class MatchRule(Protocol):
@@ -270,11 +278,16 @@ class EmbedHandler:
             dep = items[idxs[0]].deployment
             with SEARCH_SECONDS.time():
                 results = await self.matcher.search(vectors[idxs], dep.watchlist_ids, self.top_k)
-            for idx, candidates in zip(idxs, results, strict=True):
+            cleared = [
+                [c for c in candidates if self.embedder.card.is_match(c.distance, dep.threshold)]
+                for candidates in results
+            ]
+            held = await self._still_listed(cleared, dep)
+            for idx, found in zip(idxs, cleared, strict=True):
                 item = items[idx]
                 crop_counts = counts[deployment_id][item.crop.crop_id]
                 crop_counts[stats.FACES_ANALYSED] += 1
-                matched = [c for c in candidates if self.embedder.card.is_match(c.distance, dep.threshold)]
+                matched = [c for c in found if (c.watchlist_id, c.subject_id) in held]
                 if not matched:
                     CROPS.labels("no_match").inc()
                     crop_counts[stats.CROPS_DISCARDED] += 1
@@ -284,6 +297,25 @@ class EmbedHandler:
                     crop_counts[stats.HITS] += 1
                     outputs.append(await self._hit(item, cand, rank, dep))
         return outputs
+
+    async def _still_listed(
+        self, cleared: list[list[Candidate]], dep: LiveDeployment
+    ) -> set[tuple[str, str]]:
+        """(watchlist, subject) pairs of the threshold-clearing candidates that are still listed now.
+
+        The search may read a moment behind the latest writes (milvus.search_consistency); a hit on a
+        subject deleted in that moment is withdrawn here, before anything about it leaves the stage.
+        """
+        flat = [c for found in cleared for c in found]
+        if not flat:
+            return set()
+        kept = await self.matcher.confirm(flat, dep.watchlist_ids)
+        held = {(c.watchlist_id, c.subject_id) for c in kept}
+        withdrawn = {(c.watchlist_id, c.subject_id) for c in flat} - held
+        if withdrawn:
+            HITS_WITHDRAWN.inc(len(withdrawn))
+            log.info("withdrew hits on %d subject(s) no longer listed", len(withdrawn))
+        return held
 
     async def _hit(self, item: _Readable, cand: Candidate, rank: int, dep: LiveDeployment) -> Output:
         crop = item.crop

@@ -36,6 +36,9 @@ class StoreMatcher:
     ) -> list[list[Candidate]]:
         return await asyncio.to_thread(self.store.search, vectors, list(watchlist_ids), top_k)
 
+    async def confirm(self, candidates: Sequence[Candidate], watchlist_ids: Sequence[str]) -> list[Candidate]:
+        return await asyncio.to_thread(self.store.confirm, list(candidates), list(watchlist_ids))
+
 
 def build_handler(
     settings: Settings, redis: aioredis.Redis, embedder: Embedder, store: WatchlistStore

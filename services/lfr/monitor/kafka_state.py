@@ -40,6 +40,7 @@ def known_groups(settings: Settings) -> list[KnownGroup]:
         KnownGroup(
             settings.monitor.app_id, "monitor", (topics.CAMERA_STATS, topics.ALERTS, topics.ADJUDICATIONS)
         ),
+        KnownGroup(topics.GALLERY_IMPORT_GROUP, "gallery-import", (topics.GALLERY_IMPORT,)),
     ]
 
 

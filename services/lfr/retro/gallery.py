@@ -204,6 +204,10 @@ class Gallery:
             limit=min(top_k * OVERFETCH, MAX_LIMIT),
             output_fields=["subject_id", "pk"],
             search_params={"metric_type": self.metric, "params": self.search_params},
+            # Bounded (default) answers without waiting for the server's time tick. Records are never
+            # deleted one by one (a gallery is dropped whole), so all such a read can miss is a row
+            # written a moment before.
+            consistency_level=self.settings.milvus.search_consistency,
         )
         out: list[list[GalleryCandidate]] = []
         for hits in res:

@@ -48,7 +48,7 @@ from lfr.vision.photo_embedding import EmbedOutcome, PhotoEmbedder
 log = logging.getLogger(__name__)
 
 STAGE = "gallery-import"
-GROUP_ID = "lfr-gallery-import"
+GROUP_ID = topics.GALLERY_IMPORT_GROUP
 BATCH = 16  # records per stage batch: about a second of embedding on one core
 
 

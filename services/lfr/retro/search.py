@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -46,6 +46,10 @@ from lfr.retro.schemas import (
 from lfr.retro.video import VIDEO_SUFFIXES, video_best_shots
 from lfr.vision import AnalysedFace, FaceAnalyzer, ModelCard
 from lfr.watchlist.enrol.photos import EnrolmentRejected, decode_checked
+
+if TYPE_CHECKING:  # imported where used: pymilvus loads only when a search needs it
+    from lfr.retro.gallery import Gallery
+    from lfr.watchlist.store import WatchlistStore
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ class WatchlistSource:
         settings: Settings,
         card: ModelCard,
         watchlist_ids: Sequence[str],
-        store: Any = None,
+        store: WatchlistStore | None = None,
         milvus: MilvusConnection | None = None,
     ) -> None:
         from lfr.watchlist.store import WatchlistStore
@@ -81,6 +85,12 @@ class WatchlistSource:
 
     def search(self, vectors: np.ndarray, top_k: int) -> list[list[CandidateOut]]:
         found = self.store.search(vectors, self.watchlist_ids, top_k)
+        # The search may read a moment behind the latest writes: drop any subject deleted in that moment.
+        held = {
+            (c.watchlist_id, c.subject_id)
+            for c in self.store.confirm([c for row in found for c in row], self.watchlist_ids)
+        }
+        found = [[c for c in row if (c.watchlist_id, c.subject_id) in held] for row in found]
         return [
             [
                 CandidateOut(
@@ -103,7 +113,7 @@ class GallerySource:
         settings: Settings,
         card: ModelCard,
         name: str,
-        gallery: Any = None,
+        gallery: Gallery | None = None,
         milvus: MilvusConnection | None = None,
     ) -> None:
         from lfr.retro.gallery import Gallery
@@ -167,7 +177,7 @@ class RetroSearcher:
         self.sources = sources if sources is not None else {}
         self.milvus = milvus or MilvusConnection(settings)
         self._owns_connection = milvus is None
-        self._watchlist_store: Any = None  # one store for every watchlist combination
+        self._watchlist_store: WatchlistStore | None = None  # one store for every watchlist combination
         self.sample_fps = sample_fps or settings.retro.video_sample_fps
         self.max_video_s = max_video_s or settings.retro.max_video_s
 

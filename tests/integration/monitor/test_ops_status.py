@@ -129,6 +129,10 @@ async def test_lag_cameras_and_keys_come_from_the_real_parts(api, monkeypatch) -
     assert p0["end"] >= metas[-1].offset + 1
     assert p0["lag"] == p0["end"] - (first + 4)
     assert monitor["lag"] >= 6
+    # Every group LFR runs is reported, the gallery import workers' included (LfrGalleryImportStalled).
+    imports = next(g for g in doc["groups"] if g["group"] == topics.GALLERY_IMPORT_GROUP)
+    assert imports["role"] == "gallery-import" and imports["topics"] == [topics.GALLERY_IMPORT]
+    assert imports["lag"] == sum(p["lag"] for p in imports["partitions"])
 
     health = {c["camera_id"]: c["health"] for c in doc["cameras"]}
     assert health["cam-ok"] == "ok"

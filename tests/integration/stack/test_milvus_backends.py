@@ -120,12 +120,55 @@ def test_watchlist_search_on_a_production_index(milvus_backend: Settings, index_
             f"top-1 agreement with exact search {agree}/{len(probes_idx)}"
         )
 
-        assert store.delete_subject("wl-0", "s0") == 1  # strong consistency: gone from the next search
+        assert store.delete_subject("wl-0", "s0") == 1
         [after] = store.search(vecs[0][None], DEPLOYMENT_WATCHLISTS, top_k=3, now=1)
-        assert "s0" not in {c.subject_id for c in after}
+        # A Bounded search may read a moment behind the delete; the confirmation read never does.
+        assert "s0" not in {c.subject_id for c in store.confirm(after, DEPLOYMENT_WATCHLISTS, now=1)}
     finally:
         store.client.drop_collection(store.collection)
         store.close()
+
+
+@pytest.mark.parametrize("consistency", ["Bounded", "Strong"])
+def test_a_subject_deleted_after_the_search_never_alerts(milvus_backend: Settings, consistency: str) -> None:
+    """The live path's guarantee at either consistency: a hit is raised only on a subject still listed.
+
+    Another process (the API) deletes and shortens; the searching store is told nothing and its
+    candidates were read before the writes. ``confirm`` is the read the embedder makes before a hit.
+    """
+    settings = with_milvus(milvus_backend, search_consistency=consistency)
+    store, api = WatchlistStore(settings, Card()), WatchlistStore(settings, Card())
+    try:
+        vecs = _vectors(12, seed=21)
+        for i in range(12):
+            wl = "wl-0" if i < 8 else "wl-2"  # wl-2: not the deployment's
+            expires = 0 if i != 3 else 2_000_000_000
+            store.upsert_subject(
+                SubjectMeta(subject_id=f"s{i}", watchlist_id=wl, expires_at=expires), vecs[i], f"{i:064x}"
+            )
+        [found] = store.search(vecs[1][None] * 0.5 + vecs[2][None] * 0.5, ["wl-0"], top_k=8, now=1)
+        assert {c.subject_id for c in found} == {f"s{i}" for i in range(8)}
+        assert store.confirm(found, ["wl-0"], now=1) == found, "nothing changed: every candidate holds"
+
+        assert api.delete_subject("wl-0", "s1") == 1
+        kept = store.confirm(found, ["wl-0"], now=1)
+        if consistency == "Strong":
+            # Strong searches already read the latest state: candidates pass through, and the next
+            # search no longer finds the deleted subject.
+            assert kept == found
+            [again] = store.search(vecs[1][None], ["wl-0"], top_k=8, now=1)
+            assert "s1" not in {c.subject_id for c in again}
+        else:
+            assert [c.subject_id for c in kept] == [c.subject_id for c in found if c.subject_id != "s1"]
+            assert [c.score for c in kept] == [c.score for c in found if c.subject_id != "s1"]
+            # Expired by the time of the confirmation read, and a watchlist the deployment lacks.
+            later = store.confirm(found, ["wl-0"], now=2_000_000_001)
+            assert "s3" not in {c.subject_id for c in later} and len(later) == 6
+            assert store.confirm(found, ["wl-2"], now=1) == []
+    finally:
+        store.client.drop_collection(store.collection)
+        store.close()
+        api.close()
 
 
 @pytest.mark.parametrize("index_type", ["IVF_SQ8", "HNSW"])

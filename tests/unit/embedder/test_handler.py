@@ -14,7 +14,7 @@ from lfr.core import stats, topics
 from lfr.core.crypto import KeyExpired, crop_aad, open_blob, probe_aad, seal
 from lfr.core.ids import hit_id
 from lfr.core.serde import decode, encode
-from lfr.embedder.handler import EmbedHandler
+from lfr.embedder.handler import HITS_WITHDRAWN, EmbedHandler
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.v1.dead_letter_pb2 import DeadLetter
 from lfr.v1.hit_pb2 import Hit
@@ -66,6 +66,9 @@ class FakeMatcher:
     """One enrolled subject at 'brightness' 0.8; distance is the brightness difference."""
 
     calls: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
+    # Subjects removed after the (bounded-consistency) search read, before confirmation.
+    delisted: set[str] = field(default_factory=set)
+    confirmed: list[list[str]] = field(default_factory=list)
 
     async def search(
         self, vectors: np.ndarray, watchlist_ids: Sequence[str], top_k: int
@@ -76,6 +79,10 @@ class FakeMatcher:
             d = abs(float(v[0]) - 0.8)
             out.append([Candidate("subj-1", "wl-1", "wanted", d, 1 - d / 2)])
         return out
+
+    async def confirm(self, candidates: Sequence[Candidate], watchlist_ids: Sequence[str]) -> list[Candidate]:
+        self.confirmed.append([c.subject_id for c in candidates])
+        return [c for c in candidates if c.subject_id not in self.delisted]
 
 
 class FakeDeployments:
@@ -141,6 +148,23 @@ async def test_match_becomes_hit_and_non_match_leaves_nothing(handler) -> None: 
         "match": {stats.FACES_ANALYSED: 1, stats.HITS: 1},
         "stranger": {stats.FACES_ANALYSED: 1, stats.CROPS_DISCARDED: 1},
     }
+
+
+async def test_hit_on_a_subject_delisted_after_the_search_read_is_withdrawn(handler) -> None:  # type: ignore[no-untyped-def]
+    """The search may read a moment behind the latest writes; only a confirmed subject raises a hit."""
+    handler.matcher.delisted.add("subj-1")
+    before = HITS_WITHDRAWN._value.get()
+    outputs = await handler([_record(_crop("match", 204)), _record(_crop("stranger", 40), 1)])
+    assert outputs == []
+    assert handler.matcher.confirmed == [["subj-1"]], "only threshold-clearing candidates are confirmed"
+    assert HITS_WITHDRAWN._value.get() == before + 1
+    c = handler.counts["dep"]
+    assert c[stats.FACES_ANALYSED] == 2 and c[stats.CROPS_DISCARDED] == 2 and stats.HITS not in c
+
+
+async def test_no_confirmation_call_when_nothing_clears_the_threshold(handler) -> None:  # type: ignore[no-untyped-def]
+    assert await handler([_record(_crop("stranger", 40))]) == []
+    assert handler.matcher.confirmed == []
 
 
 async def test_redelivery_gives_the_same_hit_id(handler) -> None:  # type: ignore[no-untyped-def]

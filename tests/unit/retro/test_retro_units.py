@@ -291,3 +291,36 @@ def test_cli_retention_above_the_maximum_exits_2_before_connecting(tmp_path, mon
     assert res.exit_code == 2 and "retention of 181 days is outside 1..180" in res.output, res.output
     res = CliRunner().invoke(app, [*args, "--retention-days", "0"])
     assert res.exit_code == 2 and "--retention-days" in res.output, res.output
+
+
+def test_watchlist_answers_leave_out_subjects_gone_since_the_search_read() -> None:
+    """A retrospective answer lists only subjects the confirmation read still holds (a search may read a
+    moment behind the latest writes at the default Bounded consistency)."""
+    from lfr.core.config import Settings
+    from lfr.retro.search import WatchlistSource
+    from lfr.watchlist.store import Candidate
+
+    @dataclass
+    class Store:
+        confirmed: list[list[str]] = field(default_factory=list)
+
+        def search(self, vectors: np.ndarray, watchlist_ids: list[str], top_k: int) -> list[list[Candidate]]:
+            return [
+                [Candidate("kept", "wl", "wanted", 0.2, 0.9), Candidate("gone", "wl", "wanted", 0.3, 0.85)]
+                for _ in vectors
+            ]
+
+        def confirm(self, candidates: list[Candidate], watchlist_ids: list[str]) -> list[Candidate]:
+            self.confirmed.append([c.subject_id for c in candidates])
+            return [c for c in candidates if c.subject_id != "gone"]
+
+    class Card:
+        def is_match(self, raw: float, threshold: float | None = None) -> bool:
+            return raw < 0.5
+
+    store = Store()
+    src = WatchlistSource(Settings(), Card(), ["wl"], store=store)  # type: ignore[arg-type]
+    rows = src.search(np.zeros((2, 4), np.float32), top_k=5)
+    assert [[c.subject_id for c in row] for row in rows] == [["kept"], ["kept"]]
+    assert [c.rank for c in rows[0]] == [1] and rows[0][0].clears_threshold
+    assert store.confirmed == [["kept", "gone", "kept", "gone"]], "one confirmation read per search"

@@ -136,6 +136,9 @@ class Matcher:
     async def search(self, vectors, watchlist_ids, top_k):  # type: ignore[no-untyped-def]
         return [[Candidate("s", "wl", "wanted", 0.1, 0.9)] for _ in vectors]
 
+    async def confirm(self, candidates, watchlist_ids):  # type: ignore[no-untyped-def]
+        return list(candidates)
+
 
 class Deployments:
     async def live(self, deployment_id: str) -> LiveDeployment | None:
