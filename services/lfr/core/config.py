@@ -143,9 +143,9 @@ class MilvusSettings(BaseModel):
     )
     search_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
         "Bounded",
-        description="consistency of watchlist searches on a Milvus server: Bounded answers at once and "
-        "every hit is then confirmed by a Strong read, so a deleted subject never alerts; Strong makes "
-        "every search wait for the server's time tick (docs/performance.md has the figures)",
+        description="consistency of watchlist and gallery searches on a Milvus server: Bounded answers at "
+        "once and every watchlist hit is then confirmed by a Strong read, so a deleted subject never "
+        "alerts; Strong makes every search wait for the server's time tick (docs/performance.md)",
     )
     keepalive_s: int = Field(
         60, ge=10, description="gRPC keepalive while a call is in flight; idle channels never ping"
