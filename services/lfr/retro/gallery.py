@@ -33,7 +33,7 @@ from pymilvus import DataType, MilvusClient
 from lfr.core.config import Settings
 from lfr.core.ids import derive_id
 from lfr.core.images import list_images
-from lfr.core.milvus import MilvusConnection
+from lfr.core.milvus import MilvusConnection, index_pending, wait_indexed
 from lfr.vision import FaceAnalyzer, ModelCard
 from lfr.vision.photo_embedding import PhotoEmbedder
 from lfr.watchlist.store import best_per_key, native_distance
@@ -250,33 +250,15 @@ class Gallery:
         }
 
     def index_pending(self) -> int | None:
-        """Rows the server has not indexed yet (None where the server does not report index progress).
-
-        Rows written since the last index build are searched through the server's interim index on
-        growing segments, with its own (low) probe count, so right after a bulk import a search can miss
-        rows, the person's own images included, that the built index finds (docs/accuracy.md, Custody
-        galleries). An import is fully searchable when this is 0.
-        """
+        """Rows the server has not indexed yet (None where the server does not report index progress);
+        an import is fully searchable when this is 0 (lfr.core.milvus.index_pending says why)."""
         self.ensure(create=False)
-        idx = self.client.describe_index(self.collection, "vector") or {}
-        indexed, total = idx.get("indexed_rows"), idx.get("total_rows")
-        if indexed is not None and total is not None:
-            # Not pending_index_rows: Milvus 2.3 left it at 536,000 for a 1,000,000-row collection whose
-            # rows were all indexed (segments compacted after their index was built still count there).
-            return max(0, int(total) - int(indexed))
-        pending = idx.get("pending_index_rows")
-        return None if pending is None else int(pending)
+        return index_pending(self.client, self.collection)
 
     def wait_indexed(self, timeout_s: float, poll_s: float = 1.0) -> bool:
         """Wait until every row is indexed; True when it is (or the server does not report progress)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            pending = self.index_pending()
-            if not pending:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(poll_s)
+        self.ensure(create=False)
+        return wait_indexed(self.client, self.collection, timeout_s, poll_s)
 
     def drop(self) -> None:
         if self.client.has_collection(self.collection):
