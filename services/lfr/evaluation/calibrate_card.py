@@ -10,6 +10,12 @@ expect there. Both come from one open-set development set:
   extrapolated); a threshold whose FMR rests on fewer than ``MIN_MATCHES`` impostor matches is left out;
 * TPIR at each threshold: the rank-1 mated searches of ``lfr eval identify``'s seeded split that clear it.
 
+Beside the card's figures it reports the same rates split by the quality gate's verdict on the probe
+(``by_gate``), compared with photos that pass it (a watchlist photo must: enrolment refuses the others):
+a track that never passed the gate is still searched with its best face (``ingest.search_unpassed_tracks``),
+and this says whether such a search matches strangers more often than a gated one, and how often it finds
+the person, at the deployment's threshold.
+
 The output is the ``figures`` mapping of a card Calibration record (``fmr@T``, ``tpir@T``, counts).
 """
 
@@ -56,6 +62,78 @@ def impostor_counts(
     return n_pairs, counts.tolist()
 
 
+def comparison_counts(
+    vectors: np.ndarray,
+    owners: np.ndarray,
+    probes: np.ndarray,
+    templates: np.ndarray,
+    metric: str,
+    thresholds: Sequence[float],
+    *,
+    same_owner: bool,
+) -> tuple[int, list[int]]:
+    """How many (probe, template) comparisons there are between the two index sets, and how many pass
+    each threshold: of different people (``same_owner=False``, impostor) or of one person (genuine).
+
+    Ordered comparisons, as a live search makes them (a probe against a watchlist photo), never an image
+    with itself; when the two sets share images a pair can be counted once each way, which leaves the rates
+    unchanged.
+    """
+    lower = metric == "L2"
+    t = np.asarray(thresholds, dtype=np.float64)
+    counts = np.zeros(len(t), dtype=np.int64)
+    n = 0
+    cols = np.asarray(templates, dtype=np.int64)
+    if not len(cols):
+        return 0, counts.tolist()
+    step = 1024
+    rows_all = np.asarray(probes, dtype=np.int64)
+    for s in range(0, len(rows_all), step):
+        rows = rows_all[s : s + step]
+        block = m.score_matrix(vectors[rows], vectors[cols], metric)
+        relation = owners[rows][:, None] == owners[cols][None, :]
+        mask = (relation if same_owner else ~relation) & (rows[:, None] != cols[None, :])
+        vals = np.sort(block[mask])
+        n += len(vals)
+        if lower:
+            counts += np.searchsorted(vals, t, side="right")
+        else:
+            counts += len(vals) - np.searchsorted(vals, t, side="left")
+    return n, counts.tolist()
+
+
+def gate_split(
+    vectors: np.ndarray,
+    owners: np.ndarray,
+    passed: np.ndarray,
+    metric: str,
+    thresholds: Sequence[float],
+) -> dict[str, dict[str, Any]]:
+    """FMR and genuine match rate at each threshold for probes that passed the quality gate and for those
+    that failed it, each against the photos that passed it; a rate resting on fewer than ``MIN_MATCHES``
+    impostor matches is ``None``."""
+    templates = np.flatnonzero(passed)
+    out: dict[str, dict[str, Any]] = {}
+    for verdict, probes in (("passed", np.flatnonzero(passed)), ("failed", np.flatnonzero(~passed))):
+        pair = (vectors, owners, probes, templates, metric, thresholds)
+        n_imp, imp = comparison_counts(*pair, same_owner=False)
+        n_gen, gen = comparison_counts(*pair, same_owner=True)
+        out[verdict] = {
+            "probes": len(probes),
+            "impostor_comparisons": n_imp,
+            "genuine_comparisons": n_gen,
+            "fmr": {
+                f"{t:g}": (float(f"{c / n_imp:.4g}") if n_imp and c >= MIN_MATCHES else None)
+                for t, c in zip(thresholds, imp, strict=True)
+            },
+            "genuine_match_rate": {
+                f"{t:g}": (round(c / n_gen, 4) if n_gen else None)
+                for t, c in zip(thresholds, gen, strict=True)
+            },
+        }
+    return out
+
+
 def run_calibrate(
     settings: Settings,
     root: Path,
@@ -70,12 +148,17 @@ def run_calibrate(
     ids = identity_folders(Path(root))
     paths = [(name, p) for name in sorted(ids) for p in ids[name]]
     emb = embed_cached(analyzer, [p for _, p in paths], cache_dir=cache_dir)
-    ok = [(name, emb.cache[p].vector) for name, p in paths if emb.cache[p].vector is not None]
+    ok = [(name, emb.cache[p]) for name, p in paths if emb.cache[p].vector is not None]
+    if not ok:
+        raise ValueError(f"no face was found in any image under {root}")
     names = sorted({n for n, _ in ok})
     index = {n: i for i, n in enumerate(names)}
-    vectors = np.stack([v for _, v in ok if v is not None]).astype(np.float64)
+    vectors = np.stack([o.vector for _, o in ok if o.vector is not None]).astype(np.float64)
     owners = np.array([index[n] for n, _ in ok])
-    n_pairs, counts = impostor_counts(vectors, owners, card.metric or "COSINE", thresholds)
+    passed = np.array([o.quality_passed for _, o in ok], dtype=bool)
+    metric = card.metric or "COSINE"
+    n_pairs, counts = impostor_counts(vectors, owners, metric, thresholds)
+    by_gate = gate_split(vectors, owners, passed, metric, thresholds)
     ident = run_identify(
         settings, Path(root), seed=seed, analyzer=analyzer, cache_dir=cache_dir, tpir_at=thresholds
     )
@@ -95,4 +178,5 @@ def run_calibrate(
         "impostor_matches": {f"{t:g}": c for t, c in zip(thresholds, counts, strict=True)},
         "figures": figures,
         "identify": {k: ident[k] for k in ("rank1", "fnir_at_fpir", "mated_searches", "nonmated_searches")},
+        "by_gate": by_gate,
     }

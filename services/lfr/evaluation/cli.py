@@ -217,7 +217,8 @@ def calibrate_cmd(
     cache: Annotated[Path | None, typer.Option("--cache", help="keep embeddings here between runs")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
-    """FMR per comparison (all impostor pairs) and TPIR at each threshold: a card's calibration figures."""
+    """FMR per comparison (all impostor pairs) and TPIR at each threshold (a card's calibration figures),
+    and the FMR and genuine match rate by the quality gate's verdict on the probe (`by_gate`)."""
     from lfr.evaluation.calibrate_card import run_calibrate
     from lfr.evaluation.datasets import DatasetError
 
