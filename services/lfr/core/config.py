@@ -183,6 +183,12 @@ class ModelSettings(BaseModel):
     embed_flip: bool = Field(
         False, description="also embed each chip mirrored and combine the two (twice the model time)"
     )
+    mirror_templates: bool = Field(
+        True,
+        description="enrolment templates (watchlist photos, gallery records) combine the chip's embedding "
+        "with its mirror image's; probes are embedded once, so live search costs nothing more "
+        "(docs/accuracy.md)",
+    )
 
 
 class DetectorSettings(MtcnnSettings):

@@ -71,14 +71,17 @@ def comparison_counts(
     thresholds: Sequence[float],
     *,
     same_owner: bool,
+    template_vectors: np.ndarray | None = None,
 ) -> tuple[int, list[int]]:
     """How many (probe, template) comparisons there are between the two index sets, and how many pass
     each threshold: of different people (``same_owner=False``, impostor) or of one person (genuine).
 
     Ordered comparisons, as a live search makes them (a probe against a watchlist photo), never an image
     with itself; when the two sets share images a pair can be counted once each way, which leaves the rates
-    unchanged.
+    unchanged. ``template_vectors`` (indexed like ``vectors``) are the images' enrolment templates, when
+    those differ from their probe embeddings (``models.mirror_templates``).
     """
+    tv = vectors if template_vectors is None else template_vectors
     lower = metric == "L2"
     t = np.asarray(thresholds, dtype=np.float64)
     counts = np.zeros(len(t), dtype=np.int64)
@@ -90,7 +93,7 @@ def comparison_counts(
     rows_all = np.asarray(probes, dtype=np.int64)
     for s in range(0, len(rows_all), step):
         rows = rows_all[s : s + step]
-        block = m.score_matrix(vectors[rows], vectors[cols], metric)
+        block = m.score_matrix(vectors[rows], tv[cols], metric)
         relation = owners[rows][:, None] == owners[cols][None, :]
         mask = (relation if same_owner else ~relation) & (rows[:, None] != cols[None, :])
         vals = np.sort(block[mask])
@@ -108,16 +111,18 @@ def gate_split(
     passed: np.ndarray,
     metric: str,
     thresholds: Sequence[float],
+    template_vectors: np.ndarray | None = None,
 ) -> dict[str, dict[str, Any]]:
     """FMR and genuine match rate at each threshold for probes that passed the quality gate and for those
-    that failed it, each against the photos that passed it; a rate resting on fewer than ``MIN_MATCHES``
-    impostor matches is ``None``."""
+    that failed it, each against the photos that passed it (as enrolment templates when
+    ``template_vectors`` is given); a rate resting on fewer than ``MIN_MATCHES`` impostor matches is
+    ``None``."""
     templates = np.flatnonzero(passed)
     out: dict[str, dict[str, Any]] = {}
     for verdict, probes in (("passed", np.flatnonzero(passed)), ("failed", np.flatnonzero(~passed))):
         pair = (vectors, owners, probes, templates, metric, thresholds)
-        n_imp, imp = comparison_counts(*pair, same_owner=False)
-        n_gen, gen = comparison_counts(*pair, same_owner=True)
+        n_imp, imp = comparison_counts(*pair, same_owner=False, template_vectors=template_vectors)
+        n_gen, gen = comparison_counts(*pair, same_owner=True, template_vectors=template_vectors)
         out[verdict] = {
             "probes": len(probes),
             "impostor_comparisons": n_imp,
@@ -148,7 +153,8 @@ def run_calibrate(
     ids = identity_folders(Path(root))
     paths = [(name, p) for name in sorted(ids) for p in ids[name]]
     emb = embed_cached(analyzer, [p for _, p in paths], cache_dir=cache_dir)
-    ok = [(name, emb.cache[p]) for name, p in paths if emb.cache[p].vector is not None]
+    found = [(name, p) for name, p in paths if emb.cache[p].vector is not None]
+    ok = [(name, emb.cache[p]) for name, p in found]
     if not ok:
         raise ValueError(f"no face was found in any image under {root}")
     names = sorted({n for n, _ in ok})
@@ -158,7 +164,19 @@ def run_calibrate(
     passed = np.array([o.quality_passed for _, o in ok], dtype=bool)
     metric = card.metric or "COSINE"
     n_pairs, counts = impostor_counts(vectors, owners, metric, thresholds)
-    by_gate = gate_split(vectors, owners, passed, metric, thresholds)
+    # The gate split compares probes with watchlist photos: embed the passing photos as templates.
+    enrolled = embed_cached(
+        analyzer,
+        [p for (_, p), keep in zip(found, passed, strict=True) if keep],
+        cache_dir=cache_dir,
+        template=True,
+    )
+    template_vectors = vectors.copy()
+    for i, ((_, p), keep) in enumerate(zip(found, passed, strict=True)):
+        v = enrolled.cache[p].vector if keep else None
+        if v is not None:
+            template_vectors[i] = v
+    by_gate = gate_split(vectors, owners, passed, metric, thresholds, template_vectors)
     ident = run_identify(
         settings, Path(root), seed=seed, analyzer=analyzer, cache_dir=cache_dir, tpir_at=thresholds
     )

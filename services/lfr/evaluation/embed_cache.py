@@ -39,14 +39,18 @@ class EmbeddingCache:
 
     def __init__(self, directory: Path, embedder: EvalEmbedder) -> None:
         analyzer = embedder.analyzer
+        models = analyzer.settings.models
+        # Mirrored templates get their own file; probe caches keep the key (and file) they always had.
+        mirrored = embedder.template and models.mirror_templates and not models.embed_flip
         key = json.dumps(
             {
+                **({"mirrored_template": True} if mirrored else {}),
                 "format": FORMAT,
                 "detector": getattr(analyzer.detector, "model_id", "?"),
                 "embedder": analyzer.embedder.model_id,
                 "templates": analyzer.embedder.card.model_dump(mode="json")["templates"],
                 "tight": embedder.tight,
-                "flip": analyzer.settings.models.embed_flip,
+                "flip": models.embed_flip,
                 "max_side": embedder.max_side,
                 "detector_settings": analyzer.settings.detector.model_dump(mode="json"),
                 "quality_settings": analyzer.settings.quality.model_dump(mode="json"),
@@ -113,9 +117,14 @@ def embed_cached(
     tight: TightPolicy = "auto",
     cache_dir: Path | None = None,
     progress: bool = False,
+    template: bool = False,
 ) -> EvalEmbedder:
-    """Every path embedded once, reusing and then updating the on-disk cache when ``cache_dir`` is given."""
-    emb = EvalEmbedder(analyzer, tight)
+    """Every path embedded once, reusing and then updating the on-disk cache when ``cache_dir`` is given.
+
+    ``template=True`` embeds the photos as enrolment templates (``PhotoEmbedder``), kept in a cache file
+    of their own: evaluation enrols its gallery the way production enrols a watchlist photo.
+    """
+    emb = EvalEmbedder(analyzer, tight, template=template)
     cache = EmbeddingCache(cache_dir, emb) if cache_dir is not None else None
     if cache is not None:
         cache.load()

@@ -107,17 +107,22 @@ def run_identify(
     assert card.metric is not None and card.threshold is not None
     lower = card.metric == "L2"
     emb = embed_cached(
-        analyzer,
-        [p for _, p in gallery + mated + nonmated],
-        tight=tight,
-        cache_dir=cache_dir,
-        progress=progress,
+        analyzer, [p for _, p in mated + nonmated], tight=tight, cache_dir=cache_dir, progress=progress
     )
-    enrol_summary = tally(emb.cache[p] for _, p in gallery)
-    total = tally(emb.cache[p] for _, p in dict.fromkeys(gallery + mated + nonmated))
+    # The gallery is enrolled as production enrols a watchlist photo (FaceAnalyzer.as_template).
+    enrolled = embed_cached(
+        analyzer, [p for _, p in gallery], tight=tight, cache_dir=cache_dir, progress=progress, template=True
+    )
+    enrol_summary = tally(enrolled.cache[p] for _, p in gallery)
+    total = tally(
+        [
+            *(enrolled.cache[p] for _, p in dict.fromkeys(gallery)),
+            *(emb.cache[p] for _, p in dict.fromkeys(mated + nonmated)),
+        ]
+    )
 
     templates: list[tuple[str, np.ndarray]] = [
-        (n, v) for n, p in gallery if (v := emb.cache[p].vector) is not None
+        (n, v) for n, p in gallery if (v := enrolled.cache[p].vector) is not None
     ]
     t_names = sorted({n for n, _ in templates})
     t_index = {n: i for i, n in enumerate(t_names)}

@@ -72,13 +72,16 @@ def run_tracks(
     lower = card.metric == "L2"
     emb = embed_cached(
         analyzer,
-        [p for _, p in split.gallery + split.mated + split.nonmated],
+        [p for _, p in split.mated + split.nonmated],
         tight=tight,
         cache_dir=cache_dir,
         progress=progress,
     )
+    enrolled = embed_cached(
+        analyzer, [p for _, p in split.gallery], tight=tight, cache_dir=cache_dir, template=True
+    )
 
-    templates = [(n, v) for n, p in split.gallery if (v := emb.cache[p].vector) is not None]
+    templates = [(n, v) for n, p in split.gallery if (v := enrolled.cache[p].vector) is not None]
     t_names = sorted({n for n, _ in templates})
     t_index = {n: i for i, n in enumerate(t_names)}
     t_vecs = np.stack([v for _, v in templates]).astype(np.float64)

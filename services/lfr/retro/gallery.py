@@ -334,7 +334,7 @@ def import_folder(
     items = [p.relative_to(folder).as_posix() for p in list_images(folder)]
     todo = [i for i in items if i not in done]
     gallery.ensure()
-    emb = PhotoEmbedder(analyzer)
+    emb = PhotoEmbedder(analyzer, template=True)
     bar = None
     if progress:
         from tqdm import tqdm

@@ -62,7 +62,7 @@ class ImportHandler:
         self.jobs = JobStore(settings, redis)
         self.audit = audit
         self.analyzer = analyzer
-        self.photos = PhotoEmbedder(analyzer)
+        self.photos = PhotoEmbedder(analyzer, template=True)
         self.card = analyzer.embedder.card
         self.milvus = MilvusConnection(settings)
         self._galleries: dict[str, Gallery] = {}

@@ -68,11 +68,19 @@ class PhotoEmbedder:
     """Embeds each distinct path once and keeps the tally of outcomes."""
 
     def __init__(
-        self, analyzer: FaceAnalyzer, tight: TightPolicy = "auto", max_side: int | None = MAX_SIDE
+        self,
+        analyzer: FaceAnalyzer,
+        tight: TightPolicy = "auto",
+        max_side: int | None = MAX_SIDE,
+        *,
+        template: bool = False,
     ) -> None:
+        """``template=True`` embeds each photo as an enrolment template (a gallery record, an evaluation's
+        enrolled photo: ``FaceAnalyzer.as_template``); otherwise as a probe."""
         self.analyzer = analyzer
         self.tight = tight
         self.max_side = max_side
+        self.template = template
         self.cache: dict[Path, EmbedOutcome] = {}
         self.counts: Counter[str] = Counter()
 
@@ -92,6 +100,8 @@ class PhotoEmbedder:
             if not faces:
                 return EmbedOutcome("no_face")
         face = faces[0]  # the most likely subject (FaceAnalyzer.analyse orders by lfr.vision.face_choice)
+        if self.template:
+            face = self.analyzer.as_template(face)
         return EmbedOutcome(
             status,
             np.asarray(face.embedding, dtype=np.float32),

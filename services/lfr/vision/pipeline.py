@@ -21,6 +21,7 @@ from lfr.vision.cards import find_card
 from lfr.vision.detectors import Detection, Detector, check_image, create_detector
 from lfr.vision.embedders import Embedder, create_embedder
 from lfr.vision.face_choice import order_detections
+from lfr.vision.mirror import template_embeddings
 from lfr.vision.quality import QualityReport, assess, for_detector
 
 log = logging.getLogger(__name__)
@@ -167,4 +168,13 @@ class FaceAnalyzer:
             raise PoorQualityError(
                 "enrolment image rejected: " + "; ".join(face.quality.reasons), face.quality
             )
-        return face
+        return self.as_template(face)
+
+    def as_template(self, face: AnalysedFace) -> AnalysedFace:
+        """``face`` with the embedding an enrolment template holds: with ``models.mirror_templates`` its
+        chip's embedding combined with its mirror image's (lfr.vision.mirror), otherwise unchanged (also
+        when ``models.embed_flip`` already mirrors every chip)."""
+        models = self.settings.models
+        if not models.mirror_templates or models.embed_flip:
+            return face
+        return replace(face, embedding=template_embeddings(self.embedder, [face.chip])[0])

@@ -17,6 +17,7 @@ from lfr.vision.align import align as align_chip
 from lfr.vision.cards import CardError, ModelCard
 from lfr.vision.embedders import register_embedder
 from lfr.vision.embedders.base import EmbedderError
+from lfr.vision.mirror import combine_mirrored, mirrored
 from lfr.vision.runtime import make_session
 
 
@@ -84,12 +85,8 @@ class OnnxEmbedder:
         """
         if not self.flip or len(chips) == 0:
             return self._embed(chips)
-        both = self._embed([*chips, *(np.ascontiguousarray(c[:, ::-1]) for c in chips)])
-        a, b = both[: len(chips)], both[len(chips) :]
-        if self.card.metric == "COSINE":
-            a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-            b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-        return np.asarray((a + b) / 2.0, dtype=np.float32)
+        both = self._embed([*chips, *(mirrored(c) for c in chips)])
+        return combine_mirrored(both[: len(chips)], both[len(chips) :], self.card.metric)
 
     def _embed(self, chips: Sequence[np.ndarray]) -> np.ndarray:
         dim = int(self.card.dim or 0)
