@@ -38,6 +38,15 @@ from lfr.vision import FaceAnalyzer
 MIN_MATCHES = 5
 
 
+def _passing(scores: np.ndarray, thresholds: np.ndarray, lower: bool) -> np.ndarray:
+    """How many of ``scores`` pass each threshold: at or below it for a distance, at or above for a
+    similarity."""
+    vals = np.sort(scores)
+    if lower:
+        return np.searchsorted(vals, thresholds, side="right")
+    return len(vals) - np.searchsorted(vals, thresholds, side="left")
+
+
 def impostor_counts(
     vectors: np.ndarray, owners: np.ndarray, metric: str, thresholds: Sequence[float]
 ) -> tuple[int, list[int]]:
@@ -54,11 +63,7 @@ def impostor_counts(
         mask = (np.arange(len(vectors))[None, :] > rows[:, None]) & (owners[None, :] != owners[rows][:, None])
         vals = block[mask]
         n_pairs += len(vals)
-        vals = np.sort(vals)
-        if lower:
-            counts += np.searchsorted(vals, t, side="right")
-        else:
-            counts += len(vals) - np.searchsorted(vals, t, side="left")
+        counts += _passing(vals, t, lower)
     return n_pairs, counts.tolist()
 
 
@@ -96,12 +101,9 @@ def comparison_counts(
         block = m.score_matrix(vectors[rows], tv[cols], metric)
         relation = owners[rows][:, None] == owners[cols][None, :]
         mask = (relation if same_owner else ~relation) & (rows[:, None] != cols[None, :])
-        vals = np.sort(block[mask])
+        vals = block[mask]
         n += len(vals)
-        if lower:
-            counts += np.searchsorted(vals, t, side="right")
-        else:
-            counts += len(vals) - np.searchsorted(vals, t, side="left")
+        counts += _passing(vals, t, lower)
     return n, counts.tolist()
 
 

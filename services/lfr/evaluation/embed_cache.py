@@ -39,9 +39,8 @@ class EmbeddingCache:
 
     def __init__(self, directory: Path, embedder: EvalEmbedder) -> None:
         analyzer = embedder.analyzer
-        models = analyzer.settings.models
         # Mirrored templates get their own file; probe caches keep the key (and file) they always had.
-        mirrored = embedder.template and models.mirror_templates and not models.embed_flip
+        mirrored = embedder.template and analyzer.mirrors_templates
         key = json.dumps(
             {
                 **({"mirrored_template": True} if mirrored else {}),
@@ -50,7 +49,7 @@ class EmbeddingCache:
                 "embedder": analyzer.embedder.model_id,
                 "templates": analyzer.embedder.card.model_dump(mode="json")["templates"],
                 "tight": embedder.tight,
-                "flip": models.embed_flip,
+                "flip": analyzer.settings.models.embed_flip,
                 "max_side": embedder.max_side,
                 "detector_settings": analyzer.settings.detector.model_dump(mode="json"),
                 "quality_settings": analyzer.settings.quality.model_dump(mode="json"),

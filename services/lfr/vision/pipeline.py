@@ -174,7 +174,12 @@ class FaceAnalyzer:
         """``face`` with the embedding an enrolment template holds: with ``models.mirror_templates`` its
         chip's embedding combined with its mirror image's (lfr.vision.mirror), otherwise unchanged (also
         when ``models.embed_flip`` already mirrors every chip)."""
-        models = self.settings.models
-        if not models.mirror_templates or models.embed_flip:
+        if not self.mirrors_templates:
             return face
         return replace(face, embedding=template_embeddings(self.embedder, [face.chip])[0])
+
+    @property
+    def mirrors_templates(self) -> bool:
+        """Whether an enrolment template differs from a probe's embedding of the same photo."""
+        models = self.settings.models
+        return models.mirror_templates and not models.embed_flip

@@ -8,28 +8,15 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
-import pytest
 import typer
 from typer.testing import CliRunner
 
-from lfr.core.config import get_settings
 from lfr.evaluation.cli import eval_app
 
 THRESHOLDS = "0.2,0.3,0.46"
-
-
-@pytest.fixture
-def cli_env(models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("LFR_MODELS__DIR", str(models_dir))
-    monkeypatch.setenv("LFR_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("LFR_CONFIG", raising=False)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def _root(face_data: Path, tmp_path: Path) -> Path:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from lfr.core.config import get_settings
 from lfr.evaluation.cli import eval_app, threshold_app
 
 pytestmark = pytest.mark.shared_data
@@ -37,16 +35,6 @@ def _app() -> typer.Typer:
     app.add_typer(eval_app, name="eval")
     app.add_typer(threshold_app, name="threshold")
     return app
-
-
-@pytest.fixture
-def cli_env(models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("LFR_MODELS__DIR", str(models_dir))
-    monkeypatch.setenv("LFR_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("LFR_CONFIG", raising=False)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def _run(runner: CliRunner, args: list[str]) -> dict:
