@@ -22,7 +22,7 @@ The output is the ``figures`` mapping of a card Calibration record (``fmr@T``, `
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,24 +47,43 @@ def _passing(scores: np.ndarray, thresholds: np.ndarray, lower: bool) -> np.ndar
     return len(vals) - np.searchsorted(vals, thresholds, side="left")
 
 
+def _count_comparisons(
+    probe_vectors: np.ndarray,
+    template_vectors: np.ndarray,
+    keep: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    metric: str,
+    thresholds: Sequence[float],
+) -> tuple[int, list[int]]:
+    """Score every probe against every template in blocks of rows; count the comparisons ``keep(rows,
+    cols)`` selects (a boolean matrix over the block's row and column positions) and how many of them pass
+    each threshold. Blocks keep the score matrix small: 7,000 photos would otherwise need 49 M floats."""
+    lower = metric == "L2"
+    t = np.asarray(thresholds, dtype=np.float64)
+    counts = np.zeros(len(t), dtype=np.int64)
+    n = 0
+    if not len(template_vectors):
+        return 0, counts.tolist()
+    cols = np.arange(len(template_vectors))
+    step = 1024
+    for s in range(0, len(probe_vectors), step):
+        rows = np.arange(s, min(s + step, len(probe_vectors)))
+        block = m.score_matrix(probe_vectors[rows], template_vectors, metric)
+        vals = block[keep(rows, cols)]
+        n += len(vals)
+        counts += _passing(vals, t, lower)
+    return n, counts.tolist()
+
+
 def impostor_counts(
     vectors: np.ndarray, owners: np.ndarray, metric: str, thresholds: Sequence[float]
 ) -> tuple[int, list[int]]:
     """How many pairs of different people there are, and how many of them pass each threshold."""
-    lower = metric == "L2"
-    n_pairs = 0
-    counts = np.zeros(len(thresholds), dtype=np.int64)
-    t = np.asarray(thresholds, dtype=np.float64)
-    step = 1024
-    for s in range(0, len(vectors), step):
-        block = m.score_matrix(vectors[s : s + step], vectors, metric)
-        rows = np.arange(s, min(s + step, len(vectors)))
+
+    def upper_impostors(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         # Upper triangle only (each pair once), different owners only.
-        mask = (np.arange(len(vectors))[None, :] > rows[:, None]) & (owners[None, :] != owners[rows][:, None])
-        vals = block[mask]
-        n_pairs += len(vals)
-        counts += _passing(vals, t, lower)
-    return n_pairs, counts.tolist()
+        return (cols[None, :] > rows[:, None]) & (owners[cols][None, :] != owners[rows][:, None])
+
+    return _count_comparisons(vectors, vectors, upper_impostors, metric, thresholds)
 
 
 def comparison_counts(
@@ -87,24 +106,15 @@ def comparison_counts(
     those differ from their probe embeddings (``models.mirror_templates``).
     """
     tv = vectors if template_vectors is None else template_vectors
-    lower = metric == "L2"
-    t = np.asarray(thresholds, dtype=np.float64)
-    counts = np.zeros(len(t), dtype=np.int64)
-    n = 0
-    cols = np.asarray(templates, dtype=np.int64)
-    if not len(cols):
-        return 0, counts.tolist()
-    step = 1024
-    rows_all = np.asarray(probes, dtype=np.int64)
-    for s in range(0, len(rows_all), step):
-        rows = rows_all[s : s + step]
-        block = m.score_matrix(vectors[rows], tv[cols], metric)
-        relation = owners[rows][:, None] == owners[cols][None, :]
-        mask = (relation if same_owner else ~relation) & (rows[:, None] != cols[None, :])
-        vals = block[mask]
-        n += len(vals)
-        counts += _passing(vals, t, lower)
-    return n, counts.tolist()
+    p_ids = np.asarray(probes, dtype=np.int64)
+    t_ids = np.asarray(templates, dtype=np.int64)
+
+    def selected(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        r, c = p_ids[rows], t_ids[cols]
+        relation = owners[r][:, None] == owners[c][None, :]
+        return (relation if same_owner else ~relation) & (r[:, None] != c[None, :])
+
+    return _count_comparisons(vectors[p_ids], tv[t_ids], selected, metric, thresholds)
 
 
 def gate_split(
@@ -156,28 +166,26 @@ def run_calibrate(
     paths = [(name, p) for name in sorted(ids) for p in ids[name]]
     emb = embed_cached(analyzer, [p for _, p in paths], cache_dir=cache_dir)
     found = [(name, p) for name, p in paths if emb.cache[p].vector is not None]
-    ok = [(name, emb.cache[p]) for name, p in found]
-    if not ok:
+    if not found:
         raise ValueError(f"no face was found in any image under {root}")
-    names = sorted({n for n, _ in ok})
+    names = sorted({n for n, _ in found})
     index = {n: i for i, n in enumerate(names)}
-    vectors = np.stack([o.vector for _, o in ok if o.vector is not None]).astype(np.float64)
-    owners = np.array([index[n] for n, _ in ok])
-    passed = np.array([o.quality_passed for _, o in ok], dtype=bool)
+    vectors = np.stack([v for _, p in found if (v := emb.cache[p].vector) is not None]).astype(np.float64)
+    owners = np.array([index[n] for n, _ in found])
+    passed = np.array([emb.cache[p].quality_passed for _, p in found], dtype=bool)
     metric = card.metric or "COSINE"
     n_pairs, counts = impostor_counts(vectors, owners, metric, thresholds)
-    # The gate split compares probes with watchlist photos: embed the passing photos as templates.
-    enrolled = embed_cached(
-        analyzer,
-        [p for (_, p), keep in zip(found, passed, strict=True) if keep],
-        cache_dir=cache_dir,
-        template=True,
-    )
-    template_vectors = vectors.copy()
-    for i, ((_, p), keep) in enumerate(zip(found, passed, strict=True)):
-        v = enrolled.cache[p].vector if keep else None
-        if v is not None:
-            template_vectors[i] = v
+    # The gate split compares probes with watchlist photos: the passing photos as enrolment templates,
+    # embedded again only when a template differs from a probe embedding.
+    template_vectors = None
+    if analyzer.mirrors_templates:
+        keepers = [p for (_, p), keep in zip(found, passed, strict=True) if keep]
+        enrolled = embed_cached(analyzer, keepers, cache_dir=cache_dir, template=True)
+        template_vectors = vectors.copy()
+        for i, (_, p) in enumerate(found):
+            v = enrolled.cache[p].vector if passed[i] else None
+            if v is not None:
+                template_vectors[i] = v
     by_gate = gate_split(vectors, owners, passed, metric, thresholds, template_vectors)
     ident = run_identify(
         settings, Path(root), seed=seed, analyzer=analyzer, cache_dir=cache_dir, tpir_at=thresholds
