@@ -7,8 +7,8 @@ it ended). This runs the production :class:`IngestPipeline` frame by frame over 
 the video's own clock, so the figures do not depend on how busy the machine is, and for each variant of the
 ingest settings prints one JSON object per line:
 
-- ``crops`` and ``by_reason``: crops by why they were sent (``best_shot``, ``held``, ``unpassed_live``,
-  ``unpassed_end``); ``fallback_crops`` as ``lfr bench ingest`` counts them;
+- ``crops`` and ``by_reason``: crops by why they were sent (``best_shot``, ``held``, ``refresh``,
+  ``unpassed_live``, ``unpassed_end``); ``fallback_crops`` as ``lfr bench ingest`` counts them;
 - ``held_ms``: per reason, p50 / p90 / p99 / max of the stream time from the face's frame to the frame
   that sent it (the decision delay; analysis and the broker come on top, measured by ``loadgen.py``);
 - ``tracks_eligible``, ``tracks_eligible_searched``, ``track_coverage``, ``crops_per_track_histogram``:
@@ -41,12 +41,12 @@ from lfr.bench.ingest import BENCH_FPS, bench_video
 from lfr.core.config import Settings, get_settings
 from lfr.ingest.cameras import Camera
 from lfr.ingest.crops import CropKey
-from lfr.ingest.pipeline import IngestPipeline
+from lfr.ingest.pipeline import WIRE_SEND_REASON, IngestPipeline
 from lfr.ingest.sources import Frame, Sampler
 from lfr.vision import load_detector
 from lfr.vision.detectors.base import Detection, Detector
 
-REASONS = ("best_shot", "held", "unpassed_live", "unpassed_end")
+REASONS = tuple(WIRE_SEND_REASON)  # best_shot, held, refresh, unpassed_live, unpassed_end
 
 
 class CachedDetector:

@@ -312,6 +312,14 @@ class IngestSettings(BaseModel):
     best_shot_min_interval_s: float = Field(
         1.0, ge=0, description="least time between two crops of one track"
     )
+    best_shot_refresh_s: float | None = Field(
+        2.0,
+        ge=0,
+        description="a track that stays in view and keeps passing the quality gate sends its best face since "
+        "its last crop this long after it, even if not better by best_shot_margin, so the embedder's track "
+        "fusion sees several views of a steady person (within best_shot_max_per_track; docs/accuracy.md); "
+        "at least best_shot_min_interval_s; None = later crops only when clearly better",
+    )
     jpeg_quality: int = Field(90, ge=50, le=100, description="JPEG quality of sealed crops")
     search_unpassed_tracks: bool = Field(
         True,
@@ -363,6 +371,16 @@ class IngestSettings(BaseModel):
         0.0002, gt=0, lt=1, description="share of the 320 px comparison copy that must change to detect"
     )
     motion_max_skip_s: float = Field(2.0, gt=0, description="a full detection at least this often")
+
+    @model_validator(mode="after")
+    def _refresh_not_before_interval(self) -> IngestSettings:
+        r = self.best_shot_refresh_s
+        if r is not None and r < self.best_shot_min_interval_s:
+            raise ValueError(
+                f"ingest.best_shot_refresh_s ({r}) must be at least ingest.best_shot_min_interval_s "
+                f"({self.best_shot_min_interval_s}), or null to turn refresh crops off"
+            )
+        return self
 
 
 class EmbedderSettings(BaseModel):

@@ -27,7 +27,7 @@ from lfr.core.ids import hit_id
 from lfr.core.serde import SerdeError, decode, encode, require
 from lfr.core.stage import Output, dead_letter
 from lfr.core.timeutil import ts_now
-from lfr.embedder.track_fusion import TrackFusion
+from lfr.embedder.track_fusion import UNPASSED_REASONS, TrackFusion
 from lfr.v1.common_pb2 import EncryptedBlob
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.v1.hit_pb2 import Hit
@@ -261,7 +261,8 @@ class EmbedHandler:
         for i, item in enumerate(chunk):
             c = item.crop
             key = (c.deployment_id, c.camera_id, c.track_id)
-            out[i], n = self.fusion.update(key, c.crop_id, vectors[i], float(c.quality.score))
+            passed = c.send_reason not in UNPASSED_REASONS
+            out[i], n = self.fusion.update(key, c.crop_id, vectors[i], float(c.quality.score), passed)
             FUSED_CROPS.observe(n)
         return out
 

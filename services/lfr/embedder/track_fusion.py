@@ -5,6 +5,11 @@ process (a rebalance only restarts the fusion of the tracks it moves, which then
 Each crop is searched with the quality-weighted fusion of its track's crops so far (lfr.vision.fusion), so a
 person's chance of a false alert does not grow with the number of crops their track yields.
 
+A fallback crop (its face failed ingest's quality gate: ``FaceCrop.send_reason`` UNPASSED_*) is searched as
+it comes while its track has nothing better, but once the track has a crop that passed, the fused template
+leaves the fallbacks out: a face the gate refused is far weaker evidence (gate-failed faces match their own
+person half as often: docs/accuracy.md, track coverage) and would pull a good view's template away from it.
+
 Privacy: the vectors live in this process's memory only, never on disk, a topic or Redis, and a track is
 forgotten ``ttl_s`` seconds after its last crop (default 30 s) or when ``max_tracks`` newer tracks push it
 out; nothing is kept once the track is over. A redelivered crop (same crop id) is not counted twice.
@@ -19,9 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lfr.v1 import crop_pb2
 from lfr.vision.fusion import fuse
 
 TrackKey = tuple[str, str, str]  # deployment id, camera id, track id
+
+# Send reasons of crops whose face failed ingest's quality gate (a track's fallback searches).
+UNPASSED_REASONS = frozenset({crop_pb2.SEND_REASON_UNPASSED_LIVE, crop_pb2.SEND_REASON_UNPASSED_END})
 
 
 @dataclass
@@ -29,6 +38,7 @@ class _Track:
     vectors: list[np.ndarray] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     crop_ids: list[str] = field(default_factory=list)
+    passed: list[bool] = field(default_factory=list)
     last_seen: float = 0.0
 
 
@@ -61,12 +71,14 @@ class TrackFusion:
             del self._tracks[key]
 
     def update(
-        self, key: TrackKey, crop_id: str, vector: np.ndarray, weight: float
+        self, key: TrackKey, crop_id: str, vector: np.ndarray, weight: float, passed: bool = True
     ) -> tuple[np.ndarray, int]:
-        """Add one crop (once per crop id) and return the track's fused template and its crop count.
+        """Add one crop (once per crop id) and return the track's fused template and how many crops it fuses.
 
-        A crop without a track id is its own track. When a track holds ``max_crops`` crops, the lowest
-        weighted one makes room for a better one (a long track keeps its best views).
+        A crop without a track id is its own track. ``passed``: the crop's face passed ingest's quality
+        gate; fallbacks are fused only while the track has no passed crop. When a track holds ``max_crops``
+        crops, the weakest (a fallback first, then the lowest weight) makes room for a better one (a long
+        track keeps its best views).
         """
         now = self._clock()
         if not key[2]:
@@ -74,18 +86,24 @@ class TrackFusion:
         track = self._tracks.pop(key, None) or _Track()
         track.last_seen = now
         if crop_id not in track.crop_ids:
+            rank = (passed, weight)
             if len(track.vectors) >= self.max_crops:
-                worst = int(np.argmin(track.weights))
-                if weight > track.weights[worst]:
+                ranks = list(zip(track.passed, track.weights, strict=True))
+                worst = min(range(len(ranks)), key=ranks.__getitem__)
+                if rank > ranks[worst]:
                     del track.vectors[worst], track.weights[worst], track.crop_ids[worst]
+                    del track.passed[worst]
             if len(track.vectors) < self.max_crops:
                 track.vectors.append(np.asarray(vector, np.float32))
                 track.weights.append(float(weight))
                 track.crop_ids.append(crop_id)
+                track.passed.append(passed)
         self._tracks[key] = track  # most recently seen last
         self._expire(now)
-        fused = fuse(np.stack(track.vectors), np.asarray(track.weights, np.float32), self.metric)
-        return fused, len(track.vectors)
+        use = [i for i, p in enumerate(track.passed) if p] or list(range(len(track.passed)))
+        vectors = np.stack([track.vectors[i] for i in use])
+        weights = np.asarray([track.weights[i] for i in use], np.float32)
+        return fuse(vectors, weights, self.metric), len(use)
 
     def clear(self) -> None:
         """Forget every track (on shutdown or partition revocation)."""

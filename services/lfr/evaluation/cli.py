@@ -181,6 +181,12 @@ def tracks_cmd(
     cache: Annotated[Path | None, typer.Option("--cache", help="keep embeddings here between runs")] = None,
     tight: Annotated[str, typer.Option("--tight", help="tight-crop handling: auto|always|never")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    draws: Annotated[
+        int, typer.Option("--draws", min=1, help="cut each person's probes into tracks this many times")
+    ] = 1,
+    thresholds: Annotated[
+        str, typer.Option("--thresholds", help="also FPIR and TPIR per rule at these, e.g. 0.46,0.58")
+    ] = "",
 ) -> None:
     """Open-set figures per simulated track (several photos of one person): per crop, any crop, fused."""
     from lfr.evaluation.datasets import DatasetError
@@ -199,6 +205,8 @@ def tracks_cmd(
             cache_dir=cache,
             progress=sys.stderr.isatty(),
             command=_command(),
+            draws=draws,
+            thresholds=_threshold_list(thresholds),
         )
     except (DatasetError, ValueError) as exc:
         raise _fail(exc) from None
@@ -223,8 +231,9 @@ def calibrate_cmd(
     from lfr.evaluation.datasets import DatasetError
 
     try:
-        values = [float(x) for x in thresholds.split(",") if x.strip()]
-        result = run_calibrate(cli_settings(), root, values, cache_dir=cache, seed=seed)
+        result = run_calibrate(
+            cli_settings(), root, list(_threshold_list(thresholds)), cache_dir=cache, seed=seed
+        )
     except (DatasetError, ValueError) as exc:
         raise _fail(exc) from None
     typer.echo(json.dumps(result))
@@ -256,6 +265,14 @@ def recommend_cmd(
     typer.echo(f"expected TPIR: {'unknown' if tpir is None else f'{tpir:.4f}'} ({result['tpir_basis']})")
     for note in result["notes"]:
         typer.echo(f"note: {note}")
+
+
+def _threshold_list(text: str) -> tuple[float, ...]:
+    """``--thresholds 0.46,0.58`` as numbers (a ValueError names the bad entry)."""
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"--thresholds must be a comma list of numbers, got {text!r}") from None
 
 
 def _tight(value: str) -> TightPolicy:

@@ -16,12 +16,20 @@ decided by one of these rules, and each rule's figures are computed over tracks:
 
 A track's score under a rule is the best score over the searches the rule makes; a mated track counts as
 found at a threshold when the mate is the top identity with a score beyond it in one of those searches.
+
+``draws`` > 1 cuts each identity's probes into tracks that many times (draw 0 in the seeded order, the others
+reshuffled), so that false-alert rates per track near the deployed thresholds (1e-3 and below) are resolved
+at all: each stranger passes the camera ``draws`` times with different views. Draws of one person are not
+independent (the number of strangers still bounds what the figures can say), so read them as how a rule
+compares with another on the same people, not as a tighter interval. ``thresholds`` adds each rule's FPIR
+and TPIR at those thresholds (``at_thresholds``), e.g. at the thresholds the watchlist-size rule deploys.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -59,9 +67,13 @@ def run_tracks(
     cache_dir: Path | None = None,
     progress: bool = False,
     command: str = "",
+    draws: int = 1,
+    thresholds: tuple[float, ...] = (),
 ) -> dict[str, Any]:
     if track_len < 1:
         raise ValueError("track_len must be at least 1")
+    if draws < 1:
+        raise ValueError("draws must be at least 1")
     t0 = time.perf_counter()
     split = split_open_set(
         Path(root), seed=seed, enrol_per_id=enrol_per_id, enrol_glob=enrol_glob, probe_glob=probe_glob
@@ -87,19 +99,27 @@ def run_tracks(
     t_vecs = np.stack([v for _, v in templates]).astype(np.float64)
     t_owner = np.array([t_index[n] for n, _ in templates])
 
+    # Templates grouped by identity, so one reduceat gives each identity's best template score.
+    t_order = np.argsort(t_owner, kind="stable")
+    t_starts = np.searchsorted(t_owner[t_order], np.arange(len(t_names)))
+
     def identity_scores(vectors: np.ndarray) -> np.ndarray:
-        raw = m.score_matrix(np.asarray(vectors, np.float64), t_vecs, card.metric or "COSINE")
+        raw = m.score_matrix(np.asarray(vectors, np.float64), t_vecs[t_order], card.metric or "COSINE")
         sim = -raw if lower else raw
-        out = np.full((len(vectors), len(t_names)), -np.inf)
-        for j in range(len(t_names)):
-            out[:, j] = sim[:, t_owner == j].max(axis=1)
-        return out
+        return np.asarray(np.maximum.reduceat(sim, t_starts, axis=1))
 
     def tracks_of(pairs: list[tuple[str, Path]]) -> list[tuple[str, list[Path]]]:
         by_id: dict[str, list[Path]] = {}
         for name, p in pairs:
             by_id.setdefault(name, []).append(p)
-        return [(name, t) for name, ps in by_id.items() for t in _cut(ps, track_len)]
+        out: list[tuple[str, list[Path]]] = []
+        for d in range(draws):
+            for name, ps in by_id.items():
+                order = list(ps)
+                if d:
+                    random.Random(f"{seed}:{d}:{name}").shuffle(order)
+                out += [(name, t) for t in _cut(order, track_len)]
+        return out
 
     # rule -> (mate similarity, mate rank) per mated unit, top similarity per non-mated unit
     mated_out: dict[str, list[tuple[float, int]]] = {r: [] for r in RULES}
@@ -181,6 +201,9 @@ def run_tracks(
             "rank1": m.rank1_rate(o),
             "fnir_at_fpir": {m.rate_label(r): (1.0 - p.true_rate) if p else None for r, p in points.items()},
             "threshold_at_fpir": {m.rate_label(r): p.threshold if p else None for r, p in points.items()},
+            "at_thresholds": {
+                f"{x:g}": {"fpir": m.fpir_at(o, x), "tpir": m.tpir_at(o, x)} for x in thresholds
+            },
         }
     result = {
         "kind": "tracks",
@@ -194,6 +217,7 @@ def run_tracks(
         "enrol_glob": enrol_glob,
         "probe_glob": probe_glob,
         "seed": seed,
+        "draws": draws,
         "mated_tracks": len(mated_tracks),
         "nonmated_tracks": len(nonmated_tracks),
         "median_crops_per_track": float(np.median(crops_per_track)) if crops_per_track else 0.0,

@@ -18,7 +18,7 @@ from lfr.core.crypto import crop_aad, seal
 from lfr.core.ids import new_id
 from lfr.core.timeutil import ts_from_ms
 from lfr.v1.common_pb2 import BoundingBox, Point, Quality
-from lfr.v1.crop_pb2 import FaceCrop
+from lfr.v1.crop_pb2 import SEND_REASON_UNSPECIFIED, FaceCrop, SendReason
 from lfr.vision.detectors.base import Detection
 from lfr.vision.quality import QualityReport, gate_reasons
 
@@ -57,6 +57,7 @@ def build_crop(
     jpeg_quality: int,
     key: CropKey,
     crop_id: str | None = None,
+    send_reason: SendReason = SEND_REASON_UNSPECIFIED,
 ) -> FaceCrop:
     """A complete FaceCrop with the chip JPEG-encoded and sealed; the clear JPEG is not kept."""
     cid = crop_id or new_id()
@@ -86,6 +87,7 @@ def build_crop(
         chip=blob,
         chip_template=chip_template,
         chip_size=int(chip.shape[0]),
+        send_reason=send_reason,
     )
 
 
@@ -93,10 +95,11 @@ def passed_gate(crop: FaceCrop, cfg: QualitySettings) -> bool:
     """Whether the crop's face passed the quality gate ``cfg`` (resolved for the detector), from the
     measures the record carries.
 
-    Why: a crop does not say why it was sent, and every crop either passed the gate (best-shot selection)
-    or is a track's unpassed fallback face; readers of the topic (the load generator) tell the two apart
-    with this: the gate's own checks (``lfr.vision.quality.gate_reasons``) on the recorded values, compared
-    in float32 as they travel (a unit test holds the verdict to ``assess``'s).
+    Why: every crop either passed the gate (best-shot selection) or is a track's unpassed fallback face.
+    Crops from this version on say which in ``send_reason``; this check tells the two apart for any crop,
+    older producers' included, and is what the load generator uses: the gate's own checks
+    (``lfr.vision.quality.gate_reasons``) on the recorded values, compared in float32 as they travel (a unit
+    test holds the verdict to ``assess``'s).
     """
     q = crop.quality
     return not gate_reasons(crop.bbox.width, q.sharpness, q.yaw, crop.detector_score, cfg, number=np.float32)

@@ -37,7 +37,8 @@ ACTIVE_TRACKS = Gauge("lfr_ingest_active_tracks", "Face tracks alive now", ["cam
 CROPS = Counter(
     "lfr_ingest_crops_total",
     "Faces by best-shot outcome (sent, rejected_quality, not_better, too_soon, track_limit; fallback: of "
-    "those sent, a track's best face that failed the quality gate)",
+    "those sent, a track's best face that failed the quality gate; refresh: of those sent, a steady "
+    "track's later view)",
     ["camera", "outcome"],
 )
 PUBLISH = Counter(

@@ -17,12 +17,13 @@ from typing import NamedTuple
 import numpy as np
 
 from lfr.core.config import Settings
-from lfr.ingest.bestshot import BestShotSelector, Outcome
+from lfr.ingest.bestshot import BestShotSelector, Outcome, Release
 from lfr.ingest.cameras import Camera
 from lfr.ingest.crops import CropKey, build_crop
 from lfr.ingest.motion import MotionGate
 from lfr.ingest.sources import Frame
 from lfr.ingest.tracker import IouTracker
+from lfr.v1 import crop_pb2
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.vision.align import AlignmentError, align
 from lfr.vision.cards import ChipTemplate, find_card
@@ -44,12 +45,22 @@ class Shot:
 
 
 class SendReason:
-    """Why a crop was sent (in process only: the record on the wire does not carry it)."""
+    """Why a crop was sent; on the wire as ``FaceCrop.send_reason`` (``WIRE_SEND_REASON``)."""
 
     BEST_SHOT = "best_shot"  # a face that passed the gate, sent as it was seen
     HELD = "held"  # a better face held by best-shot selection until the track's interval passed
+    REFRESH = "refresh"  # a steady track's later view, after ingest.best_shot_refresh_s
     UNPASSED_LIVE = "unpassed_live"  # a live track's best unpassed face, after ingest.unpassed_send_after_s
     UNPASSED_END = "unpassed_end"  # an ended track's best unpassed face
+
+
+WIRE_SEND_REASON: dict[str, crop_pb2.SendReason] = {
+    SendReason.BEST_SHOT: crop_pb2.SEND_REASON_BEST_SHOT,
+    SendReason.HELD: crop_pb2.SEND_REASON_HELD,
+    SendReason.REFRESH: crop_pb2.SEND_REASON_REFRESH,
+    SendReason.UNPASSED_LIVE: crop_pb2.SEND_REASON_UNPASSED_LIVE,
+    SendReason.UNPASSED_END: crop_pb2.SEND_REASON_UNPASSED_END,
+}
 
 
 @dataclass
@@ -94,6 +105,7 @@ class PipelineTotals:
     tracks_eligible_searched: int = 0
     fallback_crops: int = 0  # unpassed faces sent, while their track lived or at its end
     fallback_crops_live: int = 0  # of those, sent while the track lived (ingest.unpassed_send_after_s)
+    refresh_crops: int = 0  # a steady track's later views (ingest.best_shot_refresh_s)
 
     def crops_per_track_median(self) -> float | None:
         """Median crops over ended tracks that sent at least one crop."""
@@ -122,6 +134,7 @@ class PipelineTotals:
                 else None
             ),
             "fallback_crops": self.fallback_crops,
+            "refresh_crops": self.refresh_crops,
             "fallback_crops_live": self.fallback_crops_live,
         }
 
@@ -130,6 +143,13 @@ class _Send(NamedTuple):
     track_id: str
     shot: Shot
     reason: str
+
+
+def _released(track_id: str, r: Release[Shot], current: Shot | None = None) -> _Send:
+    """A selector release as a send, with its reason: the face just offered, a held one, or a refresh."""
+    if r.refresh:
+        return _Send(track_id, r.payload, SendReason.REFRESH)
+    return _Send(track_id, r.payload, SendReason.BEST_SHOT if r.payload is current else SendReason.HELD)
 
 
 # A track counts for coverage when it held a face at least quality.min_face_px wide for this long: a person
@@ -183,7 +203,10 @@ class _CameraState:
         ing = settings.ingest
         self.tracker = IouTracker(ing.track_iou, ing.track_max_age_s)
         self.selector: BestShotSelector[Shot] = BestShotSelector(
-            ing.best_shot_margin, ing.best_shot_max_per_track, ing.best_shot_min_interval_s
+            ing.best_shot_margin,
+            ing.best_shot_max_per_track,
+            ing.best_shot_min_interval_s,
+            ing.best_shot_refresh_s,
         )
         self.last_t: float | None = None
         gating = ing.motion_gating if motion_gating is None else motion_gating
@@ -241,7 +264,7 @@ class IngestPipeline:
             # No live track and nothing changed: no face can have arrived, and no track needs ageing.
             res.gated = True
             tot.gated += 1
-            self._seal(camera, [_Send(tid, s, SendReason.HELD) for tid, s in st.selector.due(t)], key, res, t)
+            self._seal(camera, [_released(tid, r) for tid, r in st.selector.due(t)], key, res, t)
             return res
         t0 = time.perf_counter()
         detections = self.detector.detect(frame.image)
@@ -276,9 +299,9 @@ class IngestPipeline:
                 res.outcomes[outcome.value] += 1
             else:
                 cover.forget_shots()  # searched: the unpassed faces will not be needed
-            to_send.extend(_Send(tid, s, SendReason.BEST_SHOT if s is shot else SendReason.HELD) for s in now)
+            to_send.extend(_released(tid, r, shot) for r in now)
         to_send.extend(self._send_unpassed_live(st, update.track_ids, t, res))
-        to_send.extend(_Send(tid, s, SendReason.HELD) for tid, s in st.selector.due(t))
+        to_send.extend(_released(tid, r) for tid, r in st.selector.due(t))
         self._seal(camera, to_send, key, res, t)
         tot.faces += res.faces
         tot.rejected_quality += res.rejected_quality
@@ -348,7 +371,7 @@ class IngestPipeline:
         its face was big enough for COVERAGE_MIN_S, its best shot that failed the quality gate (when
         search_unpassed_tracks is on)."""
         shots, sent = st.selector.end(track_id, t)
-        out = [_Send(track_id, s, SendReason.HELD) for s in shots]
+        out = [_released(track_id, r) for r in shots]
         cover = st.cover.pop(track_id, _TrackCover())
         # Only a person seen well enough for COVERAGE_MIN_S gets the fallback search: a blip of a track (a
         # passing shoulder, a detection for a frame or two) would add searches of poor faces for nobody.
@@ -356,8 +379,10 @@ class IngestPipeline:
             out = [_Send(track_id, cover.fallback, SendReason.UNPASSED_END)]
             res.outcomes["fallback"] += 1
             self.totals.fallback_crops += 1
-        searched = sent + len(out) > 0
-        self.totals.crops_per_ended_track[sent + len(out)] += 1
+        # ``sent`` already counts the shots the selector released at the end; the fallback comes on top.
+        total = sent + (len(out) - len(shots))
+        searched = total > 0
+        self.totals.crops_per_ended_track[total] += 1
         if cover.eligible:
             self.totals.tracks_eligible += 1
             self.totals.tracks_eligible_searched += int(searched)
@@ -379,7 +404,11 @@ class IngestPipeline:
                 chip_template=self.template_name,
                 jpeg_quality=self.settings.ingest.jpeg_quality,
                 key=key,
+                send_reason=WIRE_SEND_REASON[reason],
             )
             res.crops.append(OutgoingCrop(crop, shot.mono, reason, max(t - shot.stream_s, 0.0)))
             res.outcomes["sent"] += 1
+            if reason == SendReason.REFRESH:
+                res.outcomes["refresh"] += 1
+                self.totals.refresh_crops += 1
         self.totals.crops += len(sends)

@@ -15,7 +15,8 @@ from lfr.core.crypto import KeyExpired, crop_aad, open_blob, probe_aad, seal
 from lfr.core.ids import hit_id
 from lfr.core.serde import decode, encode
 from lfr.embedder.handler import HITS_WITHDRAWN, EmbedHandler
-from lfr.v1.crop_pb2 import FaceCrop
+from lfr.embedder.track_fusion import TrackFusion
+from lfr.v1.crop_pb2 import SEND_REASON_BEST_SHOT, SEND_REASON_UNPASSED_LIVE, FaceCrop
 from lfr.v1.dead_letter_pb2 import DeadLetter
 from lfr.v1.hit_pb2 import Hit
 from lfr.watchlist.deployments import LiveDeployment
@@ -215,3 +216,17 @@ async def test_bad_input_goes_to_dead_letter_and_batch_goes_on(handler) -> None:
     reasons = [decode(DeadLetter, o.value).reason for o in outputs if o.topic == topics.DEADLETTER]
     assert reasons == ["bad_payload", "bad_payload", "decrypt_failed", "bad_chip"]
     assert [decode(Hit, o.value).crop_id for o in outputs if o.topic == topics.HITS] == ["good"]
+
+
+async def test_track_fusion_leaves_a_fallback_crop_out_once_a_passed_crop_arrives(handler) -> None:  # type: ignore[no-untyped-def]
+    """The fallback (its face failed ingest's gate) would pull the fused template off the good view."""
+    for send_reason, hits in ((SEND_REASON_UNPASSED_LIVE, 1), (SEND_REASON_BEST_SHOT, 0)):
+        handler.fusion = TrackFusion("L2", clock=lambda: 0.0)  # the fake's 1-d vectors keep their scale
+        fallback = _crop("first", 128)
+        fallback.send_reason = send_reason
+        good = _crop("second", 204)
+        good.send_reason = SEND_REASON_BEST_SHOT
+        assert await handler([_record(fallback)]) == []  # searched alone: no match
+        outputs = await handler([_record(good, 1)])
+        # Left out, the good view matches alone; fused with a passed crop of another look, it does not.
+        assert len(outputs) == hits

@@ -87,3 +87,30 @@ def test_a_full_track_keeps_its_best_crops() -> None:
     tf.update(key, "mid", unit(0, 1), 0.5)
     fused, n = tf.update(key, "high", unit(0, 1), 0.9)
     assert n == 2 and np.allclose(fused, unit(0, 1))  # the 0.1 crop was dropped
+
+
+def test_fallback_crops_leave_the_fusion_once_the_track_has_a_passed_crop() -> None:
+    tf = TrackFusion("COSINE", clock=Clock())
+    key = ("d", "c", "t")
+    # A fallback alone is searched as it is (the track has nothing better) ...
+    fused, n = tf.update(key, "fallback", unit(1, 0), 0.6, passed=False)
+    assert n == 1 and np.allclose(fused, unit(1, 0))
+    # ... and is left out once a face that passed arrives, whatever its weight.
+    fused, n = tf.update(key, "good", unit(0, 1), 0.3)
+    assert n == 1 and np.allclose(fused, unit(0, 1))
+    fused, n = tf.update(key, "later fallback", unit(1, 0), 0.9, passed=False)
+    assert n == 1 and np.allclose(fused, unit(0, 1))
+    fused, n = tf.update(key, "better", unit(1, 1), 0.3)
+    assert n == 2 and np.allclose(fused, fuse(np.stack([unit(0, 1), unit(1, 1)]), np.array([0.3, 0.3])))
+
+
+def test_a_full_track_drops_a_fallback_before_a_passed_crop() -> None:
+    tf = TrackFusion("COSINE", max_crops=2, clock=Clock())
+    key = ("d", "c", "t")
+    tf.update(key, "fallback", unit(1, 0), 0.9, passed=False)
+    tf.update(key, "good", unit(0, 1), 0.2)
+    fused, n = tf.update(key, "good too", unit(0, 1), 0.3)
+    assert n == 2 and np.allclose(fused, unit(0, 1))
+    # The fallback made room: a further weaker fallback does not displace a passed crop.
+    fused, n = tf.update(key, "weak fallback", unit(1, 0), 0.95, passed=False)
+    assert n == 2 and np.allclose(fused, unit(0, 1))

@@ -21,6 +21,7 @@ from lfr.ingest.pipeline import IngestPipeline, OutgoingCrop, SendReason
 from lfr.ingest.publisher import CropPublisher
 from lfr.ingest.service import IngestWorker
 from lfr.ingest.sources import Frame
+from lfr.v1 import crop_pb2
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.vision import templates
 from lfr.vision.cards import ChipTemplate
@@ -329,3 +330,60 @@ def test_each_of_two_unpassed_tracks_is_searched_live_once() -> None:
     pipe = IngestPipeline(settings(), ScriptedDetector(script), TEMPLATE, "emb/mtcnn5")
     sent = [(i + 1, o.crop.track_id) for i, crops in enumerate(_frames(pipe, 20)) for o in crops]
     assert [f for f, _ in sent] == [6, 6] and len({tid for _, tid in sent}) == 2
+
+
+def test_a_steady_track_sends_refresh_views_and_every_crop_says_why_on_the_wire() -> None:
+    # One person in view for 6 s whose faces all pass with the same quality: none is better by the margin.
+    script = _walk(0.95, frames=30)
+    sent: dict[float | None, list[tuple[int, str, int]]] = {}
+    for refresh in (2.0, None):
+        pipe = IngestPipeline(
+            settings(best_shot_refresh_s=refresh), ScriptedDetector(script), TEMPLATE, "emb/mtcnn5"
+        )
+        per_frame = _frames(pipe, 30)
+        assert pipe.totals.refresh_crops == (2 if refresh else 0)
+        sent[refresh] = [
+            (i + 1, o.reason, o.crop.send_reason) for i, crops in enumerate(per_frame) for o in crops
+        ]
+    assert [(f, r) for f, r, _ in sent[2.0]] == [
+        (1, SendReason.BEST_SHOT),
+        (11, SendReason.REFRESH),  # 2 s after the first crop
+        (21, SendReason.REFRESH),  # and the cap (3) ends it
+    ]
+    assert [w for _, _, w in sent[2.0]] == [
+        crop_pb2.SEND_REASON_BEST_SHOT,
+        crop_pb2.SEND_REASON_REFRESH,
+        crop_pb2.SEND_REASON_REFRESH,
+    ]
+    assert sent[None] == [(1, SendReason.BEST_SHOT, crop_pb2.SEND_REASON_BEST_SHOT)]
+
+
+def test_fallback_crops_say_so_on_the_wire() -> None:
+    live = IngestPipeline(settings(), ScriptedDetector(_walk(0.7, frames=15)), TEMPLATE, "emb/mtcnn5")
+    (out,) = [o for crops in _frames(live, 15) for o in crops]
+    assert out.crop.send_reason == crop_pb2.SEND_REASON_UNPASSED_LIVE
+    end = IngestPipeline(
+        settings(unpassed_send_after_s=None), ScriptedDetector(_walk(0.7)), TEMPLATE, "emb/mtcnn5"
+    )
+    (out,) = [o for crops in _frames(end, 10) for o in crops]
+    assert out.crop.send_reason == crop_pb2.SEND_REASON_UNPASSED_END
+
+
+def test_a_shot_released_at_the_track_end_is_counted_once_per_track() -> None:
+    # Rising scores for 0.8 s: the first face goes at once, the better ones are held by the 1 s interval and
+    # the best is sent as the track ends; the histogram says 2 crops for the track, as were sent.
+    script = {i: [face_at(100 + 8 * i, 120, 90, score=0.9 + 0.02 * i)] for i in range(1, 5)}
+    pipe = IngestPipeline(settings(best_shot_margin=0.001), ScriptedDetector(script), TEMPLATE, "emb/mtcnn5")
+    sent = [(i + 1, o.reason) for i, crops in enumerate(_frames(pipe, 4)) for o in crops]
+    assert sent == [(1, SendReason.BEST_SHOT), (5, SendReason.HELD)]  # entry 5: the stream's end
+    assert pipe.totals.crops_per_ended_track == {2: 1}
+
+
+def test_a_track_that_leaves_sends_no_refresh_view() -> None:
+    # In view for 1.6 s with steady faces, then gone: no refresh (2 s) while seen, and none at the end.
+    pipe = IngestPipeline(settings(), ScriptedDetector(_walk(0.95, frames=8)), TEMPLATE, "emb/mtcnn5")
+    per_frame = _frames(pipe, 20)
+    assert [(i + 1, o.reason) for i, crops in enumerate(per_frame) for o in crops] == [
+        (1, SendReason.BEST_SHOT)
+    ]
+    assert pipe.totals.crops_per_ended_track == {1: 1}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 
-from lfr.ingest.bestshot import BestShotSelector, Outcome
+import pytest
+
+from lfr.ingest.bestshot import BestShotSelector, Outcome, Release
 from lfr.ingest.tracker import IouTracker
 
 
@@ -55,14 +57,14 @@ def test_track_ids_unique_across_tracker_instances() -> None:
 
 def test_first_good_face_is_sent_at_once() -> None:
     sel: BestShotSelector[str] = BestShotSelector(margin=0.1, max_per_track=3, min_interval_s=1.0)
-    assert sel.offer("t1", 0.0, 0.5, "a") == (Outcome.SENT, ["a"])
+    assert sel.offer("t1", 0.0, 0.5, "a") == (Outcome.SENT, [Release("a")])
 
 
 def test_later_shot_only_when_clearly_better_and_interval_passed() -> None:
     sel: BestShotSelector[str] = BestShotSelector(margin=0.1, max_per_track=3, min_interval_s=1.0)
     sel.offer("t1", 0.0, 0.5, "a")
     assert sel.offer("t1", 1.5, 0.55, "b") == (Outcome.NOT_BETTER, [])  # better, but not by the margin
-    assert sel.offer("t1", 2.0, 0.65, "c") == (Outcome.SENT, ["c"])
+    assert sel.offer("t1", 2.0, 0.65, "c") == (Outcome.SENT, [Release("c")])
     assert sel.offer("t1", 3.5, 0.70, "d") == (Outcome.NOT_BETTER, [])  # margin is over the best sent
 
 
@@ -72,7 +74,7 @@ def test_better_face_too_soon_is_held_and_sent_when_due() -> None:
     assert sel.offer("t1", 0.2, 0.7, "b") == (Outcome.HELD, [])
     assert sel.offer("t1", 0.4, 0.8, "c") == (Outcome.HELD, [])  # the best held one replaces the other
     assert sel.due(0.6) == []
-    assert sel.due(1.1) == [("t1", "c")]
+    assert sel.due(1.1) == [("t1", Release("c"))]
     assert sel.due(5.0) == []
 
 
@@ -80,13 +82,13 @@ def test_held_shot_is_released_by_a_later_worse_face_or_the_track_end() -> None:
     sel: BestShotSelector[str] = BestShotSelector(margin=0.1, max_per_track=3, min_interval_s=1.0)
     sel.offer("t1", 0.0, 0.5, "a")
     sel.offer("t1", 0.2, 0.9, "b")
-    assert sel.offer("t1", 1.2, 0.55, "c") == (Outcome.NOT_BETTER, ["b"])
+    assert sel.offer("t1", 1.2, 0.55, "c") == (Outcome.NOT_BETTER, [Release("b")])
     sel.offer("t2", 0.0, 0.5, "x")
     sel.offer("t2", 0.3, 0.9, "y")
     assert sel.end("t2", 0.5) == ([], 1)  # interval not yet passed: the held shot is dropped
     sel.offer("t3", 0.0, 0.5, "p")
     sel.offer("t3", 0.3, 0.9, "q")
-    assert sel.end("t3", 2.3) == (["q"], 2)
+    assert sel.end("t3", 2.3) == ([Release("q")], 2)
 
 
 def test_per_track_cap_and_rate_bound_crops_by_people_not_frames() -> None:
@@ -96,8 +98,8 @@ def test_per_track_cap_and_rate_bound_crops_by_people_not_frames() -> None:
     for i in range(150):
         t = i * 0.2
         _, out = sel.offer("t1", t, min(0.2 + 0.01 * i, 1.0), i)
-        sent += [(t, p) for p in out]
-        sent += [(t, p) for _, p in sel.due(t)]
+        sent += [(t, r.payload) for r in out]
+        sent += [(t, r.payload) for _, r in sel.due(t)]
     assert len(sent) == 3
     times = [t for t, _ in sent]
     assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))
@@ -109,6 +111,51 @@ def test_a_crop_sent_outside_selection_counts_against_the_cap_but_holds_nothing_
     sel.note_sent("t1")  # the track's unpassed face, sent by the pipeline
     assert sel.sent("t1") == 1 and sel.sent("t2") == 0
     # The first face that passes is still sent at once, neither held by the interval nor barred by a bar.
-    assert sel.offer("t1", 0.1, 0.2, "a") == (Outcome.SENT, ["a"])
+    assert sel.offer("t1", 0.1, 0.2, "a") == (Outcome.SENT, [Release("a")])
     assert sel.offer("t1", 5.0, 0.9, "b") == (Outcome.TRACK_LIMIT, [])
     assert sel.end("t1", 6.0) == ([], 2)
+
+
+def test_a_steady_track_sends_later_views_at_the_refresh_interval() -> None:
+    # Quality saturates: no face beats the first by the margin, yet the track sends a view every 2 s.
+    sel: BestShotSelector[int] = BestShotSelector(
+        margin=0.1, max_per_track=3, min_interval_s=1.0, refresh_s=2.0
+    )
+    sent: list[tuple[float, Release[int]]] = []
+    for i in range(60):  # 12 s at 5 fps
+        t = i * 0.2
+        quality = 0.88 if i % 5 == 2 else 0.85  # one slightly better face each second
+        _, out = sel.offer("t1", t, quality, i)
+        sent += [(t, r) for r in out]
+    assert [(round(t, 1), r.payload, r.refresh) for t, r in sent] == [
+        (0.0, 0, False),
+        (2.0, 7, True),  # the best face since the first send (the newest of the 0.88 ones)
+        (4.0, 17, True),
+    ]
+    assert sel.refreshed == 2 and sel.sent("t1") == 3
+
+
+def test_refresh_waits_its_interval_and_a_better_face_still_comes_first() -> None:
+    sel: BestShotSelector[str] = BestShotSelector(
+        margin=0.1, max_per_track=3, min_interval_s=1.0, refresh_s=2.0
+    )
+    sel.offer("t1", 0.0, 0.5, "a")
+    assert sel.offer("t1", 1.0, 0.5, "b") == (Outcome.NOT_BETTER, [])  # refresh candidate, not due yet
+    assert sel.offer("t1", 1.2, 0.7, "c") == (Outcome.SENT, [Release("c")])  # better: the interval rule
+    assert sel.offer("t1", 2.0, 0.6, "d") == (Outcome.NOT_BETTER, [])
+    assert sel.offer("t1", 3.1, 0.55, "e") == (Outcome.NOT_BETTER, [])  # 1.9 s after the last send
+    assert sel.due(3.5) == []  # due, but the track is not seen: a refresh waits for it
+    assert sel.offer("t1", 3.6, 0.5, "f") == (Outcome.NOT_BETTER, [Release("d", refresh=True)])  # the best
+    # A track that leaves sends no refresh, whenever it ends: its candidate dies with it.
+    sel.offer("t2", 0.0, 0.5, "x")
+    sel.offer("t2", 0.6, 0.5, "y")
+    assert sel.due(5.0) == []
+    assert sel.end("t2", 5.0) == ([], 1)
+
+
+def test_without_refresh_a_steady_track_sends_one_crop() -> None:
+    sel: BestShotSelector[int] = BestShotSelector(margin=0.1, max_per_track=3, min_interval_s=1.0)
+    sends = sum(len(sel.offer("t1", i * 0.2, 0.85, i)[1]) for i in range(60))
+    assert sends == 1 and sel.refreshed == 0
+    with pytest.raises(ValueError, match="refresh_s"):
+        BestShotSelector(margin=0.1, max_per_track=3, min_interval_s=1.0, refresh_s=0.5)
