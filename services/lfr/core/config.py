@@ -400,6 +400,14 @@ class EmbedderSettings(BaseModel):
     track_fusion_max_crops: int = Field(
         8, ge=1, description="crops fused per track at most (the best are kept)"
     )
+    track_fusion_min_similarity: float | None = Field(
+        0.3,
+        ge=-1,
+        le=1,
+        description="a crop whose cosine similarity to its track's fused template is below this starts the "
+        "track's fusion afresh (the tracker may have followed another person); COSINE models only; None = "
+        "always fuse (docs/accuracy.md, 'Steady tracks')",
+    )
 
 
 class WebhookSubscriber(BaseModel):

@@ -81,6 +81,7 @@ def track_fusion(settings: Settings, metric: str | None) -> TrackFusion | None:
         ttl_s=e.track_fusion_ttl_s,
         max_tracks=e.track_fusion_max_tracks,
         max_crops=e.track_fusion_max_crops,
+        min_similarity=e.track_fusion_min_similarity,
     )
 
 

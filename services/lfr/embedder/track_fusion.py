@@ -18,14 +18,21 @@ out; nothing is kept once the track is over. A redelivered crop (same crop id) i
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from prometheus_client import Counter
 
 from lfr.v1 import crop_pb2
-from lfr.vision.fusion import fuse
+from lfr.vision.fusion import continues, fuse
+
+FUSION_RESTARTS = Counter(
+    "lfr_embedder_fusion_restarts_total",
+    "Track fusions started afresh: a crop did not look like its track's crops so far "
+    "(embedder.track_fusion_min_similarity; the tracker may have followed another person)",
+)
 
 TrackKey = tuple[str, str, str]  # deployment id, camera id, track id
 
@@ -37,9 +44,21 @@ UNPASSED_REASONS = frozenset({crop_pb2.SEND_REASON_UNPASSED_LIVE, crop_pb2.SEND_
 class _Track:
     vectors: list[np.ndarray] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
-    crop_ids: list[str] = field(default_factory=list)
     passed: list[bool] = field(default_factory=list)
+    seen: deque[str] = field(default_factory=lambda: deque(maxlen=64))  # crop ids, for redelivery
     last_seen: float = 0.0
+
+    def template(self, metric: str) -> tuple[np.ndarray, int]:
+        """The fused template: of the passed crops, or of the fallbacks while none passed."""
+        use = [i for i, p in enumerate(self.passed) if p] or list(range(len(self.passed)))
+        vectors = np.stack([self.vectors[i] for i in use])
+        weights = np.asarray([self.weights[i] for i in use], np.float32)
+        return fuse(vectors, weights, metric), len(use)
+
+    def restart(self) -> None:
+        self.vectors.clear()
+        self.weights.clear()
+        self.passed.clear()
 
 
 class TrackFusion:
@@ -50,6 +69,7 @@ class TrackFusion:
         max_tracks: int = 20_000,
         max_crops: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        min_similarity: float | None = None,
     ) -> None:
         if max_crops < 1 or max_tracks < 1:
             raise ValueError("max_crops and max_tracks must be at least 1")
@@ -57,6 +77,8 @@ class TrackFusion:
         self.ttl_s = ttl_s
         self.max_tracks = max_tracks
         self.max_crops = max_crops
+        self.min_similarity = min_similarity
+        self.restarts = 0  # fusions started afresh because a crop did not look like its track
         self._clock = clock
         self._tracks: OrderedDict[TrackKey, _Track] = OrderedDict()
 
@@ -76,34 +98,40 @@ class TrackFusion:
         """Add one crop (once per crop id) and return the track's fused template and how many crops it fuses.
 
         A crop without a track id is its own track. ``passed``: the crop's face passed ingest's quality
-        gate; fallbacks are fused only while the track has no passed crop. When a track holds ``max_crops``
-        crops, the weakest (a fallback first, then the lowest weight) makes room for a better one (a long
-        track keeps its best views).
+        gate; fallbacks are fused only while the track has no passed crop. A passed crop that does not look
+        like the track's passed crops so far (``min_similarity``) starts the fusion afresh from itself. When
+        a track holds ``max_crops`` crops, the weakest (a fallback first, then the lowest weight) makes room
+        for a better one (a long track keeps its best views).
         """
         now = self._clock()
         if not key[2]:
             return fuse(vector[None], np.array([weight], np.float32), self.metric), 1
         track = self._tracks.pop(key, None) or _Track()
         track.last_seen = now
-        if crop_id not in track.crop_ids:
-            rank = (passed, weight)
-            if len(track.vectors) >= self.max_crops:
-                ranks = list(zip(track.passed, track.weights, strict=True))
-                worst = min(range(len(ranks)), key=ranks.__getitem__)
-                if rank > ranks[worst]:
-                    del track.vectors[worst], track.weights[worst], track.crop_ids[worst]
-                    del track.passed[worst]
-            if len(track.vectors) < self.max_crops:
-                track.vectors.append(np.asarray(vector, np.float32))
-                track.weights.append(float(weight))
-                track.crop_ids.append(crop_id)
-                track.passed.append(passed)
+        if crop_id not in track.seen:
+            track.seen.append(crop_id)
+            if passed and any(track.passed):
+                template, _ = track.template(self.metric)
+                if not continues(template, vector, self.min_similarity, self.metric):
+                    track.restart()
+                    self.restarts += 1
+                    FUSION_RESTARTS.inc()
+            self._add(track, np.asarray(vector, np.float32), float(weight), passed)
         self._tracks[key] = track  # most recently seen last
         self._expire(now)
-        use = [i for i, p in enumerate(track.passed) if p] or list(range(len(track.passed)))
-        vectors = np.stack([track.vectors[i] for i in use])
-        weights = np.asarray([track.weights[i] for i in use], np.float32)
-        return fuse(vectors, weights, self.metric), len(use)
+        return track.template(self.metric)
+
+    def _add(self, track: _Track, vector: np.ndarray, weight: float, passed: bool) -> None:
+        rank = (passed, weight)
+        if len(track.vectors) >= self.max_crops:
+            ranks = list(zip(track.passed, track.weights, strict=True))
+            worst = min(range(len(ranks)), key=ranks.__getitem__)
+            if rank <= ranks[worst]:
+                return
+            del track.vectors[worst], track.weights[worst], track.passed[worst]
+        track.vectors.append(vector)
+        track.weights.append(weight)
+        track.passed.append(passed)
 
     def clear(self) -> None:
         """Forget every track (on shutdown or partition revocation)."""

@@ -187,6 +187,10 @@ def tracks_cmd(
     thresholds: Annotated[
         str, typer.Option("--thresholds", help="also FPIR and TPIR per rule at these, e.g. 0.46,0.58")
     ] = "",
+    switches: Annotated[
+        int,
+        typer.Option("--switches", min=0, help="rounds of simulated identity switches (A, A, then B)"),
+    ] = 0,
 ) -> None:
     """Open-set figures per simulated track (several photos of one person): per crop, any crop, fused."""
     from lfr.evaluation.datasets import DatasetError
@@ -207,6 +211,7 @@ def tracks_cmd(
             command=_command(),
             draws=draws,
             thresholds=_threshold_list(thresholds),
+            switches=switches,
         )
     except (DatasetError, ValueError) as exc:
         raise _fail(exc) from None

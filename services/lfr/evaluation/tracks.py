@@ -9,8 +9,8 @@ decided by one of these rules, and each rule's figures are computed over tracks:
 * ``any_crop``: the track alerts when any of its crops clears the threshold on its own (searching each
   crop as it arrives, with no fusion);
 * ``fused``: as each crop arrives, the track's quality-weighted fused template so far is searched
-  (lfr.vision.fusion.running_fusions); the track alerts when any of those searches clears the threshold:
-  what the live embedder does;
+  (lfr.vision.fusion.running_fusions, with ``embedder.track_fusion_min_similarity``); the track alerts when
+  any of those searches clears the threshold: what the live embedder does;
 * ``fused_final``: only the track's final fused template is searched (the lowest false-alert rate, but the
   alert waits until the person has passed).
 
@@ -23,6 +23,12 @@ at all: each stranger passes the camera ``draws`` times with different views. Dr
 independent (the number of strangers still bounds what the figures can say), so read them as how a rule
 compares with another on the same people, not as a tighter interval. ``thresholds`` adds each rule's FPIR
 and TPIR at those thresholds (``at_thresholds``), e.g. at the thresholds the watchlist-size rule deploys.
+
+``switches`` > 0 simulates the tracker following another person: that many times over, each enrolled
+person A with two probe photos gets a track of two of them and then one photo of another probe identity B,
+searched by the live rule. ``identity_switches`` gives the share of those last searches, made on B's face,
+whose score for A clears each threshold: alerts that would show B's face as A. The fusion's continuity
+bound (``embedder.track_fusion_min_similarity``) is what keeps it low; set it to -1 to see it without.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +76,7 @@ def run_tracks(
     command: str = "",
     draws: int = 1,
     thresholds: tuple[float, ...] = (),
+    switches: int = 0,
 ) -> dict[str, Any]:
     if track_len < 1:
         raise ValueError("track_len must be at least 1")
@@ -82,6 +90,8 @@ def run_tracks(
     card = analyzer.embedder.card
     assert card.metric is not None and card.threshold is not None
     lower = card.metric == "L2"
+    # The live embedder's fusion rule, continuity bound included (embedder.track_fusion_min_similarity).
+    min_similarity = settings.embedder.track_fusion_min_similarity
     emb = embed_cached(
         analyzer,
         [p for _, p in split.mated + split.nonmated],
@@ -152,7 +162,7 @@ def run_tracks(
             return
         vecs = np.stack([o.vector for o in ok if o.vector is not None])
         weights = np.array([o.quality_score for o in ok], np.float32)
-        fused = running_fusions(vecs, weights, card.metric or "COSINE")
+        fused = running_fusions(vecs, weights, card.metric or "COSINE", min_similarity)
         per_rule = {
             "crop": identity_scores(vecs),
             "any_crop": identity_scores(vecs),
@@ -182,6 +192,9 @@ def run_tracks(
     for _, paths in nonmated_tracks:
         decide(None, paths)
 
+    switched = _switches(
+        switches, seed, split.mated, emb.cache, t_index, identity_scores, card.metric, min_similarity
+    )
     to_native = (lambda a: -a) if lower else (lambda a: a)
     rules: dict[str, Any] = {}
     t = float(card.threshold)
@@ -218,12 +231,55 @@ def run_tracks(
         "probe_glob": probe_glob,
         "seed": seed,
         "draws": draws,
+        "fusion_min_similarity": min_similarity,
         "mated_tracks": len(mated_tracks),
         "nonmated_tracks": len(nonmated_tracks),
         "median_crops_per_track": float(np.median(crops_per_track)) if crops_per_track else 0.0,
         "rules": rules,
+        "identity_switches": _switch_rates(switched, (float(card.threshold), *thresholds), lower),
         "command": command,
         "seconds": round(time.perf_counter() - t0, 1),
     }
     log.info("tracks: %d mated, %d non-mated tracks", len(mated_tracks), len(nonmated_tracks))
     return m.clean_json(result)
+
+
+def _switches(
+    rounds: int,
+    seed: int,
+    mated: list[tuple[str, Path]],
+    cache: dict[Path, Any],
+    t_index: dict[str, int],
+    identity_scores: Callable[[np.ndarray], np.ndarray],
+    metric: str | None,
+    min_similarity: float | None,
+) -> list[float]:
+    """Person A's score in the last search of each simulated switched track (A, A, then B)."""
+    by_id: dict[str, list[tuple[np.ndarray, float]]] = {}
+    for name, p in mated:
+        o = cache[p]
+        if o.vector is not None:
+            by_id.setdefault(name, []).append((o.vector, o.quality_score))
+    people = sorted(n for n, v in by_id.items() if len(v) >= 2 and n in t_index)
+    if rounds < 1 or len(by_id) < 2:
+        return []
+    everyone = sorted(by_id)
+    out: list[float] = []
+    for r in range(rounds):
+        rng = random.Random(f"{seed}:switch:{r}")
+        for a in people:
+            two = rng.sample(by_id[a], 2)
+            third = rng.choice(by_id[rng.choice([n for n in everyone if n != a])])
+            crops = [*two, third]
+            vecs = np.stack([v for v, _ in crops])
+            weights = np.array([q for _, q in crops], np.float32)
+            last = running_fusions(vecs, weights, metric or "COSINE", min_similarity)[-1:]
+            out.append(float(identity_scores(last)[0, t_index[a]]))
+    return out
+
+
+def _switch_rates(scores: list[float], thresholds: tuple[float, ...], lower: bool) -> dict[str, Any]:
+    a = np.asarray(scores, np.float64)
+    # identity_scores gives similarities (negated distances for L2): compare in that scale.
+    rates = {f"{x:g}": float(np.mean(a >= (-x if lower else x))) if len(a) else None for x in thresholds}
+    return {"tracks": len(a), "rate_matching_first_person": rates}

@@ -11,9 +11,11 @@ import shutil
 from pathlib import Path
 
 import cv2
+import pytest
 import typer
 from typer.testing import CliRunner
 
+from lfr.core.config import get_settings
 from lfr.evaluation.cli import eval_app
 
 
@@ -72,3 +74,23 @@ def test_tracks_refuses_bad_thresholds(cli_env: CliRunner, face_data: Path, tmp_
     res = cli_env.invoke(app, ["eval", "tracks", "--root", str(root), "--thresholds", "0.4,high"])
     assert res.exit_code == 2, res.output
     assert "--thresholds must be a comma list of numbers" in res.output
+
+
+def test_tracks_switches_show_what_the_fusion_bound_prevents(
+    cli_env: CliRunner, face_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A track that follows A, then B: with the bound B's face is searched alone and does not match A."""
+    root = _root(face_data, tmp_path)
+    rates = {}
+    for bound in ("0.3", "-1"):
+        monkeypatch.setenv("LFR_EMBEDDER__TRACK_FUSION_MIN_SIMILARITY", bound)
+        get_settings.cache_clear()
+        out = _tracks(cli_env, root, "--switches", "5", "--thresholds", "0.3")
+        assert out["fusion_min_similarity"] == float(bound)
+        sw = out["identity_switches"]
+        assert sw["tracks"] > 0 and sw["tracks"] % 5 == 0  # one per enrolled person with two probes, per round
+        rates[bound] = sw["rate_matching_first_person"]["0.3"]
+    assert rates["0.3"] < rates["-1"], rates
+    assert rates["-1"] > 0.5  # two views of A outweigh one of B in the fused template
+    no_switches = _tracks(cli_env, root)
+    assert no_switches["identity_switches"] == {"tracks": 0, "rate_matching_first_person": {"0.46": None}}

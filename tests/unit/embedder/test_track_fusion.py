@@ -114,3 +114,50 @@ def test_a_full_track_drops_a_fallback_before_a_passed_crop() -> None:
     # The fallback made room: a further weaker fallback does not displace a passed crop.
     fused, n = tf.update(key, "weak fallback", unit(1, 0), 0.95, passed=False)
     assert n == 2 and np.allclose(fused, unit(0, 1))
+
+
+def test_running_fusions_restart_at_a_crop_that_does_not_continue_the_template() -> None:
+    a1, a2, b = unit(1, 0.1), unit(1, -0.1), unit(0, 1)
+    vectors = np.stack([a1, a2, b, unit(0.1, 1)])
+    fused = running_fusions(vectors, None, "COSINE", min_similarity=0.3)
+    assert np.allclose(fused[1], fuse(vectors[:2]))
+    assert np.allclose(fused[2], b)  # another person: searched alone, not mixed with the first two
+    assert np.allclose(fused[3], fuse(vectors[2:]))  # and fused from there on
+    assert np.allclose(running_fusions(vectors, None, "COSINE")[2], fuse(vectors[:3]))  # no bound: mixed
+    assert np.allclose(
+        running_fusions(vectors, None, "L2", min_similarity=0.3)[2], fuse(vectors[:3], None, "L2")
+    )
+
+
+def test_track_fusion_restarts_when_the_tracker_followed_another_person() -> None:
+    tf = TrackFusion("COSINE", clock=Clock(), min_similarity=0.3)
+    key = ("d", "c", "t")
+    tf.update(key, "a1", unit(1, 0.1), 0.8)
+    fused, n = tf.update(key, "a2", unit(1, -0.1), 0.8)
+    assert n == 2 and np.allclose(fused, unit(1, 0))
+    restarts = tf.restarts
+    fused, n = tf.update(key, "b1", unit(0, 1), 0.9)
+    assert n == 1 and np.allclose(fused, unit(0, 1)) and tf.restarts == restarts + 1
+    fused, n = tf.update(key, "b2", unit(0.1, 1), 0.9)
+    assert n == 2 and fused @ unit(0, 1) > 0.99
+    # A redelivered crop of the first person changes nothing, though its vector is no longer held.
+    again, n = tf.update(key, "a1", unit(1, 0.1), 0.8)
+    assert n == 2 and np.allclose(again, fused) and tf.restarts == restarts + 1
+    # A fallback never restarts a track that has passed crops: it is left out anyway.
+    fused2, n = tf.update(key, "fallback", unit(1, 0), 0.5, passed=False)
+    assert n == 2 and np.allclose(fused2, fused) and tf.restarts == restarts + 1
+    # Without a bound every crop is fused.
+    loose = TrackFusion("COSINE", clock=Clock())
+    loose.update(key, "a1", unit(1, 0.1), 0.8)
+    assert loose.update(key, "b1", unit(0, 1), 0.9)[1] == 2
+
+
+def test_the_embedder_builds_its_fusion_from_the_settings() -> None:
+    from lfr.core.config import load_settings
+    from lfr.embedder.service import track_fusion
+
+    tf = track_fusion(load_settings(), "COSINE")
+    assert tf is not None and tf.min_similarity == 0.3 and tf.max_crops == 8 and tf.metric == "COSINE"
+    loose = track_fusion(load_settings(embedder={"track_fusion_min_similarity": None}), "COSINE")
+    assert loose is not None and loose.min_similarity is None
+    assert track_fusion(load_settings(embedder={"track_fusion": False}), "COSINE") is None
