@@ -88,7 +88,7 @@ def test_tracks_switches_show_what_the_fusion_bound_prevents(
         out = _tracks(cli_env, root, "--switches", "5", "--thresholds", "0.3")
         assert out["fusion_min_similarity"] == float(bound)
         sw = out["identity_switches"]
-        assert sw["tracks"] > 0 and sw["tracks"] % 5 == 0  # one per enrolled person with two probes, per round
+        assert sw["tracks"] > 0 and sw["tracks"] % 5 == 0  # per round: one per enrolled person
         rates[bound] = sw["rate_matching_first_person"]["0.3"]
     assert rates["0.3"] < rates["-1"], rates
     assert rates["-1"] > 0.5  # two views of A outweigh one of B in the fused template
