@@ -73,6 +73,7 @@ async def _health(settings: Settings, pid: int) -> dict[str, Any]:
     return {"ready": ready, "metrics": metrics}
 
 
+@pytest.mark.long
 async def test_sigkill_mid_stream_then_restart_loses_nothing(
     stack_settings: Settings, tmp_path: Path
 ) -> None:

@@ -36,6 +36,7 @@ def _subscriber(receiver: WebhookReceiver, dep: str) -> dict[str, object]:
     return {"name": "cad", "url": receiver.url, "secret": SECRET, "deployments": [dep]}
 
 
+@pytest.mark.long
 async def test_subscriber_down_30s_then_up_receives_every_alert(stack_settings: Settings) -> None:
     dep = f"hooks-{uuid.uuid4().hex[:6]}"
     receiver = WebhookReceiver()

@@ -75,6 +75,7 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
     assert elapsed < 60
 
 
+@pytest.mark.long
 def test_stack_up_flags_choose_the_milvus_server_and_broker_storage(tmp_path: Path) -> None:
     up = _lfr(tmp_path, "stack", "up", "--milvus", "standalone", "--broker-storage", "memory")
     try:

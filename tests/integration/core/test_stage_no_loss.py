@@ -160,6 +160,7 @@ def _assert_no_loss(inputs: set[tuple[int, int]], outputs: list[str]) -> Counter
     return Counter(p for p, _ in seen)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_restart_mid_stream_loses_nothing(stack_settings: Settings, sig: signal.Signals) -> None:
     src, dst = await _setup(stack_settings)
@@ -191,6 +192,7 @@ async def test_restart_mid_stream_loses_nothing(stack_settings: Settings, sig: s
     assert delays and max(delays.values()) < 30, delays
 
 
+@pytest.mark.long
 async def test_group_survives_losing_a_member_that_never_committed(stack_settings: Settings) -> None:
     src, dst = await _setup(stack_settings)
     group = f"g-{uuid.uuid4().hex[:6]}"

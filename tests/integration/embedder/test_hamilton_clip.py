@@ -171,6 +171,7 @@ async def _run_embedder(settings, handler, until) -> None:  # type: ignore[no-un
         await runner
 
 
+@pytest.mark.long
 async def test_crops_past_their_key_ttl_are_counted_expired_once(
     settings_for, face_data: Path, models_dir: Path, live_deployment
 ) -> None:

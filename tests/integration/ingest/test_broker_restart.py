@@ -76,6 +76,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         b.stop()
 
 
+@pytest.mark.long
 async def test_ingest_survives_a_broker_outage_and_resumes(
     settings_for, models_dir: Path, street_video: Path, broker: Broker, live_deployment, read_crops
 ) -> None:

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[3]
 PLOTS = ("throughput.png", "lag.png", "latency_cdf.png", "cpu.png", "rss.png")
 
 
+@pytest.mark.long
 def test_loadgen_runs_and_reports(face_data: Path, models_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     env = {

@@ -131,6 +131,7 @@ async def _wait_processing(settings: Settings, feed: Feed, timeout_s: float = 40
     raise AssertionError(f"the monitor did not process again within {timeout_s} s")
 
 
+@pytest.mark.long
 async def test_windowed_figures_are_exact_across_kill_and_restart(settings_for, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex[:6]
     settings: Settings = settings_for(monitor={"app_id": f"mon-test-{tag}"})

@@ -29,6 +29,13 @@ SEEDED: dict[str, object] = {
 SEEDED_SHRUNK: dict[str, object] = {**SEEDED, "yunet_reliable_face_px": 15}
 SEEDED_MODES = {"yunet+mtcnn-seed": SEEDED, "yunet0.75+mtcnn-seed": SEEDED_SHRUNK}
 MODES = {"mtcnn": REDACT, **SEEDED_MODES}
+DEFAULT_MODE = "yunet+mtcnn-seed"
+
+
+def mode_params(modes: dict[str, dict[str, object]]) -> list[object]:
+    """The modes as test parameters: the default in `make test`, the others with the long tests (real
+    footage through every detector variant takes about 25 s each)."""
+    return [pytest.param(m, marks=() if m == DEFAULT_MODE else pytest.mark.long) for m in modes]
 
 
 def with_redact(settings: Settings, mode: dict[str, object]) -> Settings:

@@ -27,7 +27,7 @@ from lfr.vision import FaceAnalyzer
 from lfr.vision.boxes import iou_matrix
 
 from .checks import OVERLAP, Checker, centre_in, check_output, frames_with_times, xyxy
-from .conftest import MODES, REDACT, SEEDED_MODES, read, with_redact
+from .conftest import MODES, REDACT, SEEDED_MODES, mode_params, read, with_redact
 from .footage import cut_clip
 
 pytestmark = [pytest.mark.integration]
@@ -82,7 +82,7 @@ async def _redact(settings: Settings, src: Path, out: Path, **kw) -> dict:  # ty
     return await redact_file(settings, req)
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", mode_params(MODES))
 async def test_hamilton_keep_subject_everyone_else_covered_audited(
     mode: str,
     settings: Settings,
@@ -167,7 +167,7 @@ def _street_check(
     return {**rep.as_dict(), "tracks": len(analysis.tracks), "frames_detected": analysis.detected_frames}
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", mode_params(MODES))
 def test_street_1080p_first_second_every_face_covered(
     mode: str, redact_settings: Settings, checker: Checker, face_data: Path, tmp_path: Path, record_property
 ) -> None:  # type: ignore[no-untyped-def]
@@ -197,7 +197,7 @@ def test_street_1080p_full_every_face_covered(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", list(SEEDED_MODES))
+@pytest.mark.parametrize("mode", mode_params(SEEDED_MODES))
 def test_street_1080p_full_seeded(
     mode: str, redact_settings: Settings, checker: Checker, face_data: Path, tmp_path: Path, record_property
 ) -> None:  # type: ignore[no-untyped-def]

@@ -156,6 +156,7 @@ async def _wait_done(settings: Settings, job: str, at_least: int, timeout_s: flo
         await asyncio.sleep(0.5)
 
 
+@pytest.mark.long
 async def test_killed_worker_restarted_enrols_every_image_exactly_once(
     settings: Settings, analyzer: FaceAnalyzer, gallery: Gallery, tree: Path, tmp_path: Path
 ) -> None:

@@ -173,6 +173,7 @@ async def _read(settings: Settings, topic: str, kind: type, deployment_id: str) 
         await c.stop()
 
 
+@pytest.mark.long
 async def test_broker_killed_mid_stream_loses_no_crop_hit_or_alert(
     durable_broker: DurableBroker,
     settings_for,

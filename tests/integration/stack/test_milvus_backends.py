@@ -217,7 +217,7 @@ def test_standalone_server_refuses_calls_without_the_token(
         store.close()
 
 
-@pytest.mark.parametrize("kind", ["lite", "standalone"])
+@pytest.mark.parametrize("kind", ["lite", pytest.param("standalone", marks=pytest.mark.long)])
 def test_watchlist_survives_a_server_kill_and_restart(
     kind: str, request, settings_for, tmp_path: Path, record_property
 ) -> None:  # type: ignore[no-untyped-def]
