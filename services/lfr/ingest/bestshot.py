@@ -17,10 +17,9 @@ face ``refresh_s`` or more after that send: a steady track sends up to ``max_per
 its life, while a track that is gone or unseen (a person who walked out of view) sends no refresh: a brief
 track still sends one crop.
 
-Only faces
-that passed the quality gate are offered here; a crop the pipeline sends for a track without such a face
-(its best unpassed face, :meth:`BestShotSelector.note_sent`) still counts against the per-track cap, so
-the cap bounds every crop of a track, whatever the reason it was sent.
+Only faces that passed the quality gate are offered here; a crop the pipeline sends for a track without such
+a face (its best unpassed face, :meth:`BestShotSelector.note_sent`) still counts against the per-track cap,
+so the cap bounds every crop of a track, whatever the reason it was sent.
 """
 
 from __future__ import annotations
