@@ -167,7 +167,7 @@ class ModelSettings(BaseModel):
     )
     embedder: str = Field(
         "sface",
-        description="embedder card: sface (FNIR 0.32 at FPIR 0.001 on the CFP open set) or dlib-resnet-v1 "
+        description="embedder card: sface (FNIR 0.30 at FPIR 0.001 on the CFP open set) or dlib-resnet-v1 "
         "(FNIR 0.88; 4-6x faster); docs/accuracy.md: model choice",
     )
     intra_op_threads: int = Field(
