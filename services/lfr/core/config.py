@@ -371,6 +371,15 @@ class IngestSettings(BaseModel):
         0.0002, gt=0, lt=1, description="share of the 320 px comparison copy that must change to detect"
     )
     motion_max_skip_s: float = Field(2.0, gt=0, description="a full detection at least this often")
+    scene_cut_distance: float | None = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="an analysed frame whose colour histogram differs from the previous analysed frame's by "
+        "at least this (Bhattacharyya distance) starts a new shot: every live face track ends, so no track "
+        "joins two people across a cut (edited footage, a camera jumping to another preset); retrospective "
+        "video search uses it too; None = off (docs/accuracy.md, 'Scene cuts')",
+    )
 
     @model_validator(mode="after")
     def _refresh_not_before_interval(self) -> IngestSettings:

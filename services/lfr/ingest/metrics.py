@@ -33,6 +33,11 @@ TRACKS_UNSEARCHED = Counter(
     "Tracks with a face >= quality.min_face_px for >= 1 s that ended without a single search",
     ["camera"],
 )
+SCENE_CUTS = Counter(
+    "lfr_ingest_scene_cuts_total",
+    "Analysed frames that started a new shot and ended every live track (ingest.scene_cut_distance)",
+    ["camera"],
+)
 ACTIVE_TRACKS = Gauge("lfr_ingest_active_tracks", "Face tracks alive now", ["camera"])
 CROPS = Counter(
     "lfr_ingest_crops_total",

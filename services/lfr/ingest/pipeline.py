@@ -29,6 +29,7 @@ from lfr.vision.align import AlignmentError, align
 from lfr.vision.cards import ChipTemplate, find_card
 from lfr.vision.detectors.base import Detection, Detector
 from lfr.vision.quality import QualityReport, assess, for_detector
+from lfr.vision.scene_cut import SceneCutDetector
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class FrameResult:
     tracks_started: int = 0
     detect_s: float = 0.0
     gated: bool = False  # detection skipped by motion gating: nothing changed since the last detected frame
+    scene_cut: bool = False  # the frame starts a new shot: every live track ended before it
     outcomes: Counter[str] = field(default_factory=Counter)
     crops: list[OutgoingCrop] = field(default_factory=list)
     # Tracks that ended during this frame: (track id, eligible for coverage, searched at least once).
@@ -95,6 +97,7 @@ class PipelineTotals:
 
     frames: int = 0
     gated: int = 0
+    scene_cuts: int = 0
     faces: int = 0
     rejected_quality: int = 0
     tracks: int = 0
@@ -135,6 +138,7 @@ class PipelineTotals:
             ),
             "fallback_crops": self.fallback_crops,
             "refresh_crops": self.refresh_crops,
+            "scene_cuts": self.scene_cuts,
             "fallback_crops_live": self.fallback_crops_live,
         }
 
@@ -209,6 +213,7 @@ class _CameraState:
             ing.best_shot_refresh_s,
         )
         self.last_t: float | None = None
+        self.cuts = SceneCutDetector(ing.scene_cut_distance)
         gating = ing.motion_gating if motion_gating is None else motion_gating
         self.gate = MotionGate(ing.motion_min_changed_fraction, ing.motion_max_skip_s, gating)
         self.cover: dict[str, _TrackCover] = {}
@@ -266,13 +271,19 @@ class IngestPipeline:
             tot.gated += 1
             self._seal(camera, [_released(tid, r) for tid, r in st.selector.due(t)], key, res, t)
             return res
+        to_send: list[_Send] = []
+        if st.cuts.is_cut(frame.image) and st.tracker.tracks:
+            # A new shot: a face where one was is someone else. End every track as if its person had left.
+            res.scene_cut = True
+            tot.scene_cuts += 1
+            for tid in st.tracker.end_all():
+                to_send.extend(self._end_track(st, tid, t, res))
         t0 = time.perf_counter()
         detections = self.detector.detect(frame.image)
         res.detect_s = time.perf_counter() - t0
         res.faces = len(detections)
         update = st.tracker.update([d.bbox for d in detections], t)
         res.tracks_started = len(update.started)
-        to_send: list[_Send] = []
         for tid in update.ended:
             to_send.extend(self._end_track(st, tid, t, res))
         q = self.quality

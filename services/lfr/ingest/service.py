@@ -286,6 +286,8 @@ class IngestWorker:
             m.FACES.labels(label).inc(result.faces)
         if result.tracks_started:
             m.TRACKS.labels(label).inc(result.tracks_started)
+        if result.scene_cut:
+            m.SCENE_CUTS.labels(label).inc()
         m.ACTIVE_TRACKS.labels(label).set(self.pipeline.active_tracks(label))
         for outcome, n in result.outcomes.items():
             m.CROPS.labels(label, outcome).inc(n)

@@ -225,6 +225,7 @@ class RetroSearcher:
                 ing.track_max_age_s,
                 self.max_video_s,
                 self.settings.detector.max_image_pixels,
+                ing.scene_cut_distance,
             )
             faces = [
                 _Face(tr.best, tr.best_frame, round(tr.best_time, 3), tr.track_id, tr.frames)

@@ -18,6 +18,7 @@ import numpy as np
 
 from lfr.vision import AnalysedFace, FaceAnalyzer
 from lfr.vision.boxes import iou_matrix
+from lfr.vision.scene_cut import DEFAULT_MIN_DISTANCE, SceneCutDetector
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".wmv"})
 
@@ -148,6 +149,11 @@ class IouTracker:
             tr.best, tr.best_frame, tr.best_time = face, frame_index, t
         return tr.track_id
 
+    def end_all(self) -> None:
+        """A new shot began: every live track ends (its faces stay in ``done``)."""
+        self.done.extend(self.live)
+        self.live = []
+
     def finish(self) -> list[Track]:
         """Every track, ended or live, in order of first appearance."""
         tracks = self.done + self.live
@@ -169,11 +175,16 @@ def video_best_shots(
     max_age_s: float = 2.0,
     max_seconds: float | None = None,
     max_pixels: int | None = None,
+    scene_cut_distance: float | None = DEFAULT_MIN_DISTANCE,
 ) -> VideoFaces:
-    """Best shot of each face track in a video file (frames sampled at ``fps``)."""
+    """Best shot of each face track in a video file (frames sampled at ``fps``); a scene cut
+    (lfr.vision.scene_cut) ends every track, so no track, and no best shot, mixes two shots' people."""
     tracker = IouTracker(iou, max_age_s)
+    cuts = SceneCutDetector(scene_cut_distance)
     n = 0
     for index, t, frame in sample_frames(path, fps, max_seconds, max_pixels):
+        if cuts.is_cut(frame):
+            tracker.end_all()
         tracker.update(analyzer.analyse(frame), index, t)
         n += 1
     return VideoFaces([tr for tr in tracker.finish() if tr.best is not None], n)

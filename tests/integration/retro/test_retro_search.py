@@ -512,3 +512,31 @@ def test_gallery_of_200k_vectors(
         assert hits[0][0].subject_id == "id05"
     finally:
         g.drop()
+
+
+def test_video_tracks_end_at_a_scene_cut(analyzer: FaceAnalyzer, face_data: Path, tmp_path: Path) -> None:
+    """Two shots, each of one person's face at the same place: one track per shot, not one for both."""
+    import cv2
+
+    from lfr.retro.video import video_best_shots
+
+    people = face_data / "face_recognition_demo" / "knn_examples" / "train"
+    shots = [(people / "obama" / "obama.jpg", (160, 60, 20)), (people / "biden" / "biden.jpg", (30, 40, 170))]
+    path = tmp_path / "two-shots.avi"
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for photo, background in shots:
+        face = cv2.resize(_img(photo), (300, 300))
+        frame = np.full((480, 640, 3), background, np.uint8)
+        frame[90:390, 170:470] = face
+        for _ in range(20):  # 2 s per shot
+            out.write(frame)
+    out.release()
+    with_cuts = video_best_shots(analyzer, path, fps=5.0, scene_cut_distance=0.3)
+    without = video_best_shots(analyzer, path, fps=5.0, scene_cut_distance=None)
+    assert len(without.tracks) == 1, "the overlap tracker alone joins the two people"
+    assert len(with_cuts.tracks) == 2
+    first, second = (tr.best for tr in with_cuts.tracks)
+    assert first is not None and second is not None
+    a, b = (v / np.linalg.norm(v) for v in (first.embedding, second.embedding))
+    assert float(a @ b) < 0.3, "each track's best shot is its own shot's person"
+    assert with_cuts.tracks[0].history[-1] < with_cuts.tracks[1].history[0]

@@ -387,3 +387,26 @@ def test_a_track_that_leaves_sends_no_refresh_view() -> None:
         (1, SendReason.BEST_SHOT)
     ]
     assert pipe.totals.crops_per_ended_track == {1: 1}
+
+
+def test_a_scene_cut_ends_every_track_so_the_next_shot_starts_new_ones() -> None:
+    # One face standing still for 10 frames; at frame 6 the picture changes to another shot with a face in
+    # the same place: without cut detection the track would carry on with whoever is there now.
+    script = {i: [face_at(200, 150, 90, score=0.95)] for i in range(1, 11)}
+
+    def shot_frame(seq: int, t: float) -> Frame:
+        f = noisy_frame(seq, t)
+        if seq >= 6:
+            f.image[1:, :, :] = (f.image[1:, :, :] // 4) + np.array([0, 0, 180], np.uint8)  # reddish shot
+        return f
+
+    tracks: dict[float | None, set[str]] = {}
+    for bound in (0.3, None):
+        pipe = IngestPipeline(
+            settings(scene_cut_distance=bound), ScriptedDetector(script), TEMPLATE, "emb/mtcnn5"
+        )
+        crops = [o.crop for i in range(1, 11) for o in pipe.process(CAM, shot_frame(i, i * 0.2), KEY).crops]
+        crops += [o.crop for o in pipe.finish(CAM, KEY).crops]
+        tracks[bound] = {c.track_id for c in crops}
+        assert pipe.totals.scene_cuts == (1 if bound else 0)
+    assert len(tracks[0.3]) == 2 and len(tracks[None]) == 1
