@@ -250,7 +250,8 @@ async def test_authorising_officer_reviews_then_authorises_refuses_and_publishes
         await expect(p.locator("#r-cameras")).to_contain_text(f"cam-{first[-6:]}")
         await expect(p.locator("#r-watchlists")).to_have_text(wl)
         await expect(p.locator("#r-size")).to_have_text("2 images")
-        await expect(p.locator("#r-far")).to_contain_text("per 1,000 faces")
+        await expect(p.locator("#r-far")).to_contain_text("per 1,000 people passing")
+        await expect(p.locator("#r-far")).to_contain_text("each searched up to 3 times")
         await expect(p.locator("#r-source")).to_contain_text("watchlist-size rule")
         assert (await p.locator("#r-tpir").inner_text()).strip() != ""
         assert await unlabelled_inputs(p) == []

@@ -581,9 +581,10 @@ class GovernanceSettings(BaseModel):
         1 / 6000,
         gt=0,
         lt=1,
-        description="false alerts per face passing the cameras that a deployment created without an "
-        "explicit threshold must expect for its watchlists' size (1 in 6,000: the rate the NPL study "
-        "reported for the Met's deployments)",
+        description="false alerts per person passing the cameras (searched up to "
+        "ingest.best_shot_max_per_track times) that a deployment created without an explicit threshold "
+        "must expect for its watchlists' size (1 in 6,000: the rate the NPL study reported for the Met's "
+        "deployments)",
     )
     size_rule: bool = Field(
         True,

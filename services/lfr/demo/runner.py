@@ -31,6 +31,7 @@ from lfr.core.timeutil import iso, ms_from_ts
 from lfr.demo.processes import ProcessGroup, tail
 from lfr.stack.local import LocalStack, free_port
 from lfr.v1.alert_pb2 import Alert
+from lfr.watchlist.schemas import DeploymentOut
 
 log = logging.getLogger(__name__)
 DEMO_WATCHLIST = "demo-watchlist"
@@ -57,6 +58,21 @@ class DemoSummary:
 
 def _print(msg: str) -> None:
     print(msg, flush=True)
+
+
+_SOURCE = {
+    "card": "the model card's threshold",
+    "explicit": "set by a person",
+    "size_rule": "set by the watchlist-size rule for governance.target_fpir",
+}
+
+
+def threshold_line(dep: DeploymentOut) -> str:
+    """What the run alerts at and what false-alert rate that means: a user reading the alerts needs it."""
+    line = (
+        f"threshold {dep.effective_threshold:g} ({_SOURCE.get(dep.threshold_source, dep.threshold_source)})"
+    )
+    return line if dep.expected_rate is None else f"{line}; {dep.expected_rate.summary}"
 
 
 class DemoRunner:
@@ -117,7 +133,7 @@ class DemoRunner:
         async with open_services(settings) as svc:
             held = await replace_watchlist(svc.subjects, DEMO_WATCHLIST, inputs.enrol_dir, actor)
             _print(held.describe(DEMO_WATCHLIST))
-            return await start_deployment_now(
+            deployment_id = await start_deployment_now(
                 svc.deployments,
                 "LFR demo",
                 "demonstration of the pipeline",
@@ -125,6 +141,8 @@ class DemoRunner:
                 actor,
                 DEMO_OFFICER,
             )
+            _print(threshold_line(await svc.deployments.get_deployment(deployment_id)))
+            return deployment_id
 
     # ---- run --------------------------------------------------------------------------------------------
     def run(self) -> int:

@@ -8,7 +8,16 @@ expect there. Both come from one open-set development set:
 * FMR at each threshold: every pair of photos of *different* people in the set (all of them, not a sample:
   7,000 CFP photos give about 24 million impostor pairs, so FMRs down to about 1e-7 are measured, not
   extrapolated); a threshold whose FMR rests on fewer than ``MIN_MATCHES`` impostor matches is left out;
-* TPIR at each threshold: the rank-1 mated searches of ``lfr eval identify``'s seeded split that clear it.
+* TPIR at each threshold: the rank-1 mated searches of ``lfr eval identify``'s seeded split that clear it;
+* FMR per person passing (``fmr_person@T``): a live camera searches a person up to
+  ``ingest.best_shot_max_per_track`` times, each search with the track's fused template so far
+  (lfr.vision.fusion.running_fusions, the continuity bound included), and only faces that pass the quality
+  gate are fused. So each person's photos that pass the gate are cut into simulated tracks of
+  ``person_searches`` photos (``draws`` times, as ``lfr eval tracks`` does), and a (track, watchlist
+  photo of another person) comparison counts as a match when any of the track's searches clears the
+  threshold; the watchlist photos are the ones that pass the gate (enrolment refuses the others), as
+  enrolment templates. The watchlist-size rule uses it to state the rate per person passing, which is what
+  a force's target counts, rather than per search of a photo of any pose.
 
 Beside the card's figures it reports the same rates split by the quality gate's verdict on the probe
 (``by_gate``), compared with photos that pass it (a watchlist photo must: enrolment refuses the others):
@@ -33,7 +42,9 @@ from lfr.evaluation import metrics as m
 from lfr.evaluation.datasets import identity_folders
 from lfr.evaluation.embed_cache import embed_cached
 from lfr.evaluation.identify import run_identify
+from lfr.evaluation.tracks import cut_tracks
 from lfr.vision import FaceAnalyzer
+from lfr.vision.fusion import running_fusions
 
 MIN_MATCHES = 5
 
@@ -84,6 +95,54 @@ def impostor_counts(
         return (cols[None, :] > rows[:, None]) & (owners[cols][None, :] != owners[rows][:, None])
 
     return _count_comparisons(vectors, vectors, upper_impostors, metric, thresholds)
+
+
+def passage_counts(
+    vectors: np.ndarray,
+    owners: np.ndarray,
+    weights: np.ndarray,
+    metric: str,
+    thresholds: Sequence[float],
+    *,
+    track_len: int,
+    draws: int,
+    seed: int,
+    min_similarity: float | None,
+    gallery: np.ndarray | None = None,
+    gallery_owners: np.ndarray | None = None,
+) -> tuple[int, int, list[int]]:
+    """Simulated passages (tracks of ``track_len`` of ``vectors``, one person's each, searched as the live
+    embedder searches them) against every ``gallery`` entry of every other person (default: ``vectors``
+    themselves): how many tracks, how many (track, gallery entry) comparisons, and how many of those match
+    at each threshold in any of the track's searches."""
+    if track_len < 1 or draws < 1:
+        raise ValueError("track_len and draws must be at least 1")
+    if gallery is None or gallery_owners is None:
+        gallery, gallery_owners = vectors, owners
+    lower = metric == "L2"
+    by_id: dict[str, list[int]] = {}
+    for i, o in enumerate(owners.tolist()):
+        by_id.setdefault(str(o), []).append(i)
+    tracks = cut_tracks(by_id, track_len, draws, seed)
+    per_owner = np.bincount(gallery_owners, minlength=int(owners.max(initial=0)) + 1)
+    t = np.asarray(thresholds, dtype=np.float64)
+    counts = np.zeros(len(t), dtype=np.int64)
+    n = 0
+    step = 512
+    for s in range(0, len(tracks), step):
+        block = tracks[s : s + step]
+        searches = [
+            running_fusions(vectors[idx], weights[idx], metric, min_similarity).astype(np.float64)
+            for _, idx in block
+        ]
+        starts = np.cumsum([0, *(len(x) for x in searches[:-1])])
+        scores = m.score_matrix(np.concatenate(searches), gallery, metric)
+        best = (np.minimum if lower else np.maximum).reduceat(scores, starts, axis=0)
+        track_owner = np.array([owners[idx[0]] for _, idx in block])
+        vals = best[track_owner[:, None] != gallery_owners[None, :]]
+        n += int(len(gallery) * len(block) - per_owner[track_owner].sum())
+        counts += _passing(vals, t, lower)
+    return len(tracks), n, counts.tolist()
 
 
 def comparison_counts(
@@ -159,8 +218,13 @@ def run_calibrate(
     cache_dir: Path | None = None,
     seed: int = 0,
     analyzer: FaceAnalyzer | None = None,
+    person_searches: int | None = None,
+    draws: int = 5,
 ) -> dict[str, Any]:
+    """``person_searches`` (default ``ingest.best_shot_max_per_track``) is the track length of the
+    per-person figures; ``draws`` how many times each person's photos are cut into tracks."""
     analyzer = analyzer or FaceAnalyzer(settings)
+    k = settings.ingest.best_shot_max_per_track if person_searches is None else person_searches
     card = analyzer.embedder.card
     ids = identity_folders(Path(root))
     paths = [(name, p) for name in sorted(ids) for p in ids[name]]
@@ -173,6 +237,7 @@ def run_calibrate(
     vectors = np.stack([v for _, p in found if (v := emb.cache[p].vector) is not None]).astype(np.float64)
     owners = np.array([index[n] for n, _ in found])
     passed = np.array([emb.cache[p].quality_passed for _, p in found], dtype=bool)
+    quality = np.array([emb.cache[p].quality_score for _, p in found], dtype=np.float32)
     metric = card.metric or "COSINE"
     n_pairs, counts = impostor_counts(vectors, owners, metric, thresholds)
     # The gate split compares probes with watchlist photos: the passing photos as enrolment templates,
@@ -187,13 +252,36 @@ def run_calibrate(
             if v is not None:
                 template_vectors[i] = v
     by_gate = gate_split(vectors, owners, passed, metric, thresholds, template_vectors)
+    # Passages as a live camera makes them: faces that pass the quality gate, fused as the embedder fuses
+    # them, against watchlist photos (which must pass it) enrolled as templates.
+    gallery = vectors if template_vectors is None else template_vectors
+    n_tracks, n_person, person = passage_counts(
+        vectors[passed],
+        owners[passed],
+        quality[passed],
+        metric,
+        thresholds,
+        track_len=k,
+        draws=draws,
+        seed=seed,
+        min_similarity=settings.embedder.track_fusion_min_similarity,
+        gallery=gallery[passed],
+        gallery_owners=owners[passed],
+    )
     ident = run_identify(
         settings, Path(root), seed=seed, analyzer=analyzer, cache_dir=cache_dir, tpir_at=thresholds
     )
-    figures: dict[str, float] = {"impostor_pairs": float(n_pairs), "images": float(len(paths))}
-    for t, c in zip(thresholds, counts, strict=True):
+    figures: dict[str, float] = {
+        "impostor_pairs": float(n_pairs),
+        "images": float(len(paths)),
+        "person_searches": float(k),
+        "person_impostor_comparisons": float(n_person),
+    }
+    for t, c, cp in zip(thresholds, counts, person, strict=True):
         if c >= MIN_MATCHES:
             figures[f"fmr@{t:g}"] = float(f"{c / n_pairs:.4g}")
+        if cp >= MIN_MATCHES:
+            figures[f"fmr_person@{t:g}"] = float(f"{cp / n_person:.4g}")
         tpir = ident["tpir_at"].get(f"{t:g}")
         if tpir is not None and not math.isnan(tpir):
             figures[f"tpir@{t:g}"] = round(float(tpir), 4)
@@ -204,6 +292,9 @@ def run_calibrate(
         "detector": getattr(analyzer.detector, "model_id", "?"),
         "impostor_pairs": n_pairs,
         "impostor_matches": {f"{t:g}": c for t, c in zip(thresholds, counts, strict=True)},
+        "person_tracks": n_tracks,
+        "person_draws": draws,
+        "person_impostor_matches": {f"{t:g}": c for t, c in zip(thresholds, person, strict=True)},
         "figures": figures,
         "identify": {k: ident[k] for k in ("rank1", "fnir_at_fpir", "mated_searches", "nonmated_searches")},
         "by_gate": by_gate,

@@ -229,15 +229,34 @@ def calibrate_cmd(
     thresholds: Annotated[str, typer.Option("--thresholds", help="comma list, e.g. 0.3,0.35,0.4")],
     cache: Annotated[Path | None, typer.Option("--cache", help="keep embeddings here between runs")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    person_searches: Annotated[
+        int | None,
+        typer.Option(
+            "--person-searches",
+            min=1,
+            help="searches per person passing for the fmr_person figures (default: "
+            "ingest.best_shot_max_per_track)",
+        ),
+    ] = None,
+    draws: Annotated[
+        int, typer.Option("--draws", min=1, help="times each person's photos are cut into tracks")
+    ] = 5,
 ) -> None:
-    """FMR per comparison (all impostor pairs) and TPIR at each threshold (a card's calibration figures),
-    and the FMR and genuine match rate by the quality gate's verdict on the probe (`by_gate`)."""
+    """FMR per comparison (all impostor pairs), FMR per person passing (simulated tracks searched as the
+    live embedder does) and TPIR at each threshold (a card's calibration figures), and the FMR and genuine
+    match rate by the quality gate's verdict on the probe (`by_gate`)."""
     from lfr.evaluation.calibrate_card import run_calibrate
     from lfr.evaluation.datasets import DatasetError
 
     try:
         result = run_calibrate(
-            cli_settings(), root, list(_threshold_list(thresholds)), cache_dir=cache, seed=seed
+            cli_settings(),
+            root,
+            list(_threshold_list(thresholds)),
+            cache_dir=cache,
+            seed=seed,
+            person_searches=person_searches,
+            draws=draws,
         )
     except (DatasetError, ValueError) as exc:
         raise _fail(exc) from None

@@ -37,9 +37,9 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -55,9 +55,27 @@ log = logging.getLogger(__name__)
 
 RULES = ("crop", "any_crop", "fused", "fused_final")
 
+T = TypeVar("T")
 
-def _cut(items: list[Path], n: int) -> list[list[Path]]:
+
+def _cut(items: list[T], n: int) -> list[list[T]]:
     return [items[i : i + n] for i in range(0, len(items), n)]
+
+
+def cut_tracks(
+    by_id: Mapping[str, Sequence[T]], track_len: int, draws: int, seed: int
+) -> list[tuple[str, list[T]]]:
+    """Each identity's items cut into simulated tracks of ``track_len`` (a shorter remainder is a track
+    too), ``draws`` times: draw 0 in the given order, the others reshuffled with a seed per draw and
+    identity, so a run is reproducible and adding an identity leaves the others' tracks as they were."""
+    out: list[tuple[str, list[T]]] = []
+    for d in range(draws):
+        for name, items in by_id.items():
+            order = list(items)
+            if d:
+                random.Random(f"{seed}:{d}:{name}").shuffle(order)
+            out += [(name, t) for t in _cut(order, track_len)]
+    return out
 
 
 def run_tracks(
@@ -122,14 +140,7 @@ def run_tracks(
         by_id: dict[str, list[Path]] = {}
         for name, p in pairs:
             by_id.setdefault(name, []).append(p)
-        out: list[tuple[str, list[Path]]] = []
-        for d in range(draws):
-            for name, ps in by_id.items():
-                order = list(ps)
-                if d:
-                    random.Random(f"{seed}:{d}:{name}").shuffle(order)
-                out += [(name, t) for t in _cut(order, track_len)]
-        return out
+        return cut_tracks(by_id, track_len, draws, seed)
 
     # rule -> (mate similarity, mate rank) per mated unit, top similarity per non-mated unit
     mated_out: dict[str, list[tuple[float, int]]] = {r: [] for r in RULES}

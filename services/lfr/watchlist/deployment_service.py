@@ -63,7 +63,15 @@ class DeploymentService:
         """The false-alert rate for the deployment's watchlists as they stand now."""
         store = self.stores.store_for(card.name)
         size = await asyncio.to_thread(store.count, list(dep.watchlist_ids), None)
-        return expected_rate(self.stores.card_for(card.name), dep.threshold, size)
+        return expected_rate(
+            self.stores.card_for(card.name), dep.threshold, size, self.searches_per_person
+        )
+
+    @property
+    def searches_per_person(self) -> int:
+        """How many times a live camera searches one person at most: what a false-alert rate per person
+        passing is taken over (lfr.watchlist.expected_rate)."""
+        return self.settings.ingest.best_shot_max_per_track
 
     async def describe(self, dep: Deployment, with_rate: bool = True) -> DeploymentOut:
         card = self.stores.card_for(dep.embedder_model)
@@ -100,7 +108,7 @@ class DeploymentService:
         if not g.size_rule or dep.threshold_source == "explicit" or dep.status != DeploymentStatus.DRAFT:
             return dep
         size = await asyncio.to_thread(self.stores.store_for(card.name).count, list(dep.watchlist_ids), None)
-        choice = threshold_for_target(card, g.target_fpir, size)
+        choice = threshold_for_target(card, g.target_fpir, size, self.searches_per_person)
         if dep.threshold == choice.threshold and dep.threshold_source == "size_rule":
             return dep
         return await self.store.set_threshold(

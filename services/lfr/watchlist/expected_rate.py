@@ -2,8 +2,17 @@
 
 Every face in the crowd is compared with every image on the deployment's watchlists, so a per-comparison
 false match rate (FMR) that looks negligible compounds with watchlist size: with FMR ``f`` and ``N``
-comparisons per face, the chance a face that is on no watchlist raises a false alert is ``1 - (1 - f)^N``.
-Authorising officers see this figure, per 1,000 faces passing the cameras, before they authorise.
+comparisons per search, the chance a search of a face that is on no watchlist raises a false alert is
+``1 - (1 - f)^N``. Authorising officers see this figure, per 1,000 people passing the cameras, before they
+authorise.
+
+Per person, not per search: a live camera searches a person who stays in view up to
+``ingest.best_shot_max_per_track`` times (refresh views, each search with the track's fused template so
+far), and the force's target counts people passing. The rate per person comes from the card's
+``fmr_person@T`` figures when its calibration measured passages of at least that many searches (``lfr eval
+calibrate``: simulated tracks of faces that pass the quality gate, searched as the live embedder searches
+them), never below the rate per search (measured on faces of every pose), and otherwise from the union
+bound ``k x`` the rate per search, which can only overstate it; never above that bound either.
 
 The FMR comes from the model card's calibration. A figure measured at the card threshold (``far`` or
 ``fmr``) or at other thresholds (``fmr@0.55``) applies to any threshold at least as strict as the one it
@@ -23,6 +32,7 @@ from typing import Any, Protocol
 
 _KEY = re.compile(r"^(?:fmr|far)(?:@(-?[0-9.]+))?$")
 _TPIR_KEY = re.compile(r"^tpir@(-?[0-9.]+)$")
+_PERSON_KEY = re.compile(r"^fmr_person@(-?[0-9.]+)$")
 
 
 class CalibratedCard(Protocol):
@@ -50,6 +60,9 @@ class FmrPoint:
 
 @dataclass(frozen=True)
 class ExpectedRate:
+    """``false_alerts_per_1000`` is per 1,000 people passing (up to ``searches_per_person`` searches each,
+    ``person_basis`` says how it was bounded); ``false_alerts_per_1000_searches`` per 1,000 searches."""
+
     watchlist_size: int
     threshold: float
     fmr: float | None
@@ -57,6 +70,9 @@ class ExpectedRate:
     false_alerts_per_1000: float | None
     tpir: float | None = None
     tpir_basis: str = ""
+    searches_per_person: int = 1
+    false_alerts_per_1000_searches: float | None = None
+    person_basis: str = ""
 
     def summary(self) -> str:
         if self.false_alerts_per_1000 is None:
@@ -65,9 +81,12 @@ class ExpectedRate:
                 f"{self.threshold:g} ({self.basis})"
             )
         tpir = "" if self.tpir is None else f"; expected TPIR {self.tpir:.2f} ({self.tpir_basis})"
+        per_person = ""
+        if self.searches_per_person > 1:
+            per_person = f" (each searched up to {self.searches_per_person} times: {self.person_basis})"
         return (
-            f"expected false alerts: {self.false_alerts_per_1000:.3g} per 1,000 faces for "
-            f"{self.watchlist_size} watchlist images at threshold {self.threshold:g} "
+            f"expected false alerts: {self.false_alerts_per_1000:.3g} per 1,000 people passing{per_person} "
+            f"for {self.watchlist_size} watchlist images at threshold {self.threshold:g} "
             f"(per-comparison FMR {self.fmr:.3g}; {self.basis}){tpir}"
         )
 
@@ -80,6 +99,9 @@ class ExpectedRate:
             "false_alerts_per_1000": self.false_alerts_per_1000,
             "tpir": self.tpir,
             "tpir_basis": self.tpir_basis,
+            "searches_per_person": self.searches_per_person,
+            "false_alerts_per_1000_searches": self.false_alerts_per_1000_searches,
+            "person_basis": self.person_basis,
             "summary": self.summary(),
         }
 
@@ -141,7 +163,70 @@ def fmr_at(card: CalibratedCard, threshold: float) -> FmrPoint | None:
     return nearest
 
 
-def expected_rate(card: CalibratedCard, threshold: float | None, watchlist_size: int) -> ExpectedRate:
+def person_points(card: CalibratedCard, searches_per_person: int) -> list[FmrPoint]:
+    """Calibrated per-comparison FMRs of a person passing (``fmr_person@T``) from every calibration record
+    whose simulated passages made at least ``searches_per_person`` searches (``person_searches``): a
+    passage searched more often can only match more, so a figure for fewer searches does not apply."""
+    points: list[FmrPoint] = []
+    for cal in _iter(getattr(card, "calibration", ()) or ()):
+        figures = dict(getattr(cal, "figures", {}) or {})
+        if float(figures.get("person_searches", 0) or 0) < searches_per_person:
+            continue
+        dataset = str(getattr(cal, "dataset", "calibration")).split(" (")[0]
+        searches = int(float(figures["person_searches"]))
+        for key, value in figures.items():
+            m = _PERSON_KEY.match(str(key).lower())
+            if m and float(value) > 0:
+                at = float(m.group(1))
+                points.append(
+                    FmrPoint(
+                        at,
+                        float(value),
+                        f"fmr_person={float(value):.3g} measured on {dataset} for passages of {searches} "
+                        f"fused searches at threshold {at:g}",
+                    )
+                )
+    return points
+
+
+def _per_person(
+    card: CalibratedCard, threshold: float, watchlist_size: int, per_search: float, searches: int
+) -> tuple[float, str]:
+    """False alerts per 1,000 people passing with up to ``searches`` searches each, and how it was bounded.
+
+    The card's passage figure is measured on faces as a live camera fuses them (those that pass the quality
+    gate); the rate per search is measured on faces of every pose, which match strangers more often. A
+    person passing is at least one search, so the rate shown is the larger of the two, and never more than
+    the union bound over the searches.
+    """
+    if searches <= 1:
+        return per_search, "one search per person"
+    union = min(1000.0, searches * per_search)
+    usable = [p for p in person_points(card, searches) if not card.is_looser(threshold, p.threshold)]
+    if usable:
+        point = min(usable, key=lambda p: (abs(p.threshold - threshold), -p.fmr))
+        measured = false_alerts_per_1000(point.fmr, watchlist_size)
+        prefix = "" if point.threshold == threshold else "upper bound: "
+        if per_search < union and measured <= per_search:
+            return per_search, (
+                f"the rate per search, as passages were measured lower (fmr_person={point.fmr:.3g} at "
+                f"threshold {point.threshold:g})"
+            )
+        if measured < union:
+            return measured, prefix + point.basis
+    return union, f"upper bound: {searches} x the rate per search"
+
+
+def expected_rate(
+    card: CalibratedCard,
+    threshold: float | None,
+    watchlist_size: int,
+    searches_per_person: int = 1,
+) -> ExpectedRate:
+    """The rate for a watchlist of ``watchlist_size`` images at ``threshold`` (None: the card's), per
+    person passing with up to ``searches_per_person`` searches (``ingest.best_shot_max_per_track``)."""
+    if searches_per_person < 1:
+        raise ValueError("searches_per_person must be at least 1")
     t = card.threshold if threshold is None else threshold
     if t is None:
         return ExpectedRate(
@@ -150,17 +235,24 @@ def expected_rate(card: CalibratedCard, threshold: float | None, watchlist_size:
     point = fmr_at(card, t)
     if point is None:
         basis = f"model card {card.name} records no false match rate valid at this threshold"
-        return ExpectedRate(watchlist_size, float(t), None, basis, None)
+        return ExpectedRate(
+            watchlist_size, float(t), None, basis, None, searches_per_person=searches_per_person
+        )
     basis = point.basis if point.threshold == t else f"upper bound: {point.basis}"
     tpir = tpir_at(card, float(t))
+    per_search = false_alerts_per_1000(point.fmr, watchlist_size)
+    per_person, person_basis = _per_person(card, float(t), watchlist_size, per_search, searches_per_person)
     return ExpectedRate(
         watchlist_size,
         float(t),
         point.fmr,
         basis,
-        false_alerts_per_1000(point.fmr, watchlist_size),
+        per_person,
         tpir.fmr if tpir else None,
         tpir.basis if tpir else "",
+        searches_per_person,
+        per_search,
+        person_basis,
     )
 
 
@@ -201,31 +293,34 @@ class ThresholdChoice:
         verdict = "meets" if self.meets_target else "CANNOT meet (strictest calibrated threshold used)"
         return (
             f"threshold {self.threshold:g} set by the watchlist-size rule: {verdict} the target of {target} "
-            f"false alerts per face for {self.rate.watchlist_size} watchlist images; {self.rate.summary()}"
+            f"false alerts per person passing for {self.rate.watchlist_size} watchlist images; "
+            f"{self.rate.summary()}"
         )
 
 
-def threshold_for_target(card: CalibratedCard, target_fpir: float, watchlist_size: int) -> ThresholdChoice:
+def threshold_for_target(
+    card: CalibratedCard, target_fpir: float, watchlist_size: int, searches_per_person: int = 1
+) -> ThresholdChoice:
     """The loosest calibrated threshold whose expected false-alert rate for ``watchlist_size`` images is at
-    most ``target_fpir`` per face, never looser than the card's threshold (looser needs a recorded reason).
+    most ``target_fpir`` per person passing (up to ``searches_per_person`` searches each), never looser
+    than the card's threshold (looser needs a recorded reason).
 
-    Candidates are the card's threshold and every threshold its calibration records an FMR at; when none
-    meets the target (a very large watchlist), the strictest is returned with ``meets_target`` False so the
-    authorising officer sees it.
+    Candidates are the card's threshold and every threshold its calibration records an FMR at, per search
+    or per person passing; when none meets the target (a very large watchlist), the strictest is returned
+    with ``meets_target`` False so the authorising officer sees it.
     """
     if not 0.0 < target_fpir < 1.0:
         raise ValueError("target_fpir must lie strictly between 0 and 1")
     base = card.threshold
     if base is None:
         raise ValueError(f"model card {card.name} has no threshold")
-    candidates = {float(base)} | {
-        p.threshold for p in calibration_points(card) if not card.is_looser(p.threshold, float(base))
-    }
+    points = calibration_points(card) + person_points(card, searches_per_person)
+    candidates = {float(base)} | {p.threshold for p in points if not card.is_looser(p.threshold, float(base))}
     # Loosest first: for COSINE the lowest similarity, for L2 the largest distance.
     ordered = sorted(candidates, reverse=card.metric == "L2")
     best: ThresholdChoice | None = None
     for t in ordered:
-        rate = expected_rate(card, t, watchlist_size)
+        rate = expected_rate(card, t, watchlist_size, searches_per_person)
         if rate.false_alerts_per_1000 is not None and rate.false_alerts_per_1000 / 1000.0 <= target_fpir:
             return ThresholdChoice(t, target_fpir, rate, True)
         best = ThresholdChoice(t, target_fpir, rate, False)

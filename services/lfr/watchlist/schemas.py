@@ -112,9 +112,18 @@ class ExpectedRateOut(BaseModel):
     threshold: float
     fmr: float | None = Field(description="per-comparison false match rate used; None = unknown")
     basis: str
-    false_alerts_per_1000: float | None
+    false_alerts_per_1000: float | None = Field(
+        description="expected false alerts per 1,000 people passing the cameras; None = unknown"
+    )
     tpir: float | None = Field(None, description="expected share of watchlist people found, from the card")
     tpir_basis: str = ""
+    searches_per_person: int = Field(
+        1, description="searches of one person passing at most (ingest.best_shot_max_per_track)"
+    )
+    false_alerts_per_1000_searches: float | None = Field(
+        None, description="expected false alerts per 1,000 searches (one face each)"
+    )
+    person_basis: str = Field("", description="how the rate per person was bounded from the rate per search")
     summary: str
 
     @classmethod

@@ -54,6 +54,24 @@ def test_calibrate_reports_card_figures_and_the_gate_split(
     # The sharp photos of one person match each other at the card threshold.
     assert passed["genuine_match_rate"]["0.46"] > 0.5
 
+    # Passages (here tracks of 2, 3 draws): every track meets every photo of the other people once.
+    res = cli_env.invoke(
+        app,
+        ["eval", "calibrate", "--root", str(root), "--thresholds", THRESHOLDS, "--person-searches", "2"]
+        + ["--draws", "3"],
+    )
+    assert res.exit_code == 0, res.output + str(res.exception)
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    # Only photos that pass the quality gate make passages and stand as watchlist photos: the blurred copy
+    # is in neither.
+    n_pass = out["by_gate"]["passed"]["probes"]
+    tracks, others = out["person_tracks"], int(out["figures"]["person_impostor_comparisons"])
+    assert out["person_draws"] == 3 and out["figures"]["person_searches"] == 2.0
+    assert 3 * -(-n_pass // 2) <= tracks <= 3 * n_pass
+    assert 0 < others < tracks * n_pass
+    matches = [out["person_impostor_matches"][k] for k in ("0.2", "0.3", "0.46")]
+    assert matches == sorted(matches, reverse=True) and all(0 <= c <= others for c in matches)
+
 
 def test_calibrate_refuses_a_set_where_no_image_yields_a_face(cli_env: CliRunner, tmp_path: Path) -> None:
     app = typer.Typer()

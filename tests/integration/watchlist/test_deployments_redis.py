@@ -178,17 +178,21 @@ async def test_watchlist_size_rule_sets_and_audits_the_threshold(parts, models_d
         await asyncio.to_thread(enrol, 40, 0)
         out = await svc.create_deployment(_spec(watchlist_ids=["wl-size"]), "pc.smith")
         target = settings.governance.target_fpir
-        expected = threshold_for_target(card, target, 40)
+        searches = settings.ingest.best_shot_max_per_track  # the rate is per person passing
+        expected = threshold_for_target(card, target, 40, searches)
         assert out.threshold_source == "size_rule" and out.threshold == pytest.approx(expected.threshold)
         assert out.effective_threshold == pytest.approx(expected.threshold)
         assert not card.is_looser(out.effective_threshold, card.threshold)
         assert out.expected_rate is not None and out.expected_rate.watchlist_size == 40
+        assert out.expected_rate.searches_per_person == searches
+        assert out.expected_rate.false_alerts_per_1000 is not None
+        assert out.expected_rate.false_alerts_per_1000 / 1000 <= target
 
         # 130 images need a stricter row of the rule than 40 (docs/accuracy.md, "Thresholds that follow
         # the watchlist"); a few rows are enough to show it, and each costs a Milvus write.
         await asyncio.to_thread(enrol, 90, 40)
         authorised = await svc.authorise(out.deployment_id, "Supt Khan", "supt.khan")
-        grown = threshold_for_target(card, target, 130)
+        grown = threshold_for_target(card, target, 130, searches)
         assert grown.threshold != expected.threshold, "the test needs sizes on two rows of the rule"
         assert authorised.threshold == pytest.approx(grown.threshold)
         assert not card.is_looser(authorised.threshold, out.threshold)  # a bigger list never loosens it

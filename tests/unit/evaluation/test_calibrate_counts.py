@@ -7,7 +7,15 @@ import itertools
 import numpy as np
 import pytest
 
-from lfr.evaluation.calibrate_card import MIN_MATCHES, comparison_counts, gate_split, impostor_counts
+from lfr.evaluation.calibrate_card import (
+    MIN_MATCHES,
+    comparison_counts,
+    gate_split,
+    impostor_counts,
+    passage_counts,
+)
+from lfr.evaluation.tracks import cut_tracks
+from lfr.vision.fusion import running_fusions
 
 THRESHOLDS = [-0.2, 0.0, 0.2, 0.5]
 
@@ -68,3 +76,91 @@ def test_gate_split_with_no_failed_probes_reports_none_rather_than_dividing_by_z
     assert out["failed"]["probes"] == 0 and out["failed"]["impostor_comparisons"] == 0
     assert set(out["failed"]["fmr"].values()) == {None}
     assert set(out["failed"]["genuine_match_rate"].values()) == {None}
+
+
+@pytest.mark.parametrize("metric,thresholds", [("COSINE", THRESHOLDS), ("L2", [2.0, 3.0])])
+def test_passage_counts_equal_a_loop_over_tracks_and_other_peoples_photos(
+    metric: str, thresholds: list[float]
+) -> None:
+    v, owners = _set(2, n=60)
+    weights = np.linspace(0.5, 1.0, len(v)).astype(np.float32)
+    n_tracks, n, counts = passage_counts(
+        v, owners, weights, metric, thresholds, track_len=3, draws=2, seed=0, min_similarity=0.3
+    )
+    by_id: dict[str, list[int]] = {}
+    for i, o in enumerate(owners.tolist()):
+        by_id.setdefault(str(o), []).append(i)
+    tracks = cut_tracks(by_id, 3, 2, 0)
+    assert n_tracks == len(tracks)
+    best: list[float] = []
+    for _, idx in tracks:
+        searches = running_fusions(v[idx], weights[idx], metric, 0.3)
+        for j in range(len(v)):
+            if owners[j] == owners[idx[0]]:
+                continue
+            if metric == "COSINE":
+                best.append(max(_cos(s, v[j]) for s in searches))
+            else:
+                best.append(min(float(np.linalg.norm(s - v[j])) for s in searches))
+    assert n == len(best) > 0
+    if metric == "COSINE":
+        assert counts == [sum(b >= t for b in best) for t in thresholds]
+    else:
+        assert counts == [sum(b <= t for b in best) for t in thresholds]
+
+
+def test_a_passage_of_one_search_is_the_rate_per_search() -> None:
+    v, owners = _set(3, n=60)
+    _, n, counts = passage_counts(
+        v, owners, np.ones(len(v)), "COSINE", THRESHOLDS, track_len=1, draws=1, seed=0, min_similarity=0.3
+    )
+    pairs, per_pair = impostor_counts(v, owners, "COSINE", THRESHOLDS)
+    # Each unordered impostor pair is two ordered (passage, photo) comparisons.
+    assert n == 2 * pairs
+    assert counts == [2 * c for c in per_pair]
+
+
+def test_passage_counts_refuse_an_empty_track() -> None:
+    v, owners = _set()
+    with pytest.raises(ValueError, match="track_len"):
+        passage_counts(
+            v,
+            owners,
+            np.ones(len(v)),
+            "COSINE",
+            THRESHOLDS,
+            track_len=0,
+            draws=1,
+            seed=0,
+            min_similarity=None,
+        )
+
+
+def test_passages_against_a_separate_gallery_count_only_other_peoples_entries() -> None:
+    v, owners = _set(4, n=30)
+    g, g_owners = _set(5, n=25)
+    weights = np.ones(len(v), np.float32)
+    n_tracks, n, counts = passage_counts(
+        v,
+        owners,
+        weights,
+        "COSINE",
+        THRESHOLDS,
+        track_len=2,
+        draws=1,
+        seed=0,
+        min_similarity=None,
+        gallery=g,
+        gallery_owners=g_owners,
+    )
+    by_id: dict[str, list[int]] = {}
+    for i, o in enumerate(owners.tolist()):
+        by_id.setdefault(str(o), []).append(i)
+    best = [
+        max(_cos(s, g[j]) for s in running_fusions(v[idx], weights[idx], "COSINE", None))
+        for _, idx in cut_tracks(by_id, 2, 1, 0)
+        for j in range(len(g))
+        if g_owners[j] != owners[idx[0]]
+    ]
+    assert n == len(best) > 0
+    assert counts == [sum(b >= t for b in best) for t in THRESHOLDS]

@@ -46,7 +46,7 @@ def test_fmr_at_the_card_threshold_from_calibration() -> None:
     assert rate.fmr == 0.01 and rate.threshold == 0.6
     assert rate.false_alerts_per_1000 == pytest.approx(1000 * (1 - 0.99**100))
     assert "lfw" in rate.basis and "upper bound" not in rate.basis
-    assert "per 1,000 faces" in rate.summary()
+    assert "per 1,000 people passing" in rate.summary()
 
 
 def test_stricter_threshold_uses_the_looser_figure_as_an_upper_bound() -> None:

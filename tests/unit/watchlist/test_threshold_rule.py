@@ -3,6 +3,8 @@ whose expected false-alert rate for its watchlist size meets the target, never l
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from lfr.watchlist.expected_rate import expected_rate, threshold_for_target, tpir_at
@@ -81,3 +83,116 @@ def test_l2_cards_tighten_downwards() -> None:
 def test_bad_target_is_refused() -> None:
     with pytest.raises(ValueError):
         threshold_for_target(CARD, 0.0, 10)
+
+
+# The same card with passages measured: three fused searches of one stranger match a template about twice as
+# often as one search (fmr_person), which is below the union bound of three times.
+PERSON_FIGURES = {
+    **FIGURES,
+    "person_searches": 3.0,
+    "fmr_person@0.40": 2e-4,
+    "fmr_person@0.45": 2e-5,
+    "fmr_person@0.50": 2e-6,
+    "fmr_person@0.55": 2e-7,
+    "fmr_person@0.60": 2e-8,  # stricter than any per-search figure: a candidate of its own
+}
+PERSON_CARD = FakeCard(
+    name="cos-person",
+    metric="COSINE",
+    threshold=0.40,
+    threshold_floor=0.35,
+    calibration=(FakeCalibration("cfp (open set)", PERSON_FIGURES),),
+)
+
+
+def test_one_search_per_person_is_the_rate_per_search() -> None:
+    rate = expected_rate(PERSON_CARD, 0.45, 10)
+    assert rate.searches_per_person == 1
+    assert rate.false_alerts_per_1000 == pytest.approx(rate.false_alerts_per_1000_searches)
+
+
+def test_per_person_rate_uses_the_measured_passage_figure_below_the_union_bound() -> None:
+    rate = expected_rate(PERSON_CARD, 0.45, 10, searches_per_person=3)
+    per_search = rate.false_alerts_per_1000_searches
+    assert per_search is not None and rate.false_alerts_per_1000 is not None
+    assert rate.false_alerts_per_1000 == pytest.approx(-1000 * math.expm1(10 * math.log1p(-2e-5)))
+    assert per_search < rate.false_alerts_per_1000 < 3 * per_search
+    assert "fmr_person" in rate.person_basis and "3 fused searches" in rate.person_basis
+    assert "per 1,000 people passing (each searched up to 3 times" in rate.summary()
+
+
+def test_without_passage_figures_the_union_bound_applies() -> None:
+    rate = expected_rate(CARD, 0.45, 10, searches_per_person=3)
+    assert rate.false_alerts_per_1000 == pytest.approx(3 * rate.false_alerts_per_1000_searches)
+    assert rate.person_basis == "upper bound: 3 x the rate per search"
+
+
+def test_passage_figures_for_fewer_searches_are_not_used() -> None:
+    rate = expected_rate(PERSON_CARD, 0.45, 10, searches_per_person=4)
+    assert rate.false_alerts_per_1000 == pytest.approx(4 * rate.false_alerts_per_1000_searches)
+
+
+def test_a_looser_measured_passage_point_is_an_upper_bound() -> None:
+    # At 0.47 both bounds come from the figures at 0.45: the passage figure (2e-5) is below three times
+    # the per-search one (3e-5), so it is the bound, marked as one.
+    rate = expected_rate(PERSON_CARD, 0.47, 10, searches_per_person=3)
+    assert rate.person_basis.startswith("upper bound: fmr_person=")
+    assert rate.false_alerts_per_1000 == pytest.approx(-1000 * math.expm1(10 * math.log1p(-2e-5)))
+
+
+@pytest.mark.parametrize(
+    "size,searches,expected",
+    [
+        # 1 in 6,000 per person: per search the card meets it at 0.45 for 10 images, per person not.
+        (10, 1, 0.45),
+        (10, 3, 0.50),
+        (100, 1, 0.50),
+        (100, 3, 0.55),
+        (1000, 3, 0.60),  # only the passage figure reaches this far
+    ],
+)
+def test_the_rule_meets_the_target_per_person_passing(size: int, searches: int, expected: float) -> None:
+    choice = threshold_for_target(PERSON_CARD, TARGET, size, searches)
+    assert choice.threshold == pytest.approx(expected)
+    assert choice.meets_target
+    assert choice.rate.false_alerts_per_1000 is not None
+    assert choice.rate.false_alerts_per_1000 / 1000 <= TARGET
+    assert "per person passing" in choice.reason
+
+
+def test_union_bound_alone_tightens_the_rule_for_several_searches() -> None:
+    # 10 images: 1e-5 per comparison meets 1/6000 per search (1e-4), not three times over (3e-4).
+    assert threshold_for_target(CARD, TARGET, 10, 1).threshold == pytest.approx(0.45)
+    assert threshold_for_target(CARD, TARGET, 10, 3).threshold == pytest.approx(0.50)
+
+
+def test_searches_per_person_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="searches_per_person"):
+        expected_rate(PERSON_CARD, 0.45, 10, searches_per_person=0)
+
+
+def test_the_union_bound_wins_where_it_is_tighter() -> None:
+    # A passage figure measured far looser than the threshold says less than 3 x the per-search figure.
+    card = FakeCard(
+        name="sparse",
+        metric="COSINE",
+        threshold=0.40,
+        threshold_floor=0.35,
+        calibration=(
+            FakeCalibration("cfp", {"fmr@0.50": 1e-6, "person_searches": 3.0, "fmr_person@0.40": 2e-4}),
+        ),
+    )
+    rate = expected_rate(card, 0.50, 10, searches_per_person=3)
+    assert rate.person_basis == "upper bound: 3 x the rate per search"
+    assert rate.false_alerts_per_1000 == pytest.approx(3 * rate.false_alerts_per_1000_searches)
+
+
+def test_the_rate_per_person_is_never_below_the_rate_per_search() -> None:
+    # At 0.60 the card has no per-search figure: the one at 0.55 bounds it (1e-7), and the passage figure
+    # measured at 0.60 (2e-8, on faces that pass the gate) is lower: a person passing is at least one
+    # search, so the rate per search is what is stated.
+    rate = expected_rate(PERSON_CARD, 0.60, 1000, searches_per_person=3)
+    assert rate.false_alerts_per_1000 is not None
+    assert rate.false_alerts_per_1000 == pytest.approx(rate.false_alerts_per_1000_searches)
+    assert rate.false_alerts_per_1000 == pytest.approx(-1000 * math.expm1(1000 * math.log1p(-1e-7)))
+    assert rate.person_basis.startswith("the rate per search, as passages were measured lower")

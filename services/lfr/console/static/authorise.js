@@ -78,13 +78,16 @@
     $("r-card").textContent = `${d.card_threshold} / ${d.card_threshold_floor}`;
     $("r-far").textContent =
       rate && rate.false_alerts_per_1000 !== null
-        ? `${Number(rate.false_alerts_per_1000.toPrecision(3))} per 1,000 faces passing the cameras`
+        ? `${Number(rate.false_alerts_per_1000.toPrecision(3))} per 1,000 people passing the cameras` +
+          (rate.searches_per_person > 1 ? ` (each searched up to ${rate.searches_per_person} times)` : "")
         : "unknown: the model card records no usable false match rate";
     $("r-tpir").textContent =
       rate && rate.tpir !== null
         ? `${(100 * rate.tpir).toFixed(1)}% of watchlist people who pass are expected to be found`
         : "not calibrated";
-    $("r-basis").textContent = rate ? [rate.basis, rate.tpir_basis].filter(Boolean).join("; ") : "–";
+    $("r-basis").textContent = rate
+      ? [rate.basis, rate.person_basis, rate.tpir_basis].filter(Boolean).join("; ")
+      : "–";
 
     const mayDecide = d.status === "draft" && same(d.authorising_officer, state.me);
     show("decide", mayDecide);
