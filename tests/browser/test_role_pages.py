@@ -254,6 +254,7 @@ async def test_authorising_officer_reviews_then_authorises_refuses_and_publishes
         await expect(p.locator("#r-far")).to_contain_text("each searched up to 3 times")
         await expect(p.locator("#r-source")).to_contain_text("watchlist-size rule")
         assert (await p.locator("#r-tpir").inner_text()).strip() != ""
+        await expect(p.locator("#r-tpir")).to_contain_text("when seen in 3 views")
         assert await unlabelled_inputs(p) == []
         await page.screenshot("authorise")
 

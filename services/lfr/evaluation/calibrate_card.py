@@ -17,7 +17,9 @@ expect there. Both come from one open-set development set:
   photo of another person) comparison counts as a match when any of the track's searches clears the
   threshold; the watchlist photos are the ones that pass the gate (enrolment refuses the others), as
   enrolment templates. The watchlist-size rule uses it to state the rate per person passing, which is what
-  a force's target counts, rather than per search of a photo of any pose.
+  a force's target counts, rather than per search of a photo of any pose;
+* TPIR of a person seen in ``person_searches`` views (``tpir_person@T``): ``lfr eval tracks``' live rule
+  (``fused``) on the same seeded split, so an officer sees what several views of a person add to one face.
 
 Beside the card's figures it reports the same rates split by the quality gate's verdict on the probe
 (``by_gate``), compared with photos that pass it (a watchlist photo must: enrolment refuses the others):
@@ -42,7 +44,7 @@ from lfr.evaluation import metrics as m
 from lfr.evaluation.datasets import identity_folders
 from lfr.evaluation.embed_cache import embed_cached
 from lfr.evaluation.identify import run_identify
-from lfr.evaluation.tracks import cut_tracks
+from lfr.evaluation.tracks import cut_tracks, run_tracks
 from lfr.vision import FaceAnalyzer
 from lfr.vision.fusion import running_fusions
 
@@ -271,6 +273,17 @@ def run_calibrate(
     ident = run_identify(
         settings, Path(root), seed=seed, analyzer=analyzer, cache_dir=cache_dir, tpir_at=thresholds
     )
+    # TPIR of a person seen in k views: the seeded split's mated probes as tracks, searched as live.
+    seen = run_tracks(
+        settings,
+        Path(root),
+        track_len=k,
+        seed=seed,
+        analyzer=analyzer,
+        cache_dir=cache_dir,
+        draws=draws,
+        thresholds=tuple(thresholds),
+    )["rules"]["fused"]["at_thresholds"]
     figures: dict[str, float] = {
         "impostor_pairs": float(n_pairs),
         "images": float(len(paths)),
@@ -285,6 +298,9 @@ def run_calibrate(
         tpir = ident["tpir_at"].get(f"{t:g}")
         if tpir is not None and not math.isnan(tpir):
             figures[f"tpir@{t:g}"] = round(float(tpir), 4)
+        tpir_seen = seen.get(f"{t:g}", {}).get("tpir")
+        if k > 1 and tpir_seen is not None and not math.isnan(tpir_seen):
+            figures[f"tpir_person@{t:g}"] = round(float(tpir_seen), 4)
     return {
         "kind": "calibrate",
         "dataset": str(root),

@@ -35,7 +35,8 @@ SFACE_CALIBRATION: tuple[Calibration, ...] = (
         "searched as the live embedder fuses them) against every other person's photos that pass it, as "
         "mirrored templates: 53,642,405 comparisons; TPIR: lfr "
         "eval identify seed 0 (334 people enrolled with one random photo as a mirrored template, 4,342 mated "
-        "searches, rank 1)",
+        "searches, rank 1); TPIR per person: lfr eval tracks' live rule on the same split, tracks of 3 probes, "
+        "5 draws",
         preprocessing="photos shrunk to at most 1600 px; " + _DETECTION,
         figures={
             "impostor_pairs": 24444014.0,
@@ -85,6 +86,24 @@ SFACE_CALIBRATION: tuple[Calibration, ...] = (
             "tpir@0.66": 0.2683,
             "tpir@0.68": 0.2287,
             "tpir@0.7": 0.1882,
+            "tpir_person@0.36": 0.9375,
+            "tpir_person@0.38": 0.9277,
+            "tpir_person@0.4": 0.9119,
+            "tpir_person@0.42": 0.8965,
+            "tpir_person@0.44": 0.8764,
+            "tpir_person@0.46": 0.8595,
+            "tpir_person@0.48": 0.8371,
+            "tpir_person@0.5": 0.8108,
+            "tpir_person@0.52": 0.7826,
+            "tpir_person@0.54": 0.7517,
+            "tpir_person@0.56": 0.7218,
+            "tpir_person@0.58": 0.6853,
+            "tpir_person@0.6": 0.6443,
+            "tpir_person@0.62": 0.6035,
+            "tpir_person@0.64": 0.5605,
+            "tpir_person@0.66": 0.5133,
+            "tpir_person@0.68": 0.4642,
+            "tpir_person@0.7": 0.4089,
             "rank1": 0.8934,
             "fnir_at_fpir_0.01": 0.2278,
             "fnir_at_fpir_0.001": 0.3022,

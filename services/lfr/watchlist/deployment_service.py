@@ -63,9 +63,7 @@ class DeploymentService:
         """The false-alert rate for the deployment's watchlists as they stand now."""
         store = self.stores.store_for(card.name)
         size = await asyncio.to_thread(store.count, list(dep.watchlist_ids), None)
-        return expected_rate(
-            self.stores.card_for(card.name), dep.threshold, size, self.searches_per_person
-        )
+        return expected_rate(self.stores.card_for(card.name), dep.threshold, size, self.searches_per_person)
 
     @property
     def searches_per_person(self) -> int:

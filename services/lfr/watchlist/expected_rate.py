@@ -33,6 +33,7 @@ from typing import Any, Protocol
 _KEY = re.compile(r"^(?:fmr|far)(?:@(-?[0-9.]+))?$")
 _TPIR_KEY = re.compile(r"^tpir@(-?[0-9.]+)$")
 _PERSON_KEY = re.compile(r"^fmr_person@(-?[0-9.]+)$")
+_TPIR_PERSON_KEY = re.compile(r"^tpir_person@(-?[0-9.]+)$")
 
 
 class CalibratedCard(Protocol):
@@ -73,6 +74,9 @@ class ExpectedRate:
     searches_per_person: int = 1
     false_alerts_per_1000_searches: float | None = None
     person_basis: str = ""
+    tpir_person: float | None = None
+    tpir_person_views: int = 0
+    tpir_person_basis: str = ""
 
     def summary(self) -> str:
         if self.false_alerts_per_1000 is None:
@@ -80,7 +84,14 @@ class ExpectedRate:
                 f"expected false alerts: unknown for {self.watchlist_size} watchlist images at threshold "
                 f"{self.threshold:g} ({self.basis})"
             )
-        tpir = "" if self.tpir is None else f"; expected TPIR {self.tpir:.2f} ({self.tpir_basis})"
+        tpir = (
+            "" if self.tpir is None else f"; expected TPIR {self.tpir:.2f} from one face ({self.tpir_basis})"
+        )
+        if self.tpir is not None and self.tpir_person is not None:
+            tpir += (
+                f", {self.tpir_person:.2f} for a person seen in {self.tpir_person_views} views "
+                f"({self.tpir_person_basis})"
+            )
         per_person = ""
         if self.searches_per_person > 1:
             per_person = f" (each searched up to {self.searches_per_person} times: {self.person_basis})"
@@ -102,6 +113,9 @@ class ExpectedRate:
             "searches_per_person": self.searches_per_person,
             "false_alerts_per_1000_searches": self.false_alerts_per_1000_searches,
             "person_basis": self.person_basis,
+            "tpir_person": self.tpir_person,
+            "tpir_person_views": self.tpir_person_views,
+            "tpir_person_basis": self.tpir_person_basis,
             "summary": self.summary(),
         }
 
@@ -242,6 +256,7 @@ def expected_rate(
     tpir = tpir_at(card, float(t))
     per_search = false_alerts_per_1000(point.fmr, watchlist_size)
     per_person, person_basis = _per_person(card, float(t), watchlist_size, per_search, searches_per_person)
+    seen = tpir_person_at(card, float(t), searches_per_person)
     return ExpectedRate(
         watchlist_size,
         float(t),
@@ -253,6 +268,9 @@ def expected_rate(
         searches_per_person,
         per_search,
         person_basis,
+        seen[0].fmr if seen else None,
+        seen[1] if seen else 0,
+        seen[0].basis if seen else "",
     )
 
 
@@ -268,6 +286,30 @@ def tpir_points(card: CalibratedCard) -> list[FmrPoint]:
                 at = float(m.group(1))
                 points.append(FmrPoint(at, float(value), f"measured on {dataset} at threshold {at:g}"))
     return points
+
+
+def tpir_person_at(
+    card: CalibratedCard, threshold: float, searches_per_person: int
+) -> tuple[FmrPoint, int] | None:
+    """The calibrated TPIR of a person seen in several views (``tpir_person@T``, each view searched with
+    the fused template so far) valid for ``threshold``, and how many views, from a calibration whose
+    passages a deployment searching up to ``searches_per_person`` times can make; None without one."""
+    usable: list[tuple[FmrPoint, int]] = []
+    for cal in _iter(getattr(card, "calibration", ()) or ()):
+        figures = dict(getattr(cal, "figures", {}) or {})
+        views = int(float(figures.get("person_searches", 0) or 0))
+        if not 1 < views <= searches_per_person:
+            continue
+        dataset = str(getattr(cal, "dataset", "calibration")).split(" (")[0]
+        for key, value in figures.items():
+            m = _TPIR_PERSON_KEY.match(str(key).lower())
+            if m and not card.is_looser(float(m.group(1)), threshold):
+                at = float(m.group(1))
+                basis = f"measured on {dataset} for {views} fused views at threshold {at:g}"
+                usable.append((FmrPoint(at, float(value), basis), views))
+    if not usable:
+        return None
+    return min(usable, key=lambda u: (abs(u[0].threshold - threshold), u[0].fmr))
 
 
 def tpir_at(card: CalibratedCard, threshold: float) -> FmrPoint | None:

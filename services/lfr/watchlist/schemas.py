@@ -124,6 +124,11 @@ class ExpectedRateOut(BaseModel):
         None, description="expected false alerts per 1,000 searches (one face each)"
     )
     person_basis: str = Field("", description="how the rate per person was bounded from the rate per search")
+    tpir_person: float | None = Field(
+        None, description="expected share of watchlist people found when seen in tpir_person_views views"
+    )
+    tpir_person_views: int = 0
+    tpir_person_basis: str = ""
     summary: str
 
     @classmethod

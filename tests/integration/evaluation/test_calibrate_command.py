@@ -71,6 +71,9 @@ def test_calibrate_reports_card_figures_and_the_gate_split(
     assert 0 < others < tracks * n_pass
     matches = [out["person_impostor_matches"][k] for k in ("0.2", "0.3", "0.46")]
     assert matches == sorted(matches, reverse=True) and all(0 <= c <= others for c in matches)
+    # TPIR of a person seen in two views, from the live rule on the seeded split: falls as it gets stricter.
+    seen = [out["figures"][f"tpir_person@{k}"] for k in ("0.2", "0.3", "0.46")]
+    assert seen == sorted(seen, reverse=True) and all(0.0 <= x <= 1.0 for x in seen)
 
 
 def test_calibrate_refuses_a_set_where_no_image_yields_a_face(cli_env: CliRunner, tmp_path: Path) -> None:

@@ -95,6 +95,8 @@ PERSON_FIGURES = {
     "fmr_person@0.50": 2e-6,
     "fmr_person@0.55": 2e-7,
     "fmr_person@0.60": 2e-8,  # stricter than any per-search figure: a candidate of its own
+    "tpir_person@0.40": 0.90,
+    "tpir_person@0.50": 0.80,
 }
 PERSON_CARD = FakeCard(
     name="cos-person",
@@ -196,3 +198,21 @@ def test_the_rate_per_person_is_never_below_the_rate_per_search() -> None:
     assert rate.false_alerts_per_1000 == pytest.approx(rate.false_alerts_per_1000_searches)
     assert rate.false_alerts_per_1000 == pytest.approx(-1000 * math.expm1(1000 * math.log1p(-1e-7)))
     assert rate.person_basis.startswith("the rate per search, as passages were measured lower")
+
+
+def test_tpir_of_a_person_seen_in_several_views_is_reported_beside_one_face() -> None:
+    rate = expected_rate(PERSON_CARD, 0.50, 10, searches_per_person=3)
+    assert rate.tpir == pytest.approx(0.70) and rate.tpir_person == pytest.approx(0.80)
+    assert rate.tpir_person_views == 3 and "3 fused views at threshold 0.5" in rate.tpir_person_basis
+    assert "expected TPIR 0.70 from one face" in rate.summary()
+    assert "0.80 for a person seen in 3 views" in rate.summary()
+    # Between calibrated thresholds the stricter figure is the lower bound.
+    assert expected_rate(PERSON_CARD, 0.45, 10, searches_per_person=3).tpir_person == pytest.approx(0.80)
+    # Stricter than any figure: none to give.
+    assert expected_rate(PERSON_CARD, 0.55, 10, searches_per_person=3).tpir_person is None
+
+
+def test_no_tpir_for_views_a_deployment_cannot_make() -> None:
+    # One search per person never fuses three views.
+    rate = expected_rate(PERSON_CARD, 0.50, 10, searches_per_person=1)
+    assert rate.tpir_person is None and "seen in" not in rate.summary()

@@ -83,10 +83,13 @@
         : "unknown: the model card records no usable false match rate";
     $("r-tpir").textContent =
       rate && rate.tpir !== null
-        ? `${(100 * rate.tpir).toFixed(1)}% of watchlist people who pass are expected to be found`
+        ? `${(100 * rate.tpir).toFixed(1)}% of watchlist people who pass are expected to be found from one face` +
+          (rate.tpir_person !== null && rate.tpir_person !== undefined
+            ? `, ${(100 * rate.tpir_person).toFixed(1)}% when seen in ${rate.tpir_person_views} views`
+            : "")
         : "not calibrated";
     $("r-basis").textContent = rate
-      ? [rate.basis, rate.person_basis, rate.tpir_basis].filter(Boolean).join("; ")
+      ? [rate.basis, rate.person_basis, rate.tpir_basis, rate.tpir_person_basis].filter(Boolean).join("; ")
       : "–";
 
     const mayDecide = d.status === "draft" && same(d.authorising_officer, state.me);
