@@ -68,11 +68,22 @@ _SOURCE = {
 
 
 def threshold_line(dep: DeploymentOut) -> str:
-    """What the run alerts at and what false-alert rate that means: a user reading the alerts needs it."""
+    """What the run alerts at and what that means, in one line (the basis of each figure is in the
+    deployment record: ``lfr deployment get ID``)."""
     line = (
         f"threshold {dep.effective_threshold:g} ({_SOURCE.get(dep.threshold_source, dep.threshold_source)})"
     )
-    return line if dep.expected_rate is None else f"{line}; {dep.expected_rate.summary}"
+    rate = dep.expected_rate
+    if rate is None or rate.false_alerts_per_1000 is None:
+        return f"{line}; expected false alerts: unknown"
+    line += f"; expected false alerts: {rate.false_alerts_per_1000:.3g} per 1,000 people passing"
+    if rate.searches_per_person > 1:
+        line += f" (each searched up to {rate.searches_per_person} times)"
+    if rate.tpir is not None:
+        line += f"; expected share of watchlist people found: {rate.tpir:.2f} from one face"
+        if rate.tpir_person is not None:
+            line += f", {rate.tpir_person:.2f} seen in {rate.tpir_person_views} views"
+    return line
 
 
 class DemoRunner:

@@ -7,6 +7,7 @@ checks what the watchlist holds, what the run printed, and that every removal is
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -48,7 +49,8 @@ async def test_a_second_run_searches_only_its_own_folder(
     assert f"watchlist {DEMO_WATCHLIST} holds 2 subject(s), 2 image(s)" in out2, out2
     # The run says what it alerts at and the false-alert rate that means, per person passing.
     assert "threshold 0.46 (set by the watchlist-size rule" in out2, out2
-    assert "per 1,000 people passing (each searched up to 3 times" in out2, out2
+    assert "per 1,000 people passing (each searched up to 3 times)" in out2, out2
+    assert re.search(r"found: 0\.\d\d from one face, 0\.\d\d seen in 3 views", out2), out2
 
     async with open_services(demo_settings) as svc:
         held = await svc.subjects.list_subjects(DEMO_WATCHLIST)
