@@ -8,8 +8,9 @@ alert, ``last_seen`` (the newest capture folded in) for a revision, ``captured_a
 ``ingest.best_shot_min_interval_s`` or sending a track's face when it ends). All clocks are this machine's.
 Crops of a camera step are told apart by why they were sent: ``gated`` (the face passed the quality gate:
 best-shot selection) or ``fallback`` (a track's best face that failed it: ``ingest.search_unpassed_tracks``),
-recomputed from the measures the record carries (``lfr.ingest.crops.passed_gate``: the record has no field
-saying why); a hit is its crop's kind, an alert record the kind of the hit whose capture it reports.
+as the crop's ``send_reason`` says (``lfr.ingest.crops.passed_gate``, which recomputes the verdict from the
+record's measures for an older producer's crop); a hit is its crop's kind, an alert record the kind of the
+hit whose capture it reports.
 Lag, throughput and per-process CPU and memory are sampled every few seconds: topic
 end offsets and group committed offsets from the broker (read by consumers that never join a group),
 the embedder's counters from Redis, each camera's status from Redis, and /proc through psutil.

@@ -24,10 +24,11 @@ from prometheus_client import Counter, Histogram
 from lfr.core import stats, topics
 from lfr.core.crypto import CropKeyring, DecryptFailed, KeyExpired, crop_aad, probe_aad
 from lfr.core.ids import hit_id
+from lfr.core.send_reasons import passed_by_reason
 from lfr.core.serde import SerdeError, decode, encode, require
 from lfr.core.stage import Output, dead_letter
 from lfr.core.timeutil import ts_now
-from lfr.embedder.track_fusion import UNPASSED_REASONS, TrackFusion
+from lfr.embedder.track_fusion import TrackFusion
 from lfr.v1.common_pb2 import EncryptedBlob
 from lfr.v1.crop_pb2 import FaceCrop
 from lfr.v1.hit_pb2 import Hit
@@ -261,7 +262,7 @@ class EmbedHandler:
         for i, item in enumerate(chunk):
             c = item.crop
             key = (c.deployment_id, c.camera_id, c.track_id)
-            passed = c.send_reason not in UNPASSED_REASONS
+            passed = passed_by_reason(c.send_reason) is not False  # an older producer's: passed
             out[i], n = self.fusion.update(key, c.crop_id, vectors[i], float(c.quality.score), passed)
             FUSED_CROPS.observe(n)
         return out

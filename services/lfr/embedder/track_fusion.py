@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from prometheus_client import Counter
 
-from lfr.v1 import crop_pb2
 from lfr.vision.fusion import continues, fuse
 
 FUSION_RESTARTS = Counter(
@@ -35,9 +34,6 @@ FUSION_RESTARTS = Counter(
 )
 
 TrackKey = tuple[str, str, str]  # deployment id, camera id, track id
-
-# Send reasons of crops whose face failed ingest's quality gate (a track's fallback searches).
-UNPASSED_REASONS = frozenset({crop_pb2.SEND_REASON_UNPASSED_LIVE, crop_pb2.SEND_REASON_UNPASSED_END})
 
 
 @dataclass

@@ -16,6 +16,7 @@ import numpy as np
 from lfr.core.config import QualitySettings
 from lfr.core.crypto import crop_aad, seal
 from lfr.core.ids import new_id
+from lfr.core.send_reasons import passed_by_reason
 from lfr.core.timeutil import ts_from_ms
 from lfr.v1.common_pb2 import BoundingBox, Point, Quality
 from lfr.v1.crop_pb2 import SEND_REASON_UNSPECIFIED, FaceCrop, SendReason
@@ -92,14 +93,16 @@ def build_crop(
 
 
 def passed_gate(crop: FaceCrop, cfg: QualitySettings) -> bool:
-    """Whether the crop's face passed the quality gate ``cfg`` (resolved for the detector), from the
-    measures the record carries.
+    """Whether the crop's face passed the quality gate ``cfg`` (resolved for the detector).
 
     Why: every crop either passed the gate (best-shot selection) or is a track's unpassed fallback face.
-    Crops from this version on say which in ``send_reason``; this check tells the two apart for any crop,
-    older producers' included, and is what the load generator uses: the gate's own checks
+    A crop's ``send_reason`` says which (lfr.core.send_reasons); an older producer's crop leaves it unset,
+    and the verdict is then recomputed from the measures the record carries: the gate's own checks
     (``lfr.vision.quality.gate_reasons``) on the recorded values, compared in float32 as they travel (a unit
-    test holds the verdict to ``assess``'s).
+    test holds the verdict to ``assess``'s). The load generator uses it to split latency by kind of crop.
     """
+    said = passed_by_reason(crop.send_reason)
+    if said is not None:
+        return said
     q = crop.quality
     return not gate_reasons(crop.bbox.width, q.sharpness, q.yaw, crop.detector_score, cfg, number=np.float32)

@@ -35,8 +35,8 @@ SFACE_CALIBRATION: tuple[Calibration, ...] = (
         "searched as the live embedder fuses them) against every other person's photos that pass it, as "
         "mirrored templates: 53,642,405 comparisons; TPIR: lfr "
         "eval identify seed 0 (334 people enrolled with one random photo as a mirrored template, 4,342 mated "
-        "searches, rank 1); TPIR per person: lfr eval tracks' live rule on the same split, tracks of 3 probes, "
-        "5 draws",
+        "searches, rank 1); TPIR per person: lfr eval tracks' live rule on the same split, tracks of 3 "
+        "probes, 5 draws",
         preprocessing="photos shrunk to at most 1600 px; " + _DETECTION,
         figures={
             "impostor_pairs": 24444014.0,

@@ -55,11 +55,8 @@ def test_calibrate_reports_card_figures_and_the_gate_split(
     assert passed["genuine_match_rate"]["0.46"] > 0.5
 
     # Passages (here tracks of 2, 3 draws): every track meets every photo of the other people once.
-    res = cli_env.invoke(
-        app,
-        ["eval", "calibrate", "--root", str(root), "--thresholds", THRESHOLDS, "--person-searches", "2"]
-        + ["--draws", "3"],
-    )
+    args = ["eval", "calibrate", "--root", str(root), "--thresholds", THRESHOLDS]
+    res = cli_env.invoke(app, [*args, "--person-searches", "2", "--draws", "3"])
     assert res.exit_code == 0, res.output + str(res.exception)
     out = json.loads(res.stdout.strip().splitlines()[-1])
     # Only photos that pass the quality gate make passages and stand as watchlist photos: the blurred copy

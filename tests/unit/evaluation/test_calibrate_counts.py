@@ -140,7 +140,7 @@ def test_passages_against_a_separate_gallery_count_only_other_peoples_entries() 
     v, owners = _set(4, n=30)
     g, g_owners = _set(5, n=25)
     weights = np.ones(len(v), np.float32)
-    n_tracks, n, counts = passage_counts(
+    _, n, counts = passage_counts(
         v,
         owners,
         weights,

@@ -60,3 +60,40 @@ def test_the_recorded_measures_give_the_gate_s_verdict() -> None:
     # Both verdicts, and a failure of every check, were among the cases.
     assert passed >= 10
     assert failed_checks == {"face too small", "face too blurred", "face turned too far", "detector unsure"}
+
+
+def test_the_send_reason_decides_where_the_producer_set_it() -> None:
+    """A crop says why it was sent; an older producer's crop (UNSPECIFIED) is judged from its measures."""
+    from lfr.v1 import crop_pb2
+
+    cfg = QualitySettings(min_face_px=40, min_sharpness=30.0, max_yaw_ratio=0.3).for_detector(0.8)
+    rng = np.random.default_rng(3)
+    frame = np.full((480, 640, 3), 120, np.uint8)  # smooth: the face fails the gate on sharpness
+    det = _face(rng, frame)
+    chip = align(frame, det.landmarks, TEMPLATE)
+    report = assess(det, chip, cfg)
+    assert not report.passed
+
+    def crop(reason: int) -> crop_pb2.FaceCrop:
+        return build_crop(
+            deployment_id="dep-1",
+            camera_id="cam-1",
+            track_id="t",
+            captured_ms=0,
+            frame_seq=0,
+            detection=det,
+            quality=report,
+            detector_model_id="fake:1",
+            chip=chip,
+            chip_template="emb/mtcnn5",
+            jpeg_quality=90,
+            key=KEY,
+            send_reason=reason,
+        )
+
+    assert passed_gate(crop(crop_pb2.SEND_REASON_UNSPECIFIED), cfg) is False  # recomputed: fails
+    assert passed_gate(crop(crop_pb2.SEND_REASON_UNPASSED_END), cfg) is False
+    assert passed_gate(crop(crop_pb2.SEND_REASON_UNPASSED_LIVE), cfg) is False
+    # The producer's word wins over measures recomputed under another configuration.
+    assert passed_gate(crop(crop_pb2.SEND_REASON_BEST_SHOT), cfg) is True
+    assert passed_gate(crop(crop_pb2.SEND_REASON_REFRESH), cfg) is True
