@@ -41,9 +41,10 @@ SCENE_CUTS = Counter(
 ACTIVE_TRACKS = Gauge("lfr_ingest_active_tracks", "Face tracks alive now", ["camera"])
 CROPS = Counter(
     "lfr_ingest_crops_total",
-    "Faces by best-shot outcome (sent, rejected_quality, not_better, too_soon, track_limit; fallback: of "
-    "those sent, a track's best face that failed the quality gate; refresh: of those sent, a steady "
-    "track's later view)",
+    "Faces by best-shot outcome when offered (rejected_quality, not_better, too_soon, track_limit) and "
+    "crops when sent (sent; fallback: of those sent, a track's best face that failed the quality gate; "
+    "refresh: of those sent, a steady track's later view); a face held (too_soon) or kept as a refresh "
+    "candidate (not_better) and sent later is counted at both steps",
     ["camera", "outcome"],
 )
 PUBLISH = Counter(
