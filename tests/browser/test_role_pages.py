@@ -570,7 +570,11 @@ async def test_public_page_lists_only_finished_published_deployments_without_per
         row = p.locator(f'#records tr[data-deployment-id="{done}"]')
         cells = await row.locator("td").all_inner_texts()
         assert cells[0] == "Riverside Walk"
-        assert cells[3:] == ["1", "5,210", "4", "3", "1", "published by the force"]
+        # Size, threshold and expected false alerts per 1,000 people as authorised (one image: the card's
+        # threshold; the rate per person from the card's calibration), then the outcome.
+        assert cells[3:5] == ["1", "0.46"]
+        assert 0 < float(cells[5]) < 1000 / 6000
+        assert cells[6:] == ["5,210", "4", "3", "1", "published by the force"]
         body = await p.locator("body").inner_text()
         for private in (
             "Secret op name",

@@ -18,6 +18,7 @@ from lfr.core import stats
 from lfr.core.config import Settings
 from lfr.core.csvsafe import render_rows
 from lfr.core.timeutil import iso, now_ms
+from lfr.watchlist.deployments import DeploymentStore, RateAtAuthorisation
 
 CATEGORY_MARK = ":category:"
 DECISIONS = {"confirmed": stats.ADJ_MATCH, "rejected": stats.ADJ_NO_MATCH, "unable": stats.ADJ_UNDECIDED}
@@ -48,13 +49,24 @@ class DeploymentReport(BaseModel):
     tracks_eligible: int = Field(0, description="people seen with a face >= min size for >= 1 s")
     tracks_unsearched: int = Field(0, description="of those, never searched (no usable face)")
     unsearched_track_rate: float | None = None
+    expected: RateAtAuthorisation | None = Field(
+        None,
+        description="the threshold, watchlist size and rates the authorising officer was shown (false alerts "
+        "per 1,000 people passing, TPIR): what to read the outcome against; None before authorisation or for "
+        "a deployment authorised before the record kept them",
+    )
 
 
 def _rate(part: int, whole: int, scale: float = 1.0, digits: int = 4) -> float | None:
     return round(part * scale / whole, digits) if whole else None
 
 
-def build_report(deployment_id: str, totals: dict[str, int], at_ms: int | None = None) -> DeploymentReport:
+def build_report(
+    deployment_id: str,
+    totals: dict[str, int],
+    at_ms: int | None = None,
+    expected: RateAtAuthorisation | None = None,
+) -> DeploymentReport:
     categories: set[str] = set()
     for name in totals:
         if CATEGORY_MARK in name:
@@ -83,6 +95,7 @@ def build_report(deployment_id: str, totals: dict[str, int], at_ms: int | None =
         unsearched_track_rate=_rate(
             totals.get(stats.TRACKS_UNSEARCHED, 0), totals.get(stats.TRACKS_ELIGIBLE, 0)
         ),
+        expected=expected,
         **overall,
     )
 
@@ -90,7 +103,12 @@ def build_report(deployment_id: str, totals: dict[str, int], at_ms: int | None =
 async def deployment_report(
     settings: Settings, redis: aioredis.Redis, deployment_id: str
 ) -> DeploymentReport:
-    return build_report(deployment_id, await stats.totals(redis, settings, deployment_id))
+    dep = await DeploymentStore(settings, redis).get(deployment_id)
+    return build_report(
+        deployment_id,
+        await stats.totals(redis, settings, deployment_id),
+        expected=None if dep is None else dep.rate_at_authorisation,
+    )
 
 
 def dashboard_from(deployment_id: str, totals: dict[str, int], minutes: list[dict[str, int]]) -> DashboardOut:
@@ -122,6 +140,9 @@ CSV_COLUMNS = (
     "unable",
     "pending",
     "alerts_per_1000_faces",
+    "threshold",
+    "expected_false_alerts_per_1000_people",
+    "expected_tpir",
 )
 
 
@@ -143,6 +164,7 @@ def render_csv(report: DeploymentReport) -> str:
             report.unable,
             report.pending,
             "" if report.alerts_per_1000_faces is None else report.alerts_per_1000_faces,
+            *_expected_cells(report.expected),
         ],
     ]
     for c in report.categories:
@@ -158,9 +180,23 @@ def render_csv(report: DeploymentReport) -> str:
                 c.unable,
                 c.pending,
                 "",
+                "",
+                "",
+                "",
             ]
         )
     return render_rows(rows)
+
+
+def _expected_cells(rate: RateAtAuthorisation | None) -> list[object]:
+    """Threshold, expected false alerts per 1,000 people passing and TPIR (one face) at authorisation."""
+    if rate is None:
+        return ["", "", ""]
+    return [
+        rate.threshold,
+        "" if rate.false_alerts_per_1000 is None else round(rate.false_alerts_per_1000, 4),
+        "" if rate.tpir is None else rate.tpir,
+    ]
 
 
 def render_json(report: DeploymentReport) -> str:

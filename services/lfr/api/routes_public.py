@@ -33,7 +33,14 @@ class PublicRecord(BaseModel):
     ends_at: datetime
     ran_from: datetime | None
     ran_until: datetime | None
-    watchlist_size: int | None = Field(description="watchlist images compared with each face (now)")
+    watchlist_size: int | None = Field(
+        description="watchlist images compared with each face: at authorisation where the record kept it, "
+        "otherwise now"
+    )
+    threshold: float | None = Field(None, description="the match threshold authorised")
+    expected_false_alerts_per_1000_people: float | None = Field(
+        None, description="false alerts expected per 1,000 people passing, as authorised"
+    )
     faces_analysed: int
     alerts: int
     confirmed: int = Field(description="alerts an officer confirmed as the person on the watchlist")
@@ -68,6 +75,7 @@ async def public_deployments(ctx: Ctx, response: Response) -> list[PublicRecord]
         if not (dep.published and finished(dep, now)):
             continue
         r = build_report(dep.deployment_id, await stats.totals(ctx.redis, ctx.settings, dep.deployment_id))
+        rate = dep.rate_at_authorisation
         out.append(
             PublicRecord(
                 deployment_id=dep.deployment_id,
@@ -76,7 +84,9 @@ async def public_deployments(ctx: Ctx, response: Response) -> list[PublicRecord]
                 ends_at=dep.ends_at,
                 ran_from=dep.started_at,
                 ran_until=dep.stopped_at,
-                watchlist_size=await _size(ctx, dep),
+                watchlist_size=rate.watchlist_size if rate else await _size(ctx, dep),
+                threshold=rate.threshold if rate else None,
+                expected_false_alerts_per_1000_people=rate.false_alerts_per_1000 if rate else None,
                 faces_analysed=r.faces_analysed,
                 alerts=r.alerts,
                 confirmed=r.confirmed,

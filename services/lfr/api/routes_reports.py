@@ -99,7 +99,7 @@ async def full_report(ctx: Ctx, deployment_id: str) -> ReportOut:
     totals = await stats.totals(ctx.redis, ctx.settings, deployment_id)
     start, end = window(dep)
     return ReportOut(
-        report=build_report(deployment_id, totals),
+        report=build_report(deployment_id, totals, expected=dep.rate_at_authorisation),
         window_start=start.isoformat(),
         window_end=end.isoformat(),
         timeline=await timeline(ctx, deployment_id, start, end),

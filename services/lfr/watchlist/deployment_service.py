@@ -25,6 +25,7 @@ from lfr.watchlist.deployments import (
     DeploymentStore,
     GovernanceError,
     PurgeAlerts,
+    RateAtAuthorisation,
     ThresholdCard,
     effective_threshold,
     is_live,
@@ -133,8 +134,29 @@ class DeploymentService:
 
     async def authorise(self, deployment_id: str, officer: str, actor: str) -> DeploymentOut:
         dep = await self.store.require(deployment_id)
-        await self._size_rule(dep, self.stores.card_for(dep.embedder_model), actor)
-        return await self.describe(await self.store.authorise(deployment_id, officer, actor))
+        card = self.stores.card_for(dep.embedder_model)
+        dep = await self._size_rule(dep, card, actor)
+        shown = await self._rate_shown(dep, card)
+        return await self.describe(await self.store.authorise(deployment_id, officer, actor, rate=shown))
+
+    async def _rate_shown(self, dep: Deployment, card: ModelCard) -> RateAtAuthorisation | None:
+        """The rates the officer authorises against, to keep with the record; None when the watchlist store
+        cannot say the size now (authorisation does not wait on it: the console showed "unknown")."""
+        try:
+            rate = await self.expected_rate(dep, card)
+        except StoreError as exc:
+            log.warning("expected rate unavailable at authorisation of %s: %s", dep.deployment_id, exc)
+            return None
+        return RateAtAuthorisation(
+            threshold=rate.threshold,
+            watchlist_size=rate.watchlist_size,
+            false_alerts_per_1000=rate.false_alerts_per_1000,
+            searches_per_person=rate.searches_per_person,
+            tpir=rate.tpir,
+            tpir_person=rate.tpir_person,
+            tpir_person_views=rate.tpir_person_views,
+            summary=rate.summary(),
+        )
 
     async def refuse(self, deployment_id: str, officer: str, reason: str) -> DeploymentOut:
         return await self.describe(await self.store.refuse(deployment_id, officer, reason))

@@ -135,10 +135,17 @@ async def test_officer_decides_as_themselves_auditor_searches_exports_and_reads_
             await stats.add_once(redis, settings, go, "t", per, 60_000, at_ms=minute - back * 60_000)
     finally:
         await redis.aclose()
+    r_dep = (await client.get(f"/api/v1/deployments/{go}", headers=officer)).json()
     r = await client.get(f"/api/v1/deployments/{go}/report", headers=auditor)
     assert r.status_code == 200, r.text
     doc = r.json()
     assert doc["report"]["faces_analysed"] == 400 and doc["report"]["rejected"] == 1
+    # What the officer authorised against, kept with the record: threshold, size, rates per person.
+    shown = doc["report"]["expected"]
+    now = r_dep["expected_rate"]  # the watchlist has not changed since: the same figures
+    assert shown["watchlist_size"] == now["watchlist_size"] and shown["searches_per_person"] == 3
+    assert shown["threshold"] == r_dep["effective_threshold"]
+    assert shown["false_alerts_per_1000"] == now["false_alerts_per_1000"] and shown["tpir"] == now["tpir"]
     assert sum(b["faces_analysed"] for b in doc["timeline"]) == 400
     assert [b["faces_analysed"] for b in doc["timeline"] if b["faces_analysed"]] == [100, 300]
     r = await client.get(f"/api/v1/deployments/{go}/report/export?format=csv", headers=officer)

@@ -195,6 +195,12 @@ async def test_watchlist_size_rule_sets_and_audits_the_threshold(parts, models_d
         grown = threshold_for_target(card, target, 130, searches)
         assert grown.threshold != expected.threshold, "the test needs sizes on two rows of the rule"
         assert authorised.threshold == pytest.approx(grown.threshold)
+        # The record keeps what the officer was shown, for the transparency report; the audit event too.
+        shown = authorised.rate_at_authorisation
+        assert shown is not None and shown.watchlist_size == 130 and shown.searches_per_person == searches
+        assert shown.threshold == pytest.approx(grown.threshold)
+        assert shown.false_alerts_per_1000 == pytest.approx(grown.rate.false_alerts_per_1000)
+        assert shown.tpir == pytest.approx(grown.rate.tpir) and "per 1,000 people passing" in shown.summary
         assert not card.is_looser(authorised.threshold, out.threshold)  # a bigger list never loosens it
 
         events = [e for e in await read_all(settings) if e.target == out.deployment_id]
@@ -202,6 +208,9 @@ async def test_watchlist_size_rule_sets_and_audits_the_threshold(parts, models_d
             e for e in events if e.action == "deployment.threshold" and e.details["source"] == "size_rule"
         ]
         assert rules and "watchlist-size rule" in rules[0].reason
+        authorise = [e for e in events if e.action == "deployment.authorise"]
+        assert authorise and authorise[0].details["watchlist_size"] == "130"
+        assert "expected_false_alerts_per_1000_people" in authorise[0].details
 
         # A person's explicit threshold is never replaced by the rule.
         strict = card.threshold + (0.05 if card.metric == "COSINE" else -0.05)

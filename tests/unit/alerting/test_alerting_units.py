@@ -235,3 +235,29 @@ def test_report_totals_rates_and_categories() -> None:
 def test_report_without_faces_has_no_rate() -> None:
     r = build_report("dep-empty", {})
     assert r.alerts == 0 and r.alerts_per_1000_faces is None and r.categories == []
+
+
+def test_report_carries_what_the_officer_authorised_against() -> None:
+    from lfr.watchlist.deployments import RateAtAuthorisation
+
+    shown = RateAtAuthorisation(
+        threshold=0.58,
+        watchlist_size=502,
+        false_alerts_per_1000=0.144,
+        searches_per_person=3,
+        tpir=0.441,
+        tpir_person=0.685,
+        tpir_person_views=3,
+        summary="expected false alerts: 0.144 per 1,000 people passing",
+    )
+    r = build_report("dep-x", {stats.FACES_ANALYSED: 10, f"{stats.ALERTS}:category:wanted": 1}, expected=shown)
+    assert r.expected == shown
+    rows = list(csv.DictReader(io.StringIO(render_csv(r))))
+    assert rows[0]["threshold"] == "0.58"
+    assert rows[0]["expected_false_alerts_per_1000_people"] == "0.144"
+    assert rows[0]["expected_tpir"] == "0.441"
+    # Category rows have no expectation of their own.
+    assert rows[1]["scope"] == "category:wanted" and rows[1]["threshold"] == ""
+    # Not yet authorised (or authorised before the record kept it): empty cells, never made up.
+    empty = list(csv.DictReader(io.StringIO(render_csv(build_report("dep-y", {})))))
+    assert empty[0]["threshold"] == "" and empty[0]["expected_false_alerts_per_1000_people"] == ""

@@ -29,6 +29,13 @@
           td(new Date(r.starts_at).toLocaleDateString()),
           td(`${time(from)}–${time(until)}`),
           td(num(r.watchlist_size)),
+          td(r.threshold === null || r.threshold === undefined ? "not recorded" : String(r.threshold)),
+          td(
+            r.expected_false_alerts_per_1000_people === null ||
+              r.expected_false_alerts_per_1000_people === undefined
+              ? "not recorded"
+              : String(Number(r.expected_false_alerts_per_1000_people.toPrecision(2))),
+          ),
           td(num(r.faces_analysed)),
           td(num(r.alerts)),
           td(num(r.confirmed)),

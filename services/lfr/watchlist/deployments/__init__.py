@@ -12,6 +12,7 @@ from lfr.watchlist.deployments.model import (
     DeploymentSpec,
     DeploymentStatus,
     PurgeAlerts,
+    RateAtAuthorisation,
     ThresholdCard,
 )
 from lfr.watchlist.deployments.rules import (
@@ -47,6 +48,7 @@ __all__ = [
     "LiveDeployment",
     "LiveDeployments",
     "PurgeAlerts",
+    "RateAtAuthorisation",
     "ThresholdCard",
     "ThresholdError",
     "TransitionError",

@@ -90,6 +90,21 @@ class DeploymentSpec(BaseModel):
         return self
 
 
+class RateAtAuthorisation(BaseModel):
+    """What the authorising officer was shown: the threshold and the rates expected for the watchlists as
+    they stood then (lfr.watchlist.expected_rate), kept with the record so the transparency report can set
+    the deployment's outcome beside them after the watchlists have changed or expired."""
+
+    threshold: float
+    watchlist_size: int
+    false_alerts_per_1000: float | None = Field(description="per 1,000 people passing; None = unknown")
+    searches_per_person: int = 1
+    tpir: float | None = Field(None, description="share of watchlist people found from one face")
+    tpir_person: float | None = Field(None, description="found when seen in tpir_person_views views")
+    tpir_person_views: int = 0
+    summary: str = ""
+
+
 class Deployment(DeploymentSpec):
     deployment_id: str
     status: DeploymentStatus = DeploymentStatus.DRAFT
@@ -104,6 +119,7 @@ class Deployment(DeploymentSpec):
     updated_at: datetime
     authorised_by: str | None = None
     authorised_at: datetime | None = None
+    rate_at_authorisation: RateAtAuthorisation | None = None
     started_by: str | None = None
     started_at: datetime | None = None
     stopped_by: str | None = None

@@ -14,7 +14,13 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from lfr.watchlist.deployments.model import Deployment, DeploymentStatus, ThresholdCard, as_utc
+from lfr.watchlist.deployments.model import (
+    Deployment,
+    DeploymentStatus,
+    RateAtAuthorisation,
+    ThresholdCard,
+    as_utc,
+)
 from lfr.watchlist.errors import GovernanceError, ThresholdError, TransitionError
 
 
@@ -68,7 +74,12 @@ def is_live(dep: Deployment, now: datetime | float | None = None) -> bool:
     return dep.status == DeploymentStatus.RUNNING and dep.starts_at <= t < dep.ends_at
 
 
-def authorise_rule(dep: Deployment, officer: str, now: datetime | float | None = None) -> Deployment:
+def authorise_rule(
+    dep: Deployment,
+    officer: str,
+    now: datetime | float | None = None,
+    rate: RateAtAuthorisation | None = None,
+) -> Deployment:
     t = when(now)
     who = officer.strip()
     if dep.status != DeploymentStatus.DRAFT:
@@ -92,6 +103,7 @@ def authorise_rule(dep: Deployment, officer: str, now: datetime | float | None =
             "authorised_by": who,
             "authorised_at": t,
             "updated_at": t,
+            "rate_at_authorisation": rate,
         }
     )
 

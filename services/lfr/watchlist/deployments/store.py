@@ -30,6 +30,7 @@ from lfr.watchlist.deployments.model import (
     DeploymentSpec,
     DeploymentStatus,
     PurgeAlerts,
+    RateAtAuthorisation,
     ThresholdCard,
 )
 from lfr.watchlist.deployments.rules import (
@@ -225,18 +226,25 @@ class DeploymentStore:
         return dep
 
     async def authorise(
-        self, deployment_id: str, officer: str, actor: str, now: datetime | float | None = None
+        self,
+        deployment_id: str,
+        officer: str,
+        actor: str,
+        now: datetime | float | None = None,
+        rate: RateAtAuthorisation | None = None,
     ) -> Deployment:
+        """``rate``: what the officer was shown (kept in the record and the audit event)."""
         _, after = await self._change(
             deployment_id,
             actor,
             "deployment.authorise",
             "",
-            lambda d: authorise_rule(d, officer, now),
+            lambda d: authorise_rule(d, officer, now, rate),
             lambda b, a: {
                 "officer": a.authorised_by or "",
                 "watchlists": ",".join(a.watchlist_ids),
                 "threshold": "default" if a.threshold is None else f"{a.threshold:g}",
+                **_rate_details(a.rate_at_authorisation),
             },
         )
         return after
@@ -356,3 +364,17 @@ class DeploymentStore:
             },
         )
         return after
+
+
+def _rate_details(rate: RateAtAuthorisation | None) -> dict[str, str]:
+    """The authorised rates as audit details (strings, as every audit detail is)."""
+    if rate is None:
+        return {}
+    out = {"watchlist_size": str(rate.watchlist_size), "searches_per_person": str(rate.searches_per_person)}
+    if rate.false_alerts_per_1000 is not None:
+        out["expected_false_alerts_per_1000_people"] = f"{rate.false_alerts_per_1000:.3g}"
+    if rate.tpir is not None:
+        out["expected_tpir"] = f"{rate.tpir:.4g}"
+    if rate.tpir_person is not None:
+        out["expected_tpir_person"] = f"{rate.tpir_person:.4g}"
+    return out
