@@ -442,6 +442,9 @@ async def test_auditor_verifies_searches_exports_and_plots_a_report(
         await expect(p.locator("#t-alerts")).to_have_text("3")
         await expect(p.locator("#t-rejected")).to_have_text("2")
         await expect(p.locator("#t-far")).to_have_text("1.48")
+        await expect(p.locator("#t-expected")).to_contain_text(
+            "false alerts expected per 1,000 people passing"
+        )
         for chart in ("#c-faces", "#c-alerts", "#c-outcomes"):
             assert await p.locator(f"{chart} svg rect").count() >= 2, chart
         assert await p.locator("#c-far svg polyline").count() == 1

@@ -250,7 +250,9 @@ def test_report_carries_what_the_officer_authorised_against() -> None:
         tpir_person_views=3,
         summary="expected false alerts: 0.144 per 1,000 people passing",
     )
-    r = build_report("dep-x", {stats.FACES_ANALYSED: 10, f"{stats.ALERTS}:category:wanted": 1}, expected=shown)
+    r = build_report(
+        "dep-x", {stats.FACES_ANALYSED: 10, f"{stats.ALERTS}:category:wanted": 1}, expected=shown
+    )
     assert r.expected == shown
     rows = list(csv.DictReader(io.StringIO(render_csv(r))))
     assert rows[0]["threshold"] == "0.58"

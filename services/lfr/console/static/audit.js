@@ -205,6 +205,14 @@
       $("t-far").textContent = r.faces_analysed
         ? ((1000 * r.rejected) / r.faces_analysed).toPrecision(3)
         : "–";
+      const e = r.expected;
+      $("t-expected").textContent = e
+        ? `threshold ${e.threshold}, ${fmtNum(e.watchlist_size)} watchlist images: ` +
+          (e.false_alerts_per_1000 === null
+            ? "false alerts expected: unknown"
+            : `${Number(e.false_alerts_per_1000.toPrecision(3))} false alerts expected per 1,000 people passing`) +
+          (e.tpir === null ? "" : `, ${(100 * e.tpir).toFixed(1)}% of watchlist people found from one face`)
+        : "not recorded (not authorised, or authorised before the record kept it)";
       const tl = out.timeline;
       const labels = tl.map((b) => b.start);
       bars(
