@@ -64,7 +64,13 @@ class DeploymentService:
         """The false-alert rate for the deployment's watchlists as they stand now."""
         store = self.stores.store_for(card.name)
         size = await asyncio.to_thread(store.count, list(dep.watchlist_ids), None)
-        return expected_rate(self.stores.card_for(card.name), dep.threshold, size, self.searches_per_person)
+        return expected_rate(
+            self.stores.card_for(card.name),
+            dep.threshold,
+            size,
+            self.searches_per_person,
+            self.settings.embedder.track_fusion,
+        )
 
     @property
     def searches_per_person(self) -> int:
@@ -107,7 +113,9 @@ class DeploymentService:
         if not g.size_rule or dep.threshold_source == "explicit" or dep.status != DeploymentStatus.DRAFT:
             return dep
         size = await asyncio.to_thread(self.stores.store_for(card.name).count, list(dep.watchlist_ids), None)
-        choice = threshold_for_target(card, g.target_fpir, size, self.searches_per_person)
+        choice = threshold_for_target(
+            card, g.target_fpir, size, self.searches_per_person, self.settings.embedder.track_fusion
+        )
         if dep.threshold == choice.threshold and dep.threshold_source == "size_rule":
             return dep
         return await self.store.set_threshold(

@@ -204,7 +204,12 @@ def person_points(card: CalibratedCard, searches_per_person: int) -> list[FmrPoi
 
 
 def _per_person(
-    card: CalibratedCard, threshold: float, watchlist_size: int, per_search: float, searches: int
+    card: CalibratedCard,
+    threshold: float,
+    watchlist_size: int,
+    per_search: float,
+    searches: int,
+    fused: bool = True,
 ) -> tuple[float, str]:
     """False alerts per 1,000 people passing with up to ``searches`` searches each, and how it was bounded.
 
@@ -216,7 +221,8 @@ def _per_person(
     if searches <= 1:
         return per_search, "one search per person"
     union = min(1000.0, searches * per_search)
-    usable = [p for p in person_points(card, searches) if not card.is_looser(threshold, p.threshold)]
+    points = person_points(card, searches) if fused else []  # passages were measured fused
+    usable = [p for p in points if not card.is_looser(threshold, p.threshold)]
     if usable:
         point = min(usable, key=lambda p: (abs(p.threshold - threshold), -p.fmr))
         measured = false_alerts_per_1000(point.fmr, watchlist_size)
@@ -236,9 +242,12 @@ def expected_rate(
     threshold: float | None,
     watchlist_size: int,
     searches_per_person: int = 1,
+    fused: bool = True,
 ) -> ExpectedRate:
     """The rate for a watchlist of ``watchlist_size`` images at ``threshold`` (None: the card's), per
-    person passing with up to ``searches_per_person`` searches (``ingest.best_shot_max_per_track``)."""
+    person passing with up to ``searches_per_person`` searches (``ingest.best_shot_max_per_track``);
+    ``fused``: each search is made with the track's fused template (``embedder.track_fusion``), what the
+    card's passage figures measured; otherwise only the union bound applies."""
     if searches_per_person < 1:
         raise ValueError("searches_per_person must be at least 1")
     t = card.threshold if threshold is None else threshold
@@ -255,8 +264,10 @@ def expected_rate(
     basis = point.basis if point.threshold == t else f"upper bound: {point.basis}"
     tpir = tpir_at(card, float(t))
     per_search = false_alerts_per_1000(point.fmr, watchlist_size)
-    per_person, person_basis = _per_person(card, float(t), watchlist_size, per_search, searches_per_person)
-    seen = tpir_person_at(card, float(t), searches_per_person)
+    per_person, person_basis = _per_person(
+        card, float(t), watchlist_size, per_search, searches_per_person, fused
+    )
+    seen = tpir_person_at(card, float(t), searches_per_person) if fused else None
     return ExpectedRate(
         watchlist_size,
         float(t),
@@ -341,7 +352,11 @@ class ThresholdChoice:
 
 
 def threshold_for_target(
-    card: CalibratedCard, target_fpir: float, watchlist_size: int, searches_per_person: int = 1
+    card: CalibratedCard,
+    target_fpir: float,
+    watchlist_size: int,
+    searches_per_person: int = 1,
+    fused: bool = True,
 ) -> ThresholdChoice:
     """The loosest calibrated threshold whose expected false-alert rate for ``watchlist_size`` images is at
     most ``target_fpir`` per person passing (up to ``searches_per_person`` searches each), never looser
@@ -356,13 +371,13 @@ def threshold_for_target(
     base = card.threshold
     if base is None:
         raise ValueError(f"model card {card.name} has no threshold")
-    points = calibration_points(card) + person_points(card, searches_per_person)
+    points = calibration_points(card) + (person_points(card, searches_per_person) if fused else [])
     candidates = {float(base)} | {p.threshold for p in points if not card.is_looser(p.threshold, float(base))}
     # Loosest first: for COSINE the lowest similarity, for L2 the largest distance.
     ordered = sorted(candidates, reverse=card.metric == "L2")
     best: ThresholdChoice | None = None
     for t in ordered:
-        rate = expected_rate(card, t, watchlist_size, searches_per_person)
+        rate = expected_rate(card, t, watchlist_size, searches_per_person, fused)
         if rate.false_alerts_per_1000 is not None and rate.false_alerts_per_1000 / 1000.0 <= target_fpir:
             return ThresholdChoice(t, target_fpir, rate, True)
         best = ThresholdChoice(t, target_fpir, rate, False)

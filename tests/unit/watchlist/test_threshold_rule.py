@@ -216,3 +216,15 @@ def test_no_tpir_for_views_a_deployment_cannot_make() -> None:
     # One search per person never fuses three views.
     rate = expected_rate(PERSON_CARD, 0.50, 10, searches_per_person=1)
     assert rate.tpir_person is None and "seen in" not in rate.summary()
+
+
+def test_without_track_fusion_only_the_union_bound_applies() -> None:
+    # The passage figures were measured with fused searches: crops searched one by one are bounded by
+    # three times the rate per search, and no TPIR for three fused views is claimed.
+    rate = expected_rate(PERSON_CARD, 0.50, 10, searches_per_person=3, fused=False)
+    assert rate.person_basis == "upper bound: 3 x the rate per search"
+    assert rate.false_alerts_per_1000 == pytest.approx(3 * rate.false_alerts_per_1000_searches)
+    assert rate.tpir_person is None
+    # So the rule is stricter for the same watchlist: 0.60 is a candidate only through a passage figure.
+    assert threshold_for_target(PERSON_CARD, TARGET, 1000, 3, fused=False).threshold == pytest.approx(0.55)
+    assert not threshold_for_target(PERSON_CARD, TARGET, 1000, 3, fused=False).meets_target
