@@ -43,8 +43,9 @@ test: setup
 	-@$(MAKE) --no-print-directory tls-deps
 	$(BIN)/python -m pytest -m "not slow and not faults and not long" $(PYTEST_ARGS)
 
-# Real-time runs of tens of seconds each (kills and restarts, outages, key expiry, the load generator,
-# non-default detector variants): kept out of `make test` so it stays under 15 minutes; CI runs them.
+# Runs of tens of seconds each (kills and restarts, outages, key expiry, the load generator, the local
+# stack's up and down, non-default detector variants, opt-in int8 quantisation): kept out of `make test` so
+# it stays under 15 minutes; CI runs them.
 test-long: setup
 	-@$(MAKE) --no-print-directory tls-deps
 	$(BIN)/python -m pytest -m "long and not slow and not faults" $(PYTEST_ARGS)

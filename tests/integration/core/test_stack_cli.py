@@ -38,6 +38,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.long  # starts and stops the whole local stack as processes: about 30 s
 def test_stack_up_status_down(tmp_path: Path) -> None:
     t0 = time.monotonic()
     up = _lfr(tmp_path, "stack", "up")

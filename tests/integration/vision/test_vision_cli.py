@@ -62,6 +62,7 @@ def test_bench_models_prints_figures(env_models: Path, faces_dir: Path) -> None:
     assert out["detect_recall_small_faces"] >= 0.95 and out["detect_recall_small_faces_n"] >= 40
 
 
+@pytest.mark.long  # quantizes, then benches: opt-in tooling, about 15 s
 def test_quantize_then_bench_the_int8_card(
     monkeypatch: pytest.MonkeyPatch, models_dir: Path, faces_dir: Path, tmp_path: Path
 ) -> None:

@@ -15,7 +15,8 @@ from lfr.modelbuild.quantize import QuantizeError, quantize_embedder
 from lfr.vision import FaceAnalyzer
 from lfr.vision.cards import find_card, sha256_file
 
-pytestmark = pytest.mark.shared_data
+# Opt-in int8 tooling (quantizes the dlib embedder, about 25 s in all): run by make test-long and CI.
+pytestmark = [pytest.mark.shared_data, pytest.mark.long]
 
 BASE = "dlib-resnet-v1"
 INT8 = "dlib-resnet-v1-int8"

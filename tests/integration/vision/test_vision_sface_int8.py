@@ -17,6 +17,9 @@ from lfr.modelbuild.quantize import calibration_images, float_end_nodes, quantiz
 from lfr.vision import FaceAnalyzer
 from lfr.vision.cards import find_card
 
+# Opt-in tooling whose module fixture quantizes SFace (about 30 s): run by make test-long and CI.
+pytestmark = pytest.mark.long
+
 BASE = "sface"
 INT8 = "sface-int8"
 
