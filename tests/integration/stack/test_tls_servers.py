@@ -429,27 +429,37 @@ def tls_milvus(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
         import milvus  # noqa: F401
     except ImportError:
         pytest.skip("the Milvus standalone server needs PyPI 'milvus' (pip install 'lfr[stack]')")
-    folder = tmp_path_factory.mktemp("milvus-tls")
-    port, metrics = free_port(), free_port()
-    others = ",".join(str(free_port()) for _ in milvus_server.PORT_KEYS)
-    argv = [sys.executable, "-m", "lfr.stack.milvus_server", "--data-dir", str(folder / "data")]
-    argv += ["--port", str(port), "--metrics-port", str(metrics), "--other-ports", others, "--auth"]
-    argv += ["--tls-cert", str(pki.cert), "--tls-key", str(pki.key), "--tls-ca", str(pki.ca)]
-    t0 = time.monotonic()
-    with open(folder / "milvus.log", "wb") as out:
-        proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    try:
-        while not _healthy(metrics):
-            if proc.poll() is not None:
-                pytest.fail(f"the Milvus server exited during start-up (log: {folder / 'milvus.log'})")
-            if time.monotonic() - t0 > 120:
-                pytest.fail("the Milvus server did not answer within 120 s")
-            time.sleep(0.2)
-        yield TlsMilvus(port, time.monotonic() - t0, proc)
-    finally:
-        _stop(proc)
+    # The server binds eleven ports chosen free here seconds earlier; on a busy machine another process can
+    # take one in between and the server exits ("address already in use"): start it again on fresh ports,
+    # as lfr.stack.local does.
+    for attempt in range(3):
+        folder = tmp_path_factory.mktemp("milvus-tls")
+        port, metrics = free_port(), free_port()
+        others = ",".join(str(free_port()) for _ in milvus_server.PORT_KEYS)
+        argv = [sys.executable, "-m", "lfr.stack.milvus_server", "--data-dir", str(folder / "data")]
+        argv += ["--port", str(port), "--metrics-port", str(metrics), "--other-ports", others, "--auth"]
+        argv += ["--tls-cert", str(pki.cert), "--tls-key", str(pki.key), "--tls-ca", str(pki.ca)]
+        t0 = time.monotonic()
+        with open(folder / "milvus.log", "wb") as out:
+            proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        lost_port = False
+        try:
+            while not _healthy(metrics):
+                if proc.poll() is not None:
+                    lost_port = b"address already in use" in (folder / "milvus.log").read_bytes()
+                    if lost_port and attempt < 2:
+                        break
+                    pytest.fail(f"the Milvus server exited during start-up (log: {folder / 'milvus.log'})")
+                if time.monotonic() - t0 > 120:
+                    pytest.fail("the Milvus server did not answer within 120 s")
+                time.sleep(0.2)
+            if not lost_port:
+                yield TlsMilvus(port, time.monotonic() - t0, proc)
+                return
+        finally:
+            _stop(proc)
 
 
 def _milvus_settings(tmp_path: Path, **milvus_settings: Any) -> dict[str, Any]:
