@@ -33,6 +33,7 @@ The output is the ``figures`` mapping of a card Calibration record (``fmr@T``, `
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,22 @@ def run_calibrate(
     draws: int = 5,
 ) -> dict[str, Any]:
     """``person_searches`` (default ``ingest.best_shot_max_per_track``) is the track length of the
-    per-person figures; ``draws`` how many times each person's photos are cut into tracks."""
+    per-person figures; ``draws`` how many times each person's photos are cut into tracks.
+
+    Without ``cache_dir`` the run keeps its embeddings in a temporary one: the identify and tracks passes
+    read the photos the first pass embedded instead of embedding them again."""
+    if cache_dir is None:
+        with tempfile.TemporaryDirectory(prefix="lfr-calibrate-") as tmp:
+            return run_calibrate(
+                settings,
+                root,
+                thresholds,
+                cache_dir=Path(tmp),
+                seed=seed,
+                analyzer=analyzer,
+                person_searches=person_searches,
+                draws=draws,
+            )
     analyzer = analyzer or FaceAnalyzer(settings)
     k = settings.ingest.best_shot_max_per_track if person_searches is None else person_searches
     card = analyzer.embedder.card

@@ -155,16 +155,7 @@ class DeploymentService:
         except StoreError as exc:
             log.warning("expected rate unavailable at authorisation of %s: %s", dep.deployment_id, exc)
             return None
-        return RateAtAuthorisation(
-            threshold=rate.threshold,
-            watchlist_size=rate.watchlist_size,
-            false_alerts_per_1000=rate.false_alerts_per_1000,
-            searches_per_person=rate.searches_per_person,
-            tpir=rate.tpir,
-            tpir_person=rate.tpir_person,
-            tpir_person_views=rate.tpir_person_views,
-            summary=rate.summary(),
-        )
+        return RateAtAuthorisation.model_validate(rate.as_dict())  # the fields it keeps, by name
 
     async def refuse(self, deployment_id: str, officer: str, reason: str) -> DeploymentOut:
         return await self.describe(await self.store.refuse(deployment_id, officer, reason))

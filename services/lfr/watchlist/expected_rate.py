@@ -136,9 +136,7 @@ def false_alerts_per_1000(fmr: float, watchlist_size: int) -> float:
 def calibration_points(card: CalibratedCard) -> list[FmrPoint]:
     """Every usable (threshold, FMR) figure in the card's calibration records."""
     points: list[FmrPoint] = []
-    for cal in _iter(getattr(card, "calibration", ()) or ()):
-        figures = dict(getattr(cal, "figures", {}) or {})
-        dataset = str(getattr(cal, "dataset", "calibration")).split(" (")[0]
+    for figures, dataset in _records(card):
         impostors = float(figures.get("impostor_pairs", 0) or 0)
         for key, value in figures.items():
             m = _KEY.match(str(key).lower())
@@ -167,6 +165,13 @@ def _iter(value: Any) -> Iterable[Any]:
     return value if isinstance(value, list | tuple) else [value]
 
 
+def _records(card: CalibratedCard) -> Iterable[tuple[dict[str, Any], str]]:
+    """Each calibration record's figures and the short name of its data set."""
+    for cal in _iter(getattr(card, "calibration", ()) or ()):
+        figures = dict(getattr(cal, "figures", {}) or {})
+        yield figures, str(getattr(cal, "dataset", "calibration")).split(" (")[0]
+
+
 def fmr_at(card: CalibratedCard, threshold: float) -> FmrPoint | None:
     """The tightest calibrated FMR valid for ``threshold``: measured at it, or at a looser threshold."""
     usable = [p for p in calibration_points(card) if not card.is_looser(threshold, p.threshold)]
@@ -182,11 +187,9 @@ def person_points(card: CalibratedCard, searches_per_person: int) -> list[FmrPoi
     whose simulated passages made at least ``searches_per_person`` searches (``person_searches``): a
     passage searched more often can only match more, so a figure for fewer searches does not apply."""
     points: list[FmrPoint] = []
-    for cal in _iter(getattr(card, "calibration", ()) or ()):
-        figures = dict(getattr(cal, "figures", {}) or {})
+    for figures, dataset in _records(card):
         if float(figures.get("person_searches", 0) or 0) < searches_per_person:
             continue
-        dataset = str(getattr(cal, "dataset", "calibration")).split(" (")[0]
         searches = int(float(figures["person_searches"]))
         for key, value in figures.items():
             m = _PERSON_KEY.match(str(key).lower())
@@ -288,9 +291,7 @@ def expected_rate(
 def tpir_points(card: CalibratedCard) -> list[FmrPoint]:
     """Calibrated true-positive identification rates (``tpir@T`` figures), as (threshold, rate) points."""
     points: list[FmrPoint] = []
-    for cal in _iter(getattr(card, "calibration", ()) or ()):
-        figures = dict(getattr(cal, "figures", {}) or {})
-        dataset = str(getattr(cal, "dataset", "calibration")).split(" (")[0]
+    for figures, dataset in _records(card):
         for key, value in figures.items():
             m = _TPIR_KEY.match(str(key).lower())
             if m:
@@ -306,12 +307,10 @@ def tpir_person_at(
     the fused template so far) valid for ``threshold``, and how many views, from a calibration whose
     passages a deployment searching up to ``searches_per_person`` times can make; None without one."""
     usable: list[tuple[FmrPoint, int]] = []
-    for cal in _iter(getattr(card, "calibration", ()) or ()):
-        figures = dict(getattr(cal, "figures", {}) or {})
+    for figures, dataset in _records(card):
         views = int(float(figures.get("person_searches", 0) or 0))
         if not 1 < views <= searches_per_person:
             continue
-        dataset = str(getattr(cal, "dataset", "calibration")).split(" (")[0]
         for key, value in figures.items():
             m = _TPIR_PERSON_KEY.match(str(key).lower())
             if m and not card.is_looser(float(m.group(1)), threshold):
