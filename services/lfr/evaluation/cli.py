@@ -266,15 +266,28 @@ def calibrate_cmd(
 @threshold_app.command("recommend")
 def recommend_cmd(
     eval_result: Annotated[Path, typer.Option("--eval", help="result.json written by `lfr eval ... --out`")],
-    target_fpir: Annotated[str, typer.Option("--target-fpir", help="false alerts per face, e.g. 1/6000")],
+    target_fpir: Annotated[
+        str, typer.Option("--target-fpir", help="false alerts per person passing, e.g. 1/6000")
+    ],
     watchlist_size: Annotated[int, typer.Option("--watchlist-size", min=1, help="images on the watchlists")],
+    searches_per_person: Annotated[
+        int | None,
+        typer.Option(
+            "--searches-per-person",
+            min=1,
+            help="times a live camera searches one person (default: ingest.best_shot_max_per_track; "
+            "1 gives the rate per search)",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """The threshold meeting a false-alert target for a watchlist size, with the rates to expect."""
+    """The threshold meeting a false-alert target per person passing for a watchlist size, with the rates
+    to expect."""
     from lfr.evaluation.threshold import RecommendError, load_result, parse_rate, recommend
 
+    k = searches_per_person or cli_settings().ingest.best_shot_max_per_track
     try:
-        result = recommend(load_result(eval_result), parse_rate(target_fpir), watchlist_size)
+        result = recommend(load_result(eval_result), parse_rate(target_fpir), watchlist_size, k)
     except RecommendError as exc:
         raise _fail(exc) from None
     if as_json:
@@ -282,8 +295,15 @@ def recommend_cmd(
         return
     typer.echo(f"threshold {result['threshold']:.4f} ({result['metric']}, {result['method']})")
     typer.echo(
-        f"expected false alerts per 10,000 faces: {result['expected_false_alerts_per_10000_faces']:.3g} "
-        f"(upper 95% bound from the data alone: {result['false_alerts_per_10000_faces_upper_95']:.3g})"
+        "expected false alerts per 10,000 people passing: "
+        f"{result['expected_false_alerts_per_10000_people']:.3g} "
+        f"(upper 95% bound from the data alone: {result['false_alerts_per_10000_people_upper_95']:.3g}; "
+        f"{result['person_basis']})"
+    )
+    typer.echo(
+        "expected false alerts per 10,000 searches: "
+        f"{result['expected_false_alerts_per_10000_searches']:.3g} "
+        f"(upper 95% bound: {result['false_alerts_per_10000_searches_upper_95']:.3g})"
     )
     tpir = result["expected_tpir"]
     typer.echo(f"expected TPIR: {'unknown' if tpir is None else f'{tpir:.4f}'} ({result['tpir_basis']})")

@@ -19,11 +19,17 @@ impostor comparisons of an evaluation run (``lfr eval verify|identify --out DIR`
   never looser than the closest impostor comparison actually observed: the target expects fewer than one
   such match in the whole run, so matching one would contradict it.
 
+The target is per person passing, as the deployment rule's (``governance.target_fpir``): a live camera
+searches a steady person up to k times (``ingest.best_shot_max_per_track``) and an evaluation run measures
+single searches, so the rate per search must hold ``f / k`` (the union bound over the k searches; a model
+card's measured passages, which ``lfr eval calibrate`` adds, can only be tighter). With k = 1 the answer is
+the per-search one.
+
 The answer is never looser than the model card's ``threshold_floor``: going below the floor needs a recorded
 reason (design: threshold governance), so a looser recommendation is clamped to the floor and flagged.
-Expected false alerts per 10,000 faces use the same compounding formula (lfr.watchlist.expected_rate),
-with an upper 95% bound from the data alone beside them (3 / n when no impostor matched: the rule of
-three), because an extrapolated rate is a model, not a measurement; and
+Expected false alerts per 10,000 people passing and per 10,000 searches use the same compounding formula
+(lfr.watchlist.expected_rate), with an upper 95% bound from the data alone beside them (3 / n when no
+impostor matched: the rule of three), because an extrapolated rate is a model, not a measurement; and
 the expected TPIR is the share of mated scores in the run that pass the threshold (verification: TAR;
 identification: rank-1 TPIR at the run's gallery size; a larger watchlist can only lower it). docs/accuracy.md
 works an example.
@@ -43,7 +49,7 @@ import numpy as np
 from lfr.evaluation.metrics import clean_json, to_similarity
 from lfr.watchlist.expected_rate import false_alerts_per_1000
 
-FACES = 10_000
+TEN_THOUSAND = 10_000
 
 
 class RecommendError(ValueError):
@@ -167,11 +173,26 @@ def _expected_tpir(result: dict[str, Any], threshold: float) -> tuple[float | No
     return float(np.mean(sims >= t)), f"TAR over {len(gen)} genuine pairs (1:1; 1:N TPIR will be lower)"
 
 
-def recommend(result: dict[str, Any], target_fpir: float, watchlist_size: int) -> dict[str, Any]:
-    """The governance answer for one target and watchlist size (see the module docstring)."""
+def per_search_target(target_fpir: float, searches_per_person: int) -> float:
+    """The false-alert rate per search that holds ``target_fpir`` per person searched up to k times.
+
+    An evaluation run measures single searches, so a person's k searches are bounded by the union,
+    ``k x`` the rate per search, the bound lfr.watchlist.expected_rate applies to a card without measured
+    passages."""
+    if searches_per_person < 1:
+        raise RecommendError("searches per person must be at least 1")
+    return target_fpir / searches_per_person
+
+
+def recommend(
+    result: dict[str, Any], target_fpir: float, watchlist_size: int, searches_per_person: int = 1
+) -> dict[str, Any]:
+    """The governance answer for one target per person passing and watchlist size (see the module
+    docstring); ``searches_per_person`` is how many times a live camera searches one person."""
     imp = _Impostors(result["scores"])
     lower = imp.lower
-    fmr = per_comparison_rate(target_fpir, watchlist_size)
+    k = searches_per_person
+    fmr = per_comparison_rate(per_search_target(target_fpir, k), watchlist_size)
     needed = math.ceil(1.0 / fmr)
     notes: list[str] = []
     check: dict[str, Any] | None = None
@@ -228,6 +249,8 @@ def recommend(result: dict[str, Any], target_fpir: float, watchlist_size: int) -
     seen = round((measured or 0.0) * imp.count)
     upper = (3.0 if seen == 0 else seen + 1.96 * math.sqrt(seen) + 1.0) / imp.count if imp.count else 1.0
     tpir, tpir_basis = _expected_tpir(result, threshold)
+    per_search = false_alerts_per_1000(min(max(rate, 0.0), 1.0), watchlist_size) / 1000.0
+    per_search_upper = false_alerts_per_1000(min(upper, 1.0), watchlist_size) / 1000.0
     return clean_json(
         {
             "threshold": threshold,
@@ -235,17 +258,23 @@ def recommend(result: dict[str, Any], target_fpir: float, watchlist_size: int) -
             "method": method,
             "target_fpir": target_fpir,
             "watchlist_size": watchlist_size,
+            "searches_per_person": k,
+            "per_search_fpir_target": per_search_target(target_fpir, k),
             "per_comparison_fmr_target": fmr,
             "per_comparison_fmr_at_threshold": rate,
             "fmr_basis": rate_basis,
-            "expected_fpir": false_alerts_per_1000(min(max(rate, 0.0), 1.0), watchlist_size) / 1000.0,
-            "expected_false_alerts_per_10000_faces": false_alerts_per_1000(
-                min(max(rate, 0.0), 1.0), watchlist_size
-            )
-            * (FACES / 1000),
+            "expected_fpir": min(1.0, k * per_search),
+            "expected_fpir_per_search": per_search,
+            "expected_false_alerts_per_10000_people": min(1.0, k * per_search) * TEN_THOUSAND,
+            "expected_false_alerts_per_10000_searches": per_search * TEN_THOUSAND,
             "per_comparison_fmr_upper_95": min(upper, 1.0),
-            "false_alerts_per_10000_faces_upper_95": false_alerts_per_1000(min(upper, 1.0), watchlist_size)
-            * (FACES / 1000),
+            "false_alerts_per_10000_people_upper_95": min(1.0, k * per_search_upper) * TEN_THOUSAND,
+            "false_alerts_per_10000_searches_upper_95": per_search_upper * TEN_THOUSAND,
+            "person_basis": (
+                "one search per person"
+                if k == 1
+                else f"upper bound: {k} x the rate per search (the run measures single searches)"
+            ),
             "expected_tpir": tpir,
             "tpir_basis": tpir_basis,
             "card_threshold": result.get("threshold"),

@@ -202,7 +202,9 @@ def test_identify_deepface_with_lfw_distractors_and_threshold(
     else:
         assert rec["threshold"] >= r["threshold_floor"]
     assert rec["method"] == "gaussian" and rec["notes"]
-    assert rec["expected_false_alerts_per_10000_faces"] >= 0 and rec["expected_tpir"] is not None
+    assert rec["expected_false_alerts_per_10000_people"] >= 0 and rec["expected_tpir"] is not None
+    # The target is per person: a live camera searches a steady person up to best_shot_max_per_track times.
+    assert rec["searches_per_person"] == 3 and rec["per_search_fpir_target"] == pytest.approx(1 / 18000)
 
 
 def test_identify_leaves_a_third_out_without_distractors(models_dir: Path, shared_faces: Path) -> None:

@@ -41,7 +41,8 @@ def test_empirical_recommendation_by_hand() -> None:
     assert r["method"] == "empirical"
     assert r["threshold"] == pytest.approx(0.5095)
     assert r["per_comparison_fmr_at_threshold"] == pytest.approx(0.01)
-    assert r["expected_false_alerts_per_10000_faces"] == pytest.approx(100.0)
+    assert r["expected_false_alerts_per_10000_people"] == pytest.approx(100.0)
+    assert r["expected_false_alerts_per_10000_searches"] == pytest.approx(100.0)
     assert r["expected_tpir"] == pytest.approx(0.5)
     assert not r["clamped_to_floor"]
 
@@ -51,7 +52,7 @@ def test_watchlist_size_tightens_the_threshold() -> None:
     imp = 0.5 + np.arange(1000) / 1000.0
     r = th.recommend(_result(imp, [0.3]), 1 - (1 - 0.001) ** 10, 10)
     assert r["threshold"] == pytest.approx(0.5005)
-    assert r["expected_false_alerts_per_10000_faces"] == pytest.approx(10_000 * (1 - 0.999**10), rel=1e-6)
+    assert r["expected_false_alerts_per_10000_people"] == pytest.approx(10_000 * (1 - 0.999**10), rel=1e-6)
 
 
 def test_unresolvable_target_extrapolates_and_says_so() -> None:
@@ -61,7 +62,59 @@ def test_unresolvable_target_extrapolates_and_says_so() -> None:
     assert r["method"] == "gaussian"
     assert r["threshold"] < imp.min()  # never looser than an impostor actually seen
     assert any("extrapolated" in n for n in r["notes"])
-    assert r["false_alerts_per_10000_faces_upper_95"] > r["expected_false_alerts_per_10000_faces"]
+    assert r["false_alerts_per_10000_people_upper_95"] > r["expected_false_alerts_per_10000_people"]
+
+
+def test_a_person_searched_three_times_needs_a_third_of_the_rate_per_search() -> None:
+    """Target 0.03 per person at N = 1, each person searched 3 times: 0.01 per search, so 10 of the 1,000
+    impostor distances may match, the cut of the one-search case at 0.01 (0.5095); per person the union
+    bound is 3 x 100 = 300 per 10,000. One search per person gives the one-search answer (30 may match)."""
+    imp = 0.5 + np.arange(1000) / 1000.0
+    r = th.recommend(_result(imp, [0.3]), 0.03, 1, searches_per_person=3)
+    assert r["threshold"] == pytest.approx(0.5095)
+    assert r["per_search_fpir_target"] == pytest.approx(0.01)
+    assert r["expected_false_alerts_per_10000_searches"] == pytest.approx(100.0)
+    assert r["expected_false_alerts_per_10000_people"] == pytest.approx(300.0)
+    assert r["expected_fpir"] == pytest.approx(0.03) and "3 x" in r["person_basis"]
+    once = th.recommend(_result(imp, [0.3]), 0.03, 1)
+    assert once["threshold"] == pytest.approx(0.5295) and once["searches_per_person"] == 1
+    with pytest.raises(th.RecommendError):
+        th.recommend(_result(imp, [0.3]), 0.03, 1, searches_per_person=0)
+
+
+def test_recommend_command_states_the_rate_per_person_and_per_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command reads k from the settings (ingest.best_shot_max_per_track) unless told, and says both
+    rates; ``--searches-per-person 1`` gives the per-search answer."""
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from lfr.core.config import get_settings
+    from lfr.evaluation.cli import threshold_app
+
+    imp = 0.5 + np.arange(1000) / 1000.0
+    p = tmp_path / "result.json"
+    p.write_text(json.dumps(_result(imp, [0.3])))
+    app = typer.Typer()
+    app.add_typer(threshold_app, name="threshold")
+    monkeypatch.setenv("LFR_INGEST__BEST_SHOT_MAX_PER_TRACK", "2")
+    monkeypatch.setenv("LFR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("LFR_CONFIG", raising=False)
+    get_settings.cache_clear()
+    try:
+        args = ["threshold", "recommend", "--eval", str(p), "--target-fpir", "0.02", "--watchlist-size", "1"]
+        text = CliRunner().invoke(app, args)
+        assert text.exit_code == 0, text.output
+        assert "threshold 0.5095" in text.output  # 0.01 per search: 10 of 1,000 may match
+        assert "per 10,000 people passing: 200 " in text.output and "2 x the rate per search" in text.output
+        assert "per 10,000 searches: 100 " in text.output
+        once = CliRunner().invoke(app, [*args, "--searches-per-person", "1", "--json"])
+        assert json.loads(once.output)["threshold"] == pytest.approx(0.5195)
+    finally:
+        get_settings.cache_clear()
 
 
 def test_looser_than_floor_is_clamped() -> None:
