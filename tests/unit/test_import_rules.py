@@ -30,7 +30,6 @@ MODEL_BUILDING_PACKAGE = "modelbuild"
 MODEL_TOOLING_BASENAMES = (
     "build",
     "quantize",
-    "adapt",
     "calibrate",
     "calibrate_landmarks",
     "onnx_graph",

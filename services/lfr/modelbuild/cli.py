@@ -1,4 +1,4 @@
-"""Command line for models: ``lfr models build|quantize|adapt|list``.
+"""Command line for models: ``lfr models build|quantize|list``.
 
 The benchmark of the built models (``lfr bench models``) lives with the other benchmarks in
 :mod:`lfr.bench`.
@@ -57,39 +57,6 @@ def quantize_cmd(
     typer.echo(f"{card.name:20s} {card.kind:9s} {card.model_id}  {card.directory}")
     typer.echo(f"  {card.source}")
     typer.echo(f"  select it with LFR_MODELS__EMBEDDER={card.name}; check it with `lfr eval verify`")
-
-
-@app.command("adapt")
-def adapt_cmd(
-    root: Path = typer.Argument(
-        ..., help="labelled photos of the force's own subjects: ROOT/<subject>/<photo>, several per subject"
-    ),
-    base: str = typer.Option("sface", "--from", help="the cosine embedder card to adapt"),
-    name: str = typer.Option("sface-nap", "--name", help="card name of the adapted model"),
-    directions: int = typer.Option(
-        2, "--directions", min=1, help="within-subject directions to project out (docs/accuracy.md)"
-    ),
-) -> None:
-    """Build a copy of an embedder that ignores the strongest ways one person's faces vary (opt-in; enrol
-    watchlists with it and calibrate it on the force's own photos before use)."""
-    from lfr.modelbuild.adapt import adapt_embedder
-
-    settings = cli_settings()
-    try:
-        card, faces, projection = adapt_embedder(settings, base, name, root, directions)
-    except CardError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"{card.name:20s} {card.kind:9s} {card.model_id}  {card.directory}")
-    typer.echo(
-        f"  fitted on {len(faces.subjects)} faces of {faces.subject_count} subjects "
-        f"({faces.without_face} of {faces.photos} photos without a face); the {directions} direction(s) "
-        f"held {projection.explained:.1%} of the within-subject variance"
-    )
-    typer.echo(
-        f"  select it with LFR_MODELS__EMBEDDER={card.name}; calibrate it with `lfr eval calibrate` and "
-        "check it with `lfr eval identify` on your own photos"
-    )
 
 
 @app.command("list")

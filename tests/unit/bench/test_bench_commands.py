@@ -26,7 +26,7 @@ def test_bench_commands() -> None:
 
 
 def test_models_commands() -> None:
-    assert _names(models_app) == {"build", "quantize", "adapt", "list"}
+    assert _names(models_app) == {"build", "quantize", "list"}
 
 
 def test_lfr_mounts_them_under_the_same_names() -> None:
