@@ -13,97 +13,39 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Sequence
+from pathlib import Path
 
 import atheris
+
+# The embedder's fakes are the unit tests' own (tests/unit/embedder_fakes.py): import them from the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 with atheris.instrument_imports(include=["lfr"]):
     import cv2
     import numpy as np
-    from aiokafka import ConsumerRecord
 
     from lfr.core import topics
-    from lfr.core.crypto import KeyExpired, crop_aad, open_blob, seal
     from lfr.core.serde import decode, encode
-    from lfr.embedder.handler import EmbedHandler
-    from lfr.v1.crop_pb2 import FaceCrop
     from lfr.v1.dead_letter_pb2 import DeadLetter
-    from lfr.watchlist.deployments import LiveDeployment
     from lfr.watchlist.enrol import EnrolmentRejected, decode_checked, image_size
-    from lfr.watchlist.store import Candidate
+    from tests.unit.embedder_fakes import SIZE, chip_jpeg, crop_record, sealed_crop, wired_handler
 
-KEY = bytes(range(32))
-SIZE = 150
 REASONS = {"bad_payload", "deployment_not_live", "decrypt_failed", "bad_chip"}
 
-
-class Keyring:
-    async def decrypt(self, blob, aad):  # type: ignore[no-untyped-def]
-        if blob.key_id == "expired":
-            raise KeyExpired(blob.key_id)
-        return open_blob(KEY, blob, aad)
-
-
-class Probes:
-    async def seal(self, deployment_id: str, plaintext: bytes, aad: bytes):  # type: ignore[no-untyped-def]
-        return seal("p", KEY, plaintext, aad)
-
-
-class Rule:
-    def is_match(self, raw: float, threshold: float | None = None) -> bool:
-        return raw < 0.5
-
-    def to_score(self, raw: float) -> float:
-        return 1 - raw
-
-
-class Embedder:
-    card = Rule()
-    model_id = "fuzz:1"
-    chip_size = SIZE
-
-    def embed(self, chips: Sequence[np.ndarray]) -> np.ndarray:
-        for c in chips:
-            assert c.shape == (SIZE, SIZE, 3), c.shape
-        return np.array([[float(c.mean()) / 255.0] for c in chips], np.float32)
-
-
-class Matcher:
-    async def search(self, vectors, watchlist_ids, top_k):  # type: ignore[no-untyped-def]
-        return [[Candidate("s", "wl", "wanted", abs(float(v[0]) - 0.5), 0.9)] for v in vectors]
-
-    async def confirm(self, candidates, watchlist_ids):  # type: ignore[no-untyped-def]
-        return list(candidates)
-
-
-class Deployments:
-    async def live(self, deployment_id: str) -> LiveDeployment | None:
-        return LiveDeployment("dep", ("wl",), 0.4, "fuzz:1") if deployment_id == "dep" else None
-
-
-async def _no_counts(deployment_id: str, per_crop: dict[str, dict[str, int]]) -> None:
-    return None
-
-
 LOOP = asyncio.new_event_loop()
-HANDLER = EmbedHandler(3, Keyring(), Probes(), Embedder(), Matcher(), Deployments(), _no_counts)  # type: ignore[arg-type]
-GOOD_CHIP = cv2.imencode(".jpg", np.full((SIZE, SIZE, 3), 120, np.uint8))[1].tobytes()
+WIRED = wired_handler(threshold=0.4)
+WIRED.keyring.expired.add("expired")
+GOOD_CHIP = chip_jpeg(120)
 
 
-def _sealed(crop_id: str, chip: bytes, key_id: str = "k") -> bytes:
-    return encode(
-        FaceCrop(
-            crop_id=crop_id,
-            deployment_id="dep",
-            camera_id="cam",
-            chip=seal(key_id, KEY, chip, crop_aad(crop_id, "cam", "dep")),
-        )
-    )
+def _sealed(crop_id: str, chip: bytes) -> bytes:
+    return encode(sealed_crop(crop_id, chip))
 
 
 def _run(value: bytes) -> None:
-    record = ConsumerRecord(topics.CROPS, 0, 0, 0, 0, b"cam", value, None, 0, len(value), [])
-    outputs = LOOP.run_until_complete(HANDLER([record]))
+    WIRED.matcher.calls.clear()  # the fakes keep what they saw for tests; a fuzz run needs none of it
+    WIRED.matcher.confirmed.clear()
+    outputs = LOOP.run_until_complete(WIRED.handler([crop_record(value)]))
     for out in outputs:
         if out.topic == topics.DEADLETTER:
             dl = decode(DeadLetter, out.value)
@@ -159,8 +101,6 @@ def seeds(name: str) -> dict[str, bytes]:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--seed"]:  # --seed TARGET DIR: write the seed corpus and stop
-        from pathlib import Path
-
         for seed_name, blob in seeds(sys.argv[2]).items():
             (Path(sys.argv[3]) / f"seed-{seed_name}").write_bytes(blob)
         sys.exit(0)

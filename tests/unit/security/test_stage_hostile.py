@@ -15,25 +15,13 @@ from aiokafka import ConsumerRecord
 
 from lfr.core import topics
 from lfr.core.config import Settings, load_settings
-from lfr.core.crypto import DecryptFailed, KeyExpired, crop_aad, open_blob, seal
+from lfr.core.crypto import DecryptFailed, crop_aad, open_blob, seal
 from lfr.core.serde import VERSION_HEADER, decode, encode
 from lfr.core.stage import Output, Stage
-from lfr.embedder.handler import EmbedHandler
-from lfr.v1.crop_pb2 import FaceCrop
 from lfr.v1.dead_letter_pb2 import DeadLetter
 from lfr.v1.hit_pb2 import Hit
-from lfr.watchlist.deployments import LiveDeployment
-from lfr.watchlist.store import Candidate
 
-KEY = b"k" * 32
-SIZE = 150
-
-
-def _rec(
-    value: bytes | None, offset: int = 0, headers: list[tuple[str, bytes]] | None = None
-) -> ConsumerRecord:
-    size = len(value) if value else 0
-    return ConsumerRecord(topics.CROPS, 0, offset, 0, 0, b"cam", value, None, 0, size, headers or [])
+from ..embedder_fakes import KEY, SIZE, crop_record, sealed_crop, wired_handler
 
 
 def _dead(outputs: list[Output]) -> list[DeadLetter]:
@@ -66,10 +54,10 @@ async def test_oversized_and_other_version_records_are_refused_before_the_handle
     stage = Stage(settings, "t", topics.CROPS, "g", handler, max_record_bytes=100)
     outputs = await stage._handle(
         [
-            _rec(b"a" * 101, 0),
-            _rec(b"v2", 1, [(VERSION_HEADER, b"v2")]),
-            _rec(b"ok", 2, [(VERSION_HEADER, b"v1")]),
-            _rec(b"plain", 3),
+            crop_record(b"a" * 101, 0),
+            crop_record(b"v2", 1, [(VERSION_HEADER, b"v2")]),
+            crop_record(b"ok", 2, [(VERSION_HEADER, b"v1")]),
+            crop_record(b"plain", 3),
         ]
     )
     dead = _dead(outputs)
@@ -81,76 +69,26 @@ async def test_oversized_and_other_version_records_are_refused_before_the_handle
 async def test_a_poison_record_is_isolated_and_the_batch_goes_on(settings: Settings) -> None:
     handler = Echo({b"poison"})
     stage = Stage(settings, "t", topics.CROPS, "g", handler)
-    outputs = await stage._handle([_rec(b"one", 0), _rec(b"poison", 1), _rec(b"two", 2)])
+    outputs = await stage._handle([crop_record(b"one", 0), crop_record(b"poison", 1), crop_record(b"two", 2)])
     dead = _dead(outputs)
     assert [(d.reason, d.source_offset) for d in dead] == [("handler_error", 1)]
     assert dead[0].error_type.startswith("IndexError")
     assert sorted(o.value for o in outputs if o.topic == "out.v1") == [b"one", b"two"]
-    single = await stage._handle([_rec(b"poison", 5)])
+    single = await stage._handle([crop_record(b"poison", 5)])
     assert [d.reason for d in _dead(single)] == ["handler_error"]
 
 
 async def test_a_fault_every_record_hits_is_raised_not_dead_lettered(settings: Settings) -> None:
     stage = Stage(settings, "t", topics.CROPS, "g", Echo({b"a", b"b"}))
     with pytest.raises(IndexError):
-        await stage._handle([_rec(b"a", 0), _rec(b"b", 1)])
+        await stage._handle([crop_record(b"a", 0), crop_record(b"b", 1)])
     # Transient failures (Milvus, Redis, broker away) are retried whole by the stage, never dead-lettered.
     stage = Stage(settings, "t", topics.CROPS, "g", Echo({b"a"}, ConnectionError))
     with pytest.raises(ConnectionError):
-        await stage._handle([_rec(b"a", 0), _rec(b"b", 1)])
+        await stage._handle([crop_record(b"a", 0), crop_record(b"b", 1)])
 
 
 # ---- the embedder's handler with hostile chips -------------------------------------------------------
-
-
-class Keyring:
-    async def decrypt(self, blob, aad):  # type: ignore[no-untyped-def]
-        if blob.key_id == "gone":
-            raise KeyExpired(blob.key_id)
-        return open_blob(KEY, blob, aad)
-
-
-class Probes:
-    async def seal(self, deployment_id: str, plaintext: bytes, aad: bytes):  # type: ignore[no-untyped-def]
-        return seal("p", KEY, plaintext, aad)
-
-
-class Rule:
-    def is_match(self, raw: float, threshold: float | None = None) -> bool:
-        return raw < 0.5
-
-    def to_score(self, raw: float) -> float:
-        return 1 - raw
-
-
-class Embedder:
-    card = Rule()
-    model_id = "fake:1"
-    chip_size = SIZE
-
-    def embed(self, chips: Sequence[np.ndarray]) -> np.ndarray:
-        return np.zeros((len(chips), 1), np.float32)
-
-
-class Matcher:
-    async def search(self, vectors, watchlist_ids, top_k):  # type: ignore[no-untyped-def]
-        return [[Candidate("s", "wl", "wanted", 0.1, 0.9)] for _ in vectors]
-
-    async def confirm(self, candidates, watchlist_ids):  # type: ignore[no-untyped-def]
-        return list(candidates)
-
-
-class Deployments:
-    async def live(self, deployment_id: str) -> LiveDeployment | None:
-        return LiveDeployment("dep", ("wl",), 0.5, "fake:1") if deployment_id == "dep" else None
-
-
-async def _no_counts(deployment_id: str, per_crop: dict[str, dict[str, int]]) -> None:
-    return None
-
-
-def _handler() -> EmbedHandler:
-    return EmbedHandler(3, Keyring(), Probes(), Embedder(), Matcher(), Deployments(), _no_counts)  # type: ignore[arg-type]
 
 
 def _png_header(w: int, h: int) -> bytes:
@@ -167,35 +105,26 @@ def _jpeg_bomb(w: int, h: int) -> bytes:
     return bytes(buf)
 
 
-def _crop_with(crop_id: str, chip: bytes, key_id: str = "k1", deployment: str = "dep") -> bytes:
-    return encode(
-        FaceCrop(
-            crop_id=crop_id,
-            deployment_id=deployment,
-            camera_id="cam",
-            chip=seal(key_id, KEY, chip, crop_aad(crop_id, "cam", deployment)),
-        )
-    )
-
-
 async def test_hostile_chips_are_dead_lettered_and_a_good_crop_still_matches() -> None:
     good = cv2.imencode(".jpg", np.full((SIZE, SIZE, 3), 128, np.uint8))[1].tobytes()
-    swapped = decode(FaceCrop, _crop_with("a", good))
+    swapped = sealed_crop("a", good)
     swapped.crop_id = "b"  # the chip of crop a replayed as crop b
     records = [
-        _rec(_crop_with("bomb", _jpeg_bomb(60_000, 60_000)), 0),
-        _rec(_crop_with("png-bomb", _png_header(100_000, 100_000)), 1),
-        _rec(_crop_with("text", b"GET / HTTP/1.1\r\n\r\n"), 2),
-        _rec(_crop_with("truncated", good[: len(good) // 3]), 3),
-        _rec(_crop_with("empty", b""), 4),
-        _rec(encode(swapped), 5),
-        _rec(_crop_with("rogue", good, deployment="unknown-deployment"), 6),
-        _rec(b"\x0a\xff\xff\xff\xff\x0f", 7),
-        _rec(None, 8),
-        _rec(_crop_with("expired", good, key_id="gone"), 9),
-        _rec(_crop_with("good", good), 10),
+        crop_record(sealed_crop("bomb", _jpeg_bomb(60_000, 60_000)), 0),
+        crop_record(sealed_crop("png-bomb", _png_header(100_000, 100_000)), 1),
+        crop_record(sealed_crop("text", b"GET / HTTP/1.1\r\n\r\n"), 2),
+        crop_record(sealed_crop("truncated", good[: len(good) // 3]), 3),
+        crop_record(sealed_crop("empty", b""), 4),
+        crop_record(encode(swapped), 5),
+        crop_record(sealed_crop("rogue", good, deployment="unknown-deployment"), 6),
+        crop_record(b"\x0a\xff\xff\xff\xff\x0f", 7),
+        crop_record(None, 8),
+        crop_record(sealed_crop("expired", good, key_id="gone"), 9),
+        crop_record(sealed_crop("good", good), 10),
     ]
-    outputs = await _handler()(records)
+    wired = wired_handler(threshold=0.5)  # the good chip (brightness 128) lies 0.3 from the enrolled face
+    wired.keyring.expired.add("gone")
+    outputs = await wired.handler(records)
     dead = {d.source_offset: d.reason for d in _dead(outputs)}
     assert dead == {
         0: "bad_chip",
