@@ -192,7 +192,8 @@ def recommend(
     imp = _Impostors(result["scores"])
     lower = imp.lower
     k = searches_per_person
-    fmr = per_comparison_rate(per_search_target(target_fpir, k), watchlist_size)
+    search_target = per_search_target(target_fpir, k)
+    fmr = per_comparison_rate(search_target, watchlist_size)
     needed = math.ceil(1.0 / fmr)
     notes: list[str] = []
     check: dict[str, Any] | None = None
@@ -251,6 +252,7 @@ def recommend(
     tpir, tpir_basis = _expected_tpir(result, threshold)
     per_search = false_alerts_per_1000(min(max(rate, 0.0), 1.0), watchlist_size) / 1000.0
     per_search_upper = false_alerts_per_1000(min(upper, 1.0), watchlist_size) / 1000.0
+    per_person = min(1.0, k * per_search)  # the union bound over the person's searches
     return clean_json(
         {
             "threshold": threshold,
@@ -259,13 +261,13 @@ def recommend(
             "target_fpir": target_fpir,
             "watchlist_size": watchlist_size,
             "searches_per_person": k,
-            "per_search_fpir_target": per_search_target(target_fpir, k),
+            "per_search_fpir_target": search_target,
             "per_comparison_fmr_target": fmr,
             "per_comparison_fmr_at_threshold": rate,
             "fmr_basis": rate_basis,
-            "expected_fpir": min(1.0, k * per_search),
+            "expected_fpir": per_person,
             "expected_fpir_per_search": per_search,
-            "expected_false_alerts_per_10000_people": min(1.0, k * per_search) * TEN_THOUSAND,
+            "expected_false_alerts_per_10000_people": per_person * TEN_THOUSAND,
             "expected_false_alerts_per_10000_searches": per_search * TEN_THOUSAND,
             "per_comparison_fmr_upper_95": min(upper, 1.0),
             "false_alerts_per_10000_people_upper_95": min(1.0, k * per_search_upper) * TEN_THOUSAND,

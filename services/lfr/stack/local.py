@@ -275,8 +275,7 @@ class LocalStack:
         mdir.mkdir(parents=True, exist_ok=True)
         metrics = free_port()
         others = ",".join(str(free_port()) for _ in milvus_server.PORT_KEYS)  # the rest + etcd's peer
-        argv = [sys.executable, "-m", "lfr.stack.milvus_server", "--data-dir", str(mdir), "--port", str(mp)]
-        argv += ["--metrics-port", str(metrics), "--other-ports", others]
+        argv = milvus_server.command(mdir, mp, metrics, others)
         return self._spawn(
             "milvus", argv, mp, f"http://127.0.0.1:{mp}", kind="standalone", metrics_port=metrics
         )
@@ -296,7 +295,7 @@ class LocalStack:
             except StackError as exc:
                 with open(log_path, "rb") as f:
                     f.seek(offset)
-                    lost_port = b"address already in use" in f.read()
+                    lost_port = milvus_server.lost_a_port(f.read())
                 if "milvus exited" not in str(exc) or not lost_port or attempt == attempts - 1:
                     raise
                 log.warning("Milvus lost a port to another process during start-up; starting it again")

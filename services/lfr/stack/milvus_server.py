@@ -42,6 +42,32 @@ EXTRA = {
 }
 
 
+PORT_LOST = b"address already in use"
+"""What the server's log says when another process took one of its ports between choosing and binding."""
+
+
+def command(data_dir: Path, port: int, metrics_port: int, other_ports: str, *extra: str) -> list[str]:
+    """The command line that starts the server: ``other_ports`` is a comma list, one per ``PORT_KEYS``;
+    ``extra`` adds flags such as ``--auth`` or the TLS files."""
+    argv = [sys.executable, "-m", "lfr.stack.milvus_server", "--data-dir", str(data_dir)]
+    return [
+        *argv,
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(metrics_port),
+        "--other-ports",
+        other_ports,
+        *extra,
+    ]
+
+
+def lost_a_port(log: bytes) -> bool:
+    """Whether a server that exited during start-up did so because a port was taken meanwhile (start it
+    again on fresh ports) rather than for a reason a restart would repeat."""
+    return PORT_LOST in log
+
+
 def binary_cache() -> Path:
     import milvus
 

@@ -60,9 +60,7 @@ class MilvusProcess:
         """Start (same ports and data as before on a restart); returns the seconds until it answered."""
         t0 = time.monotonic()
         if self.kind == "standalone":
-            argv = [sys.executable, "-m", "lfr.stack.milvus_server", "--data-dir", str(self.data_dir)]
-            argv += ["--port", str(self.port), "--metrics-port", str(self.metrics_port)]
-            argv += ["--other-ports", self.others, "--auth"]
+            argv = milvus_server.command(self.data_dir, self.port, self.metrics_port, self.others, "--auth")
         else:
             argv = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir)]
             argv += ["--host", "127.0.0.1", "--port", str(self.port)]

@@ -436,9 +436,8 @@ def tls_milvus(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
         folder = tmp_path_factory.mktemp("milvus-tls")
         port, metrics = free_port(), free_port()
         others = ",".join(str(free_port()) for _ in milvus_server.PORT_KEYS)
-        argv = [sys.executable, "-m", "lfr.stack.milvus_server", "--data-dir", str(folder / "data")]
-        argv += ["--port", str(port), "--metrics-port", str(metrics), "--other-ports", others, "--auth"]
-        argv += ["--tls-cert", str(pki.cert), "--tls-key", str(pki.key), "--tls-ca", str(pki.ca)]
+        tls = ["--tls-cert", str(pki.cert), "--tls-key", str(pki.key), "--tls-ca", str(pki.ca)]
+        argv = milvus_server.command(folder / "data", port, metrics, others, "--auth", *tls)
         t0 = time.monotonic()
         with open(folder / "milvus.log", "wb") as out:
             proc = subprocess.Popen(
@@ -448,7 +447,7 @@ def tls_milvus(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
         try:
             while not _healthy(metrics):
                 if proc.poll() is not None:
-                    lost_port = b"address already in use" in (folder / "milvus.log").read_bytes()
+                    lost_port = milvus_server.lost_a_port((folder / "milvus.log").read_bytes())
                     if lost_port and attempt < 2:
                         break
                     pytest.fail(f"the Milvus server exited during start-up (log: {folder / 'milvus.log'})")
